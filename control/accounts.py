@@ -1,0 +1,44 @@
+"""Creating and finding accounts, shared by the API and the command line."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control.errors import conflict
+from control.models import Role, User
+from control.passwords import Passwords
+
+
+async def find_user(db: AsyncSession, username: str) -> User | None:
+    result = await db.execute(select(User).where(func.lower(User.username) == username.lower()))
+    return result.scalar_one_or_none()
+
+
+async def create_user(
+    db: AsyncSession,
+    passwords: Passwords,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    email: str = "",
+    display_name: str = "",
+) -> User:
+    # Usernames are unique regardless of case, so "Ana" cannot impersonate "ana".
+    if await find_user(db, username) is not None:
+        raise conflict("username_taken", f"the username {username!r} is taken")
+    user = User(
+        username=username,
+        password_hash=passwords.hash(password),
+        role=role,
+        email=email,
+        display_name=display_name,
+    )
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def count_users(db: AsyncSession) -> int:
+    return int(await db.scalar(select(func.count(User.id))) or 0)

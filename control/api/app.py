@@ -1,0 +1,38 @@
+"""Builds the control plane's aiohttp application from its endpoint modules."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.settings import Settings
+from control.api import categories, courses, users
+from control.api.error_middleware import error_middleware
+from control.api.openapi import openapi_document
+from control.api.responses import json
+from control.api.routing import Endpoint, add_endpoints
+from control.api.state import STATE, AppState
+from control.database import Database
+from control.passwords import Passwords, dummy_hash
+
+ENDPOINT_MODULES = (users, categories, courses)
+
+
+def all_endpoints() -> list[Endpoint]:
+    return [e for module in ENDPOINT_MODULES for e in module.routes.endpoints]
+
+
+def build_app(settings: Settings, database: Database) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
+    )
+    passwords = Passwords(settings.auth)
+    app[STATE] = AppState(settings, database, passwords, dummy_hash(passwords))
+    endpoints = all_endpoints()
+    add_endpoints(app, endpoints)
+    document = openapi_document(endpoints)
+
+    async def serve_openapi(_request: web.Request) -> web.Response:
+        return json(document)
+
+    app.router.add_get("/openapi.json", serve_openapi)
+    return app

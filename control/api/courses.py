@@ -1,0 +1,363 @@
+"""Courses: the catalog (filtered by who asks), and CRUD for their teachers and admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import Select, delete, func, insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control.api.bodies import Body, Query
+from control.api.cursor import decode_cursor, encode_cursor
+from control.api.responses import json, no_content
+from control.api.routing import Ctx, Routes
+from control.errors import bad_request, forbidden, unprocessable
+from control.models import (
+    AccessLevel,
+    Category,
+    ChatMode,
+    Course,
+    Enrollment,
+    EnrollmentStatus,
+    Role,
+    User,
+    course_prerequisites,
+)
+from control.permissions import managed_course, visibility_filter, visible_course
+
+routes = Routes("courses")
+
+SortKey = Literal["title", "-title", "created_at", "-created_at", "id", "-id"]
+
+
+class CourseFields(Body):
+    description: str = Field(default="", max_length=50_000)
+    access_level: AccessLevel = AccessLevel.PUBLIC
+    capacity: int | None = Field(default=None, ge=1, le=1_000_000)
+    price_cents: int | None = Field(default=None, ge=1)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    prerequisite_ids: list[int] = Field(default_factory=list, max_length=50)
+    chat_mode: ChatMode = ChatMode.PUBLIC
+    vod_channel_id: str = Field(default="", max_length=100)
+    is_active: bool = True
+    teacher_id: int | None = None
+
+
+class CourseCreate(CourseFields):
+    title: str = Field(min_length=1, max_length=200)
+    category_id: int
+
+
+class CoursePatch(Body):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    category_id: int | None = None
+    description: str | None = Field(default=None, max_length=50_000)
+    access_level: AccessLevel | None = None
+    capacity: int | None = Field(default=None, ge=1, le=1_000_000)
+    price_cents: int | None = Field(default=None, ge=1)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    prerequisite_ids: list[int] | None = Field(default=None, max_length=50)
+    chat_mode: ChatMode | None = None
+    vod_channel_id: str | None = Field(default=None, max_length=100)
+    is_active: bool | None = None
+    teacher_id: int | None = None
+
+
+class CourseListQuery(Query):
+    category_id: int | None = None
+    q: str | None = Field(default=None, max_length=200)
+    access_level: AccessLevel | None = None
+    is_live: bool | None = None
+    teacher_id: int | None = None
+    sort: SortKey = "title"
+    cursor: str | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+def course_json(
+    course: Course,
+    teacher: User | None,
+    category: Category | None,
+    prerequisites: list[int],
+    enrolled: int,
+    public_url: str,
+) -> dict[str, Any]:
+    return {
+        "id": course.id,
+        "title": course.title,
+        "description": course.description,
+        "teacher": {
+            "id": course.teacher_id,
+            "username": teacher.username if teacher else None,
+            "display_name": teacher.display_name if teacher else None,
+        },
+        "category": {"id": course.category_id, "name": category.name if category else None},
+        "access_level": course.access_level.value,
+        "capacity": course.capacity,
+        "enrolled_count": enrolled,
+        "seats_left": max(course.capacity - enrolled, 0),
+        "price_cents": course.price_cents,
+        "currency": course.currency or None,
+        "prerequisite_ids": prerequisites,
+        "chat_mode": course.chat_mode.value,
+        "vod_channel_id": course.vod_channel_id,
+        "is_live": course.is_live,
+        "is_active": course.is_active,
+        "live_iframe": (
+            f'<iframe src="{public_url}/embed/{course.id}" width="960" height="540"'
+            ' allow="autoplay; fullscreen" allowfullscreen></iframe>'
+        ),
+        "created_at": course.created_at,
+        "updated_at": course.updated_at,
+    }
+
+
+async def enrolled_counts(db: AsyncSession, course_ids: list[int]) -> dict[int, int]:
+    if not course_ids:
+        return {}
+    rows = await db.execute(
+        select(Enrollment.course_id, func.count())
+        .where(
+            Enrollment.course_id.in_(course_ids), Enrollment.status == EnrollmentStatus.ACTIVE
+        )
+        .group_by(Enrollment.course_id)
+    )
+    return {course_id: count for course_id, count in rows}
+
+
+async def prerequisite_map(db: AsyncSession, course_ids: list[int]) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    if not course_ids:
+        return found
+    rows = await db.execute(
+        select(course_prerequisites.c.course_id, course_prerequisites.c.prerequisite_id)
+        .where(course_prerequisites.c.course_id.in_(course_ids))
+        .order_by(course_prerequisites.c.prerequisite_id)
+    )
+    for course_id, prerequisite_id in rows:
+        found.setdefault(course_id, []).append(prerequisite_id)
+    return found
+
+
+async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
+    teacher = await ctx.db.get(User, course.teacher_id)
+    category = await ctx.db.get(Category, course.category_id)
+    prerequisites = (await prerequisite_map(ctx.db, [course.id])).get(course.id, [])
+    enrolled = (await enrolled_counts(ctx.db, [course.id])).get(course.id, 0)
+    return course_json(
+        course, teacher, category, prerequisites, enrolled, ctx.state.settings.public_url
+    )
+
+
+def _sorted_page(stmt: Select[Any], q: CourseListQuery) -> Select[Any]:
+    column = {"title": Course.title, "created_at": Course.created_at, "id": Course.id}[
+        q.sort.lstrip("-")
+    ]
+    descending = q.sort.startswith("-")
+    if q.cursor:
+        value, row_id = decode_cursor(q.cursor, q.sort)
+        if column is Course.created_at:
+            try:
+                value = datetime.fromisoformat(value)
+            except (TypeError, ValueError):
+                value = None
+        if value is None:
+            raise bad_request("the cursor is not one this server gave", "bad_cursor")
+        key = tuple_(column, Course.id)
+        stmt = stmt.where(key < (value, row_id) if descending else key > (value, row_id))
+    order = [column.desc(), Course.id.desc()] if descending else [column, Course.id]
+    return stmt.order_by(*order).limit(q.limit + 1)
+
+
+@routes.route("GET", "/courses/", name="courses.list", query=CourseListQuery, public=True,
+              summary="List courses: students and visitors see the catalog, teachers their"
+              " own, admins all")
+async def list_courses(ctx: Ctx) -> Any:
+    q = ctx.parsed_query(CourseListQuery)
+    stmt = select(Course, User, Category).join(User, User.id == Course.teacher_id).join(
+        Category, Category.id == Course.category_id
+    )
+    visible = visibility_filter(ctx.user)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    if q.category_id is not None:
+        stmt = stmt.where(Course.category_id == q.category_id)
+    if q.access_level is not None:
+        stmt = stmt.where(Course.access_level == q.access_level)
+    if q.is_live is not None:
+        stmt = stmt.where(Course.is_live.is_(q.is_live))
+    if q.teacher_id is not None:
+        stmt = stmt.where(Course.teacher_id == q.teacher_id)
+    if q.q:
+        text = q.q.strip()
+        stmt = stmt.where(
+            Course.title.icontains(text, autoescape=True)
+            | Course.description.icontains(text, autoescape=True)
+        )
+    rows = (await ctx.db.execute(_sorted_page(stmt, q))).all()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    ids = [course.id for course, _, _ in rows]
+    counts = await enrolled_counts(ctx.db, ids)
+    prerequisites = await prerequisite_map(ctx.db, ids)
+    public_url = ctx.state.settings.public_url
+    results = [
+        course_json(c, t, cat, prerequisites.get(c.id, []), counts.get(c.id, 0), public_url)
+        for c, t, cat in rows
+    ]
+    next_url = None
+    if more:
+        last = rows[-1][0]
+        sort_value: Any = getattr(last, q.sort.lstrip("-"))
+        if isinstance(sort_value, datetime):
+            sort_value = sort_value.isoformat()
+        params = {k: v for k, v in ctx.request.query.items() if k != "cursor"}
+        params["cursor"] = encode_cursor(q.sort, sort_value, last.id)
+        next_url = str(ctx.request.rel_url.with_query(params))
+    return json({"results": results, "next": next_url})
+
+
+async def _check_category(ctx: Ctx, category_id: int) -> None:
+    category = await ctx.db.get(Category, category_id)
+    if category is None or not category.is_active:
+        raise unprocessable(f"category {category_id} does not exist or is inactive")
+
+
+async def _check_teacher(ctx: Ctx, teacher_id: int) -> None:
+    teacher = await ctx.db.get(User, teacher_id)
+    if teacher is None or teacher.role != Role.TEACHER or not teacher.is_active:
+        raise unprocessable(f"user {teacher_id} is not an active teacher")
+
+
+async def _set_prerequisites(ctx: Ctx, course: Course, ids: list[int]) -> None:
+    wanted = sorted(set(ids))
+    if course.id in wanted:
+        raise unprocessable("a course cannot be its own prerequisite")
+    if wanted:
+        found = set((await ctx.db.scalars(select(Course.id).where(Course.id.in_(wanted)))).all())
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise unprocessable(f"prerequisite courses not found: {missing}")
+        # Refuse cycles: no prerequisite may (transitively) require this course.
+        frontier, seen = set(wanted), set(wanted)
+        while frontier:
+            rows = await ctx.db.scalars(
+                select(course_prerequisites.c.prerequisite_id).where(
+                    course_prerequisites.c.course_id.in_(frontier)
+                )
+            )
+            nxt = set(rows.all())
+            if course.id in nxt:
+                raise unprocessable("these prerequisites would make a cycle")
+            frontier = nxt - seen
+            seen |= nxt
+    await ctx.db.execute(
+        delete(course_prerequisites).where(course_prerequisites.c.course_id == course.id)
+    )
+    if wanted:
+        await ctx.db.execute(
+            insert(course_prerequisites),
+            [{"course_id": course.id, "prerequisite_id": i} for i in wanted],
+        )
+
+
+def _check_price(course: Course) -> None:
+    if course.access_level == AccessLevel.PAID:
+        if not course.price_cents:
+            raise unprocessable("a paid course needs price_cents")
+    elif course.price_cents is not None:
+        raise unprocessable("only paid courses have a price")
+
+
+@routes.route("POST", "/courses/", name="courses.create", body=CourseCreate,
+              summary="Create a course (teachers for themselves; admins name the teacher)")
+async def create(ctx: Ctx) -> Any:
+    me = ctx.require_role(Role.TEACHER, Role.ADMIN)
+    body = ctx.parsed(CourseCreate)
+    if me.role == Role.TEACHER:
+        if body.teacher_id not in (None, me.id):
+            raise forbidden("teachers create courses for themselves only")
+        teacher_id = me.id
+    else:
+        if body.teacher_id is None:
+            raise unprocessable("teacher_id is required when an admin creates a course")
+        teacher_id = body.teacher_id
+        await _check_teacher(ctx, teacher_id)
+    await _check_category(ctx, body.category_id)
+    settings = ctx.state.settings
+    course = Course(
+        title=body.title,
+        description=body.description,
+        teacher_id=teacher_id,
+        category_id=body.category_id,
+        access_level=body.access_level,
+        capacity=body.capacity or settings.courses.course_enrollment_limit,
+        price_cents=body.price_cents,
+        currency=body.currency or (settings.payments.currency if body.price_cents else ""),
+        chat_mode=body.chat_mode,
+        vod_channel_id=body.vod_channel_id,
+        is_active=body.is_active,
+    )
+    _check_price(course)
+    ctx.db.add(course)
+    await ctx.db.flush()
+    await _set_prerequisites(ctx, course, body.prerequisite_ids)
+    return json(await render_course(ctx, course), status=201)
+
+
+@routes.route("GET", "/courses/{course_id}/", name="courses.get", public=True,
+              summary="One course")
+async def get(ctx: Ctx) -> Any:
+    course = await visible_course(ctx.db, ctx.user, ctx.param("course_id"))
+    return json(await render_course(ctx, course))
+
+
+async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
+    me = ctx.me
+    course = await managed_course(ctx.db, me, ctx.param("course_id"))
+    if "teacher_id" in values:
+        if values["teacher_id"] != course.teacher_id and me.role != Role.ADMIN:
+            raise forbidden("only an admin may hand a course to another teacher")
+        if values["teacher_id"] is None:
+            values.pop("teacher_id")
+        else:
+            await _check_teacher(ctx, values["teacher_id"])
+    if values.get("category_id") is not None and values["category_id"] != course.category_id:
+        await _check_category(ctx, values["category_id"])
+    prerequisites = values.pop("prerequisite_ids", None)
+    if "capacity" in values and values["capacity"] is None:
+        values["capacity"] = ctx.state.settings.courses.course_enrollment_limit
+    for name, value in values.items():
+        if value is None and name not in ("price_cents",):
+            continue
+        setattr(course, name, value)
+    if course.price_cents and not course.currency:
+        course.currency = ctx.state.settings.payments.currency
+    _check_price(course)
+    if prerequisites is not None:
+        await _set_prerequisites(ctx, course, prerequisites)
+    await ctx.db.flush()
+    return json(await render_course(ctx, course))
+
+
+@routes.route("PUT", "/courses/{course_id}/", name="courses.replace", body=CourseCreate,
+              summary="Replace a course's fields (its teacher or an admin)")
+async def replace(ctx: Ctx) -> Any:
+    return await _update(ctx, ctx.parsed(CourseCreate).model_dump())
+
+
+@routes.route("PATCH", "/courses/{course_id}/", name="courses.update", body=CoursePatch,
+              summary="Change some fields of a course (its teacher or an admin)")
+async def update(ctx: Ctx) -> Any:
+    return await _update(ctx, ctx.parsed(CoursePatch).model_dump(exclude_unset=True))
+
+
+@routes.route("DELETE", "/courses/{course_id}/", name="courses.delete",
+              summary="Archive a course (its teacher or an admin): it leaves the catalog;"
+              " sessions, recordings and enrollments are kept")
+async def archive(ctx: Ctx) -> Any:
+    course = await managed_course(ctx.db, ctx.me, ctx.param("course_id"))
+    course.is_active = False
+    return no_content()

@@ -1,0 +1,25 @@
+"""Opaque cursors for keyset pagination: the sort key and id of the last row seen."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from control.errors import bad_request
+
+
+def encode_cursor(sort: str, value: Any, row_id: int) -> str:
+    raw = json.dumps([sort, value, row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, row_id = json.loads(raw)
+    except (ValueError, TypeError):
+        raise bad_request("the cursor is not one this server gave", "bad_cursor") from None
+    if cursor_sort != sort or not isinstance(row_id, int):
+        raise bad_request("the cursor belongs to another sort order", "bad_cursor")
+    return value, row_id

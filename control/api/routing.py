@@ -1,0 +1,189 @@
+"""Declared endpoints: one table that registers routes, runs each request in a
+transaction with its caller resolved, writes the audit trail, and feeds OpenAPI.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control.errors import ApiError, bad_request, forbidden, unauthorized
+from control.api.state import STATE, AppState
+from control.auth_tokens import resolve_token
+from control.models import AuditEntry, Role, User
+
+Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # OpenAPI style: /courses/{course_id}
+    name: str  # operation id, and the audit trail's action
+    summary: str
+    handler: Handler
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    public: bool = False  # callable without signing in
+    audit_read: bool = False  # a read worth auditing (student rosters)
+    tag: str = ""
+
+
+@dataclass
+class Ctx:
+    """One request as a handler sees it."""
+
+    request: web.Request
+    state: AppState
+    db: AsyncSession
+    user: User | None
+    endpoint: Endpoint
+    body: BaseModel | None = None
+    query: BaseModel | None = None
+    audit_detail: dict[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> int:
+        # Route patterns only match digits, so this cannot fail for declared ids.
+        return int(self.request.match_info[name])
+
+    def parsed(self, model: type[M]) -> M:
+        assert isinstance(self.body, model)
+        return self.body
+
+    def parsed_query(self, model: type[M]) -> M:
+        assert isinstance(self.query, model)
+        return self.query
+
+    @property
+    def me(self) -> User:
+        if self.user is None:
+            raise unauthorized()
+        return self.user
+
+    def require_role(self, *roles: Role) -> User:
+        user = self.me
+        if user.role not in roles:
+            raise forbidden()
+        return user
+
+
+class Routes:
+    """Collects endpoints from the modules that declare them."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        public: bool = False,
+        audit_read: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(
+                Endpoint(
+                    method=method,
+                    path=path,
+                    name=name,
+                    summary=summary,
+                    handler=handler,
+                    body=body,
+                    query=query,
+                    public=public,
+                    audit_read=audit_read,
+                    tag=self.tag,
+                )
+            )
+            return handler
+
+        return register
+
+
+_ID_PARAM = re.compile(r"\{(\w+_id)\}")
+
+
+def aiohttp_paths(path: str) -> list[str]:
+    """The declared path (ids match digits only) and its trailing-slash twin."""
+    pattern = _ID_PARAM.sub(r"{\1:\\d+}", path)
+    twin = pattern[:-1] if pattern.endswith("/") else pattern + "/"
+    return [pattern, twin]
+
+
+def add_endpoints(app: web.Application, endpoints: list[Endpoint]) -> None:
+    for endpoint in endpoints:
+        handler = _runner(endpoint)
+        for path in aiohttp_paths(endpoint.path):
+            app.router.add_route(endpoint.method, path, handler, name=None)
+
+
+async def _read_body(request: web.Request, endpoint: Endpoint) -> BaseModel | None:
+    if endpoint.body is None:
+        return None
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_request("this call needs a JSON body", "missing_body")
+    return endpoint.body.model_validate_json(raw)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        if header:
+            raise unauthorized("the Authorization header must be: Bearer <token>")
+        return None
+    return token.strip()
+
+
+def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    write = endpoint.method not in SAFE_METHODS or endpoint.audit_read
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        # Parse before taking the writer lock: a slow or bad body holds nothing up.
+        body = await _read_body(request, endpoint)
+        query = (
+            endpoint.query.model_validate(dict(request.query)) if endpoint.query else None
+        )
+        token = _bearer(request)
+        async with state.database.transaction(write=write) as db:
+            user = await resolve_token(db, token) if token else None
+            if token and user is None:
+                raise unauthorized("the token is invalid, expired or revoked")
+            if user is None and not endpoint.public:
+                raise unauthorized()
+            ctx = Ctx(request, state, db, user, endpoint, body=body, query=query)
+            response = await endpoint.handler(ctx)
+            if write and response.status < 400:
+                db.add(
+                    AuditEntry(
+                        actor_id=user.id if user else None,
+                        action=endpoint.name,
+                        method=request.method,
+                        path=request.path,
+                        status=response.status,
+                        detail={**dict(request.match_info), **ctx.audit_detail},
+                    )
+                )
+        return response
+
+    run.__name__ = endpoint.name.replace(".", "_")
+    return run
+
+
+__all__ = ["ApiError", "Ctx", "Endpoint", "Routes", "add_endpoints"]

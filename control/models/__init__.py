@@ -1,0 +1,37 @@
+"""The control plane's tables, one module each; importing this package registers them all."""
+
+from control.models.audit import AuditEntry
+from control.models.auth_token import AuthToken
+from control.models.base import Base
+from control.models.category import Category
+from control.models.course import AccessLevel, ChatMode, Course, course_prerequisites
+from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
+from control.models.invite import InviteCode
+from control.models.payment import Payment, PaymentKind
+from control.models.schedule import Schedule
+from control.models.session import CourseSession, SessionStatus
+from control.models.stream_key import StreamKey
+from control.models.user import Role, User
+
+__all__ = [
+    "AccessLevel",
+    "AuditEntry",
+    "AuthToken",
+    "Base",
+    "Category",
+    "ChatMode",
+    "Course",
+    "CourseSession",
+    "Enrollment",
+    "EnrollmentEvent",
+    "EnrollmentStatus",
+    "InviteCode",
+    "Payment",
+    "PaymentKind",
+    "Role",
+    "Schedule",
+    "SessionStatus",
+    "StreamKey",
+    "User",
+    "course_prerequisites",
+]

@@ -1,0 +1,88 @@
+"""Who may see and who may manage a course: the one place these rules live.
+
+A course that someone may not see answers 404 (its existence is private); one they
+may see but not manage answers 403.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control.errors import forbidden, not_found
+from control.models import AccessLevel, Course, Enrollment, EnrollmentStatus, Role, User
+
+# An enrollment in one of these states lets a student see a course that is hidden
+# from the catalog (restricted) or no longer active.
+HOLDING_STATES = (
+    EnrollmentStatus.ACTIVE,
+    EnrollmentStatus.COMPLETED,
+    EnrollmentStatus.REQUESTED,
+    EnrollmentStatus.PENDING_PAYMENT,
+    EnrollmentStatus.WAITLISTED,
+)
+
+
+def is_staff(user: User | None, course: Course) -> bool:
+    return user is not None and (user.role == Role.ADMIN or course.teacher_id == user.id)
+
+
+def _enrolled(user_id: int) -> ColumnElement[bool]:
+    return exists().where(
+        Enrollment.course_id == Course.id,
+        Enrollment.student_id == user_id,
+        Enrollment.status.in_(HOLDING_STATES),
+    )
+
+
+def visibility_filter(user: User | None) -> ColumnElement[bool] | None:
+    """A WHERE clause limiting courses to those `user` sees in lists; None for all."""
+    catalog = and_(Course.is_active.is_(True), Course.access_level != AccessLevel.RESTRICTED)
+    if user is None:
+        return catalog
+    if user.role == Role.ADMIN:
+        return None
+    if user.role == Role.TEACHER:
+        return Course.teacher_id == user.id
+    return or_(catalog, and_(Course.is_active.is_(True), _enrolled(user.id)))
+
+
+async def can_view(db: AsyncSession, user: User | None, course: Course) -> bool:
+    if is_staff(user, course):
+        return True
+    if course.is_active and course.access_level != AccessLevel.RESTRICTED:
+        return True
+    if user is None or not course.is_active:
+        return False
+    found = await db.scalar(
+        select(Enrollment.id).where(
+            Enrollment.course_id == course.id,
+            Enrollment.student_id == user.id,
+            Enrollment.status.in_(HOLDING_STATES),
+        )
+    )
+    return found is not None
+
+
+async def visible_course(
+    db: AsyncSession, user: User | None, course_id: int, *, lock: bool = False
+) -> Course:
+    stmt = select(Course).where(Course.id == course_id)
+    if lock:
+        # Serialises enrollment decisions per course on PostgreSQL (SQLite ignores it
+        # and relies on the writer lock instead).
+        stmt = stmt.with_for_update()
+    course = (await db.execute(stmt)).scalar_one_or_none()
+    if course is None or not await can_view(db, user, course):
+        raise not_found("course")
+    return course
+
+
+async def managed_course(
+    db: AsyncSession, user: User, course_id: int, *, lock: bool = False
+) -> Course:
+    """The course, if `user` is its teacher or an admin: else 404 or 403."""
+    course = await visible_course(db, user, course_id, lock=lock)
+    if not is_staff(user, course):
+        raise forbidden("only the course's teacher or an admin may do this")
+    return course

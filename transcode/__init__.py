@@ -1,0 +1,1 @@
+"""ffmpeg workers: the ladder, the ffmpeg command, supervision, segment upload, storage."""
