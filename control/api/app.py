@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from config.settings import Settings
-from control.api import categories, courses, users
+from control.api import audit, categories, courses, stream_keys, users
 from control.api.error_middleware import error_middleware
 from control.api.openapi import openapi_document
 from control.api.responses import json
@@ -14,7 +14,7 @@ from control.api.state import STATE, AppState
 from control.database import Database
 from control.passwords import Passwords, dummy_hash
 
-ENDPOINT_MODULES = (users, categories, courses)
+ENDPOINT_MODULES = (users, categories, courses, stream_keys, audit)
 
 
 def all_endpoints() -> list[Endpoint]:

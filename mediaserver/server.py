@@ -1,0 +1,76 @@
+"""The Academia Live process: migrations, first-start setup, the HTTP API, background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+
+from aiohttp import web
+
+from config.settings import Settings
+from control.accounts import count_users, create_user
+from control.api.app import build_app
+from control.database import Database
+from control.migrate import is_current, upgrade
+from control.models import Role
+from control.passwords import Passwords
+
+log = logging.getLogger(__name__)
+
+
+async def prepare_database(settings: Settings, database: Database) -> None:
+    """SQLite (the embedded default) is migrated on start; a shared server is migrated
+    deliberately with `academia migrate`, so several nodes never race to do it."""
+    if database.is_sqlite:
+        settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade(database)
+    elif not await is_current(database):
+        raise SystemExit("the database schema is not current: run `academia migrate` first")
+
+
+async def first_start(settings: Settings, database: Database) -> None:
+    """On an empty database, make the admin account and say how to sign in."""
+    async with database.transaction(write=True) as db:
+        if await count_users(db):
+            return
+        password = settings.auth.admin_password or secrets.token_urlsafe(12)
+        await create_user(
+            db, Passwords(settings.auth), username="admin", password=password, role=Role.ADMIN
+        )
+    print("First start: created the admin account.", flush=True)
+    print("  username: admin", flush=True)
+    if settings.auth.admin_password:
+        print("  password: the one in ACADEMIA_ADMIN_PASSWORD", flush=True)
+    else:
+        print(f"  password: {password}   (shown once: keep it)", flush=True)
+    print(
+        f"  sign in:  POST {settings.public_url}/auth/login"
+        ' {"username": "admin", "password": "..."}',
+        flush=True,
+    )
+
+
+async def serve_forever(settings: Settings) -> None:
+    database = Database(settings.database_url)
+    await prepare_database(settings, database)
+    await first_start(settings, database)
+    app = build_app(settings, database)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.server.host, settings.server.http_port)
+    await site.start()
+    print(f"Academia Live is listening on {settings.public_url}", flush=True)
+    print(f"  API description: {settings.public_url}/openapi.json", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        await database.close()
