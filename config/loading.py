@@ -64,7 +64,7 @@ def load_settings(
 
     sections: dict[str, Any] = {}
     for section in dataclasses.fields(Settings):
-        section_cls = section.default_factory  # type: ignore[misc]
+        section_cls = section.default_factory
         assert isinstance(section_cls, type)
         types = _section_types(section_cls)
         values: dict[str, object] = {}

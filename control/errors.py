@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 
-
 class ApiError(Exception):
     """Raised anywhere in a handler; the transaction is rolled back, nothing changes."""
 

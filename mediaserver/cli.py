@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--config", type=Path, default=argparse.SUPPRESS)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = _settings(args)
     except SettingsError as exc:

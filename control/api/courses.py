@@ -151,7 +151,9 @@ async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
     )
 
 
-def _sorted_page(stmt: Select[Any], q: CourseListQuery) -> Select[Any]:
+def _sorted_page(
+    stmt: Select[Course, User, Category], q: CourseListQuery
+) -> Select[Course, User, Category]:
     column = {"title": Course.title, "created_at": Course.created_at, "id": Course.id}[
         q.sort.lstrip("-")
     ]

@@ -13,9 +13,9 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control.errors import ApiError, bad_request, forbidden, unauthorized
 from control.api.state import STATE, AppState
 from control.auth_tokens import resolve_token
+from control.errors import ApiError, bad_request, forbidden, unauthorized
 from control.models import AuditEntry, Role, User
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]

@@ -7,13 +7,13 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import func, select
 
+from control.accounts import create_user, find_user
 from control.api.bodies import Body, Query
-from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.auth_tokens import issue_token, revoke_all_for, revoke_token
+from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
 from control.models import Role, User
-from control.accounts import create_user, find_user
 
 routes = Routes("users")
 

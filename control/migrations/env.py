@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from alembic import context
-
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 

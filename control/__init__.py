@@ -1,0 +1,1 @@
+"""The control plane: courses, people and schedules; knows nothing of media bytes."""
