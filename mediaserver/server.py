@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import signal
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -15,7 +17,9 @@ from control.api.app import build_app
 from control.database import Database
 from control.migrate import is_current, upgrade
 from control.models import Role
+from control.models.base import utcnow
 from control.passwords import Passwords
+from control.session_generation import generate_sessions
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,24 @@ async def first_start(settings: Settings, database: Database) -> None:
     )
 
 
+SESSION_GENERATION_INTERVAL = 3600.0
+
+
+async def generate_sessions_forever(settings: Settings, database: Database) -> None:
+    """Keeps sessions generated a horizon ahead as time moves on (each run is idempotent)."""
+    horizon = timedelta(days=settings.courses.schedule_horizon_days)
+    while True:
+        try:
+            async with database.transaction(write=True) as db:
+                report = await generate_sessions(db, now=utcnow(), horizon=horizon)
+            if report.created or report.removed:
+                log.info("sessions generated: %s", report)
+        except Exception:
+            # A failed run is retried at the next interval; the server keeps serving.
+            log.exception("session generation failed")
+        await asyncio.sleep(SESSION_GENERATION_INTERVAL)
+
+
 async def serve_forever(settings: Settings) -> None:
     database = Database(settings.database_url)
     await prepare_database(settings, database)
@@ -64,6 +86,7 @@ async def serve_forever(settings: Settings) -> None:
     print(f"Academia Live is listening on {settings.public_url}", flush=True)
     print(f"  API description: {settings.public_url}/openapi.json", flush=True)
 
+    generator = asyncio.create_task(generate_sessions_forever(settings, database))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -72,5 +95,8 @@ async def serve_forever(settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        generator.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await generator
         await runner.cleanup()
         await database.close()

@@ -169,7 +169,9 @@ async def world(api: Api) -> World:
     admin = await api.person(Role.ADMIN, "admin")
     teacher = await api.person(Role.TEACHER, "teacher")
     other_teacher = await api.person(Role.TEACHER, "other_teacher")
-    students = [await api.person(Role.STUDENT, f"student{i}") for i in (1, 2, 3)]
+    student, student2, student3 = [
+        await api.person(Role.STUDENT, f"student{i}") for i in (1, 2, 3)
+    ]
     category = await api.post("/categories/", admin, json={"name": "Maths"}, expect=201)
     course = await api.post(
         "/courses/", teacher,
@@ -177,4 +179,17 @@ async def world(api: Api) -> World:
               "category_id": category["id"], "access_level": "public", "capacity": 30},
         expect=201,
     )
-    return World(admin, teacher, other_teacher, *students, category["id"], course["id"])
+    return World(admin, teacher, other_teacher, student, student2, student3, category["id"],
+                 course["id"])
+
+
+async def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to show that a refused call changed nothing."""
+    from control.models import Base
+
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    async with database.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = (await conn.execute(table.select())).all()
+            tables[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return tables

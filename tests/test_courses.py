@@ -167,3 +167,15 @@ async def test_inactive_category_refused(api: Api, world: World) -> None:
 
 async def test_roles_enum_is_what_users_have(api: Api, world: World) -> None:
     assert world.teacher.user.role == Role.TEACHER
+
+
+async def test_raising_capacity_promotes_the_waitlist(api: Api, world: World) -> None:
+    course = await _make(api, world.teacher, world.category_id, "Small", capacity=1)
+    first = await api.post(f"/courses/{course['id']}/enroll", world.student, expect=201)
+    second = await api.post(f"/courses/{course['id']}/enroll", world.student2, expect=201)
+    assert (first["status"], second["status"]) == ("active", "waitlisted")
+    out = await api.patch(f"/courses/{course['id']}/", world.teacher, json={"capacity": 2},
+                          expect=200)
+    assert out["seats_left"] == 0
+    now = await api.get(f"/enrollments/{second['id']}", world.student2, expect=200)
+    assert now["status"] == "active"

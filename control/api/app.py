@@ -5,7 +5,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from config.settings import Settings
-from control.api import audit, categories, courses, stream_keys, users
+from control.api import (
+    audit,
+    categories,
+    courses,
+    enrollments,
+    invites,
+    live,
+    payments,
+    schedules,
+    sessions,
+    stream_keys,
+    users,
+)
 from control.api.error_middleware import error_middleware
 from control.api.openapi import openapi_document
 from control.api.responses import json
@@ -14,7 +26,10 @@ from control.api.state import STATE, AppState
 from control.database import Database
 from control.passwords import Passwords, dummy_hash
 
-ENDPOINT_MODULES = (users, categories, courses, stream_keys, audit)
+ENDPOINT_MODULES = (
+    users, categories, courses, stream_keys, audit, enrollments, invites, payments,
+    schedules, sessions, live,
+)
 
 
 def all_endpoints() -> list[Endpoint]:

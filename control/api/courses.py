@@ -13,6 +13,7 @@ from control.api.bodies import Body, Query
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
+from control.enrollment_rules import promote_waitlist
 from control.errors import bad_request, forbidden, unprocessable
 from control.models import (
     AccessLevel,
@@ -341,6 +342,8 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
     if prerequisites is not None:
         await _set_prerequisites(ctx, course, prerequisites)
     await ctx.db.flush()
+    # A larger capacity frees seats: the waitlist moves up at once.
+    await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
     return json(await render_course(ctx, course))
 
 

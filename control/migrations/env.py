@@ -4,7 +4,7 @@ or, from the alembic command line, on an async engine of its own."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -16,7 +16,7 @@ from control.models.base import UTCDateTime
 config = context.config
 
 
-def render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     # The UTC wrapper is Python-side only; the column is a plain DateTime.
     if kind == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime()"

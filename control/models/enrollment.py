@@ -37,8 +37,9 @@ class Enrollment(Base):
     status: Mapped[EnrollmentStatus] = mapped_column(enum_column(EnrollmentStatus))
     # When the student joined the waitlist: the waitlist is served in this order.
     queued_at: Mapped[datetime | None] = mapped_column(default=None)
-    # Set once a payment confirmed this enrollment, so promotion from the waitlist
-    # never asks a paying student to pay twice.
+    # Nothing is owed for this enrollment: a payment confirmed it, or the teacher put the
+    # student in with enroll-student (which waives payment). Promotion from the waitlist
+    # (and enrolling again after leaving) then never asks for payment; a refund clears it.
     paid: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -53,7 +54,8 @@ class EnrollmentEvent(Base):
     )
     from_status: Mapped[EnrollmentStatus | None] = mapped_column(enum_column(EnrollmentStatus))
     to_status: Mapped[EnrollmentStatus] = mapped_column(enum_column(EnrollmentStatus))
-    # None when the system acted (a payment webhook, a waitlist promotion).
+    # None when the system acted (a payment webhook). A waitlist promotion records the
+    # person whose action freed the seat, with the reason saying it was a promotion.
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     reason: Mapped[str] = mapped_column(String(200), default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control.models.base import Base, enum_column, utcnow
@@ -24,6 +24,14 @@ class CourseSession(Base):
         # One session per occurrence: generating sessions again is harmless.
         UniqueConstraint("schedule_id", "occurrence_start"),
         Index("ix_course_sessions_course_start", "course_id", "start_time"),
+        # At most one live session per course, even if two go-live calls race.
+        Index(
+            "uq_course_sessions_one_live",
+            "course_id",
+            unique=True,
+            sqlite_where=text("status = 'live'"),
+            postgresql_where=text("status = 'live'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

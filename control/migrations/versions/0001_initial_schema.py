@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 19:15:09.847232
+Create Date: 2026-11-24 19:41:59.572524
 """
 
 from collections.abc import Sequence

@@ -1,0 +1,92 @@
+"""Going live and ending live: what happens when a teacher's broadcast starts or stops.
+
+These are plain functions on a database session so that both the HTTP API and the media
+server (when a stream arrives or drops) can call them; they know nothing of HTTP. The
+caller owns the transaction; an ApiError raised here (409) means nothing should be saved.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.settings import CourseSettings
+from control.errors import conflict
+from control.models import Course, CourseSession, SessionStatus
+from control.session_states import live_session, transition
+
+
+async def _lock_course(db: AsyncSession, course: Course) -> None:
+    # Serialises go-live/end-live per course on PostgreSQL; SQLite writers are serialised
+    # by the database's writer lock already.
+    await db.execute(select(Course.id).where(Course.id == course.id).with_for_update())
+
+
+async def current_window_session(
+    db: AsyncSession, course: Course, *, now: datetime, early_start_minutes: int
+) -> CourseSession | None:
+    """The scheduled session whose window holds `now`: start - early start <= now < end."""
+    early = timedelta(minutes=early_start_minutes)
+    return (
+        await db.scalars(
+            select(CourseSession)
+            .where(
+                CourseSession.course_id == course.id,
+                CourseSession.status == SessionStatus.SCHEDULED,
+                CourseSession.start_time <= now + early,
+                CourseSession.end_time > now,
+            )
+            .order_by(CourseSession.start_time, CourseSession.id)
+        )
+    ).first()
+
+
+async def go_live(
+    db: AsyncSession, course: Course, *, now: datetime, settings: CourseSettings
+) -> CourseSession:
+    """Start the course's broadcast and return the session that is now live.
+
+    Picks the scheduled session whose window is now (it may start up to
+    `early_start_minutes` early), else creates an ad-hoc session lasting at most
+    `session_duration_limit` minutes. 409 "already_live" when the course is live already.
+    `settings` is the server's [courses] section (settings.courses).
+    """
+    await _lock_course(db, course)
+    current = await live_session(db, course.id)
+    if current is not None:
+        raise conflict(
+            "already_live",
+            f"course {course.id} is already live with session {current.id}",
+            session_id=current.id,
+        )
+    session = await current_window_session(
+        db, course, now=now, early_start_minutes=settings.early_start_minutes
+    )
+    if session is None:
+        session = CourseSession(
+            course_id=course.id,
+            title=f"{course.title} (live)"[:200],
+            description="",
+            start_time=now,
+            end_time=now + timedelta(minutes=settings.session_duration_limit),
+            status=SessionStatus.SCHEDULED,
+        )
+        db.add(session)
+        await db.flush()
+    await transition(db, session, course, SessionStatus.LIVE, now=now)
+    return session
+
+
+async def end_live(db: AsyncSession, course: Course, *, now: datetime) -> CourseSession | None:
+    """End the course's live session and return it; None when nothing was live."""
+    await _lock_course(db, course)
+    session = await live_session(db, course.id)
+    if session is None:
+        if course.is_live:
+            # Heal a stale flag (nothing is live, whatever the course row says).
+            course.is_live = False
+        return None
+    await transition(db, session, course, SessionStatus.ENDED, now=now)
+    return session
