@@ -78,11 +78,15 @@ async def visible_course(
     return course
 
 
+def require_staff(user: User, course: Course) -> None:
+    if not is_staff(user, course):
+        raise forbidden("only the course's teacher or an admin may do this")
+
+
 async def managed_course(
     db: AsyncSession, user: User, course_id: int, *, lock: bool = False
 ) -> Course:
     """The course, if `user` is its teacher or an admin: else 404 or 403."""
     course = await visible_course(db, user, course_id, lock=lock)
-    if not is_staff(user, course):
-        raise forbidden("only the course's teacher or an admin may do this")
+    require_staff(user, course)
     return course

@@ -21,10 +21,16 @@ from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.double_booking import refuse_clash
-from control.errors import ApiError, conflict, forbidden, not_found, unprocessable
-from control.models import Course, Role, Schedule, User
+from control.errors import ApiError, conflict, not_found, unprocessable
+from control.models import Course, Role, Schedule
 from control.models.base import utcnow
-from control.permissions import is_staff, managed_course, visibility_filter, visible_course
+from control.permissions import (
+    is_staff,
+    managed_course,
+    require_staff,
+    visibility_filter,
+    visible_course,
+)
 from control.recurrence import Occurrence, RecurrenceError, check_rrule, check_timezone
 from control.session_generation import (
     EXPANSION_LIMIT,
@@ -123,11 +129,6 @@ def schedule_json(schedule: Schedule, *, now: datetime) -> dict[str, Any]:
     }
 
 
-def _require_staff(me: User, course: Course) -> None:
-    if not is_staff(me, course):
-        raise forbidden("only the course's teacher or an admin may do this")
-
-
 async def _schedule(
     ctx: Ctx, *, write: bool = False, other_course_id: int | None = None
 ) -> tuple[Schedule, Course]:
@@ -150,7 +151,7 @@ async def _schedule(
     if not schedule.is_active and not is_staff(ctx.user, course):
         raise not_found("schedule")
     if write:
-        _require_staff(ctx.me, course)
+        require_staff(ctx.me, course)
         locked = (
             await ctx.db.execute(
                 select(Schedule)

@@ -33,7 +33,13 @@ from control.models import (
     User,
 )
 from control.models.base import utcnow
-from control.permissions import is_staff, managed_course, visibility_filter, visible_course
+from control.permissions import (
+    is_staff,
+    managed_course,
+    require_staff,
+    visibility_filter,
+    visible_course,
+)
 from control.recurrence import Occurrence
 from control.session_generation import lock_courses
 from control.session_states import transition
@@ -112,11 +118,6 @@ def check_times(ctx: Ctx, start: datetime, end: datetime) -> None:
         )
 
 
-def _require_staff(me: User, course: Course) -> None:
-    if not is_staff(me, course):
-        raise forbidden("only the course's teacher or an admin may do this")
-
-
 async def _session(ctx: Ctx, *, write: bool = False) -> tuple[CourseSession, Course]:
     """The session in the path, if the caller can see its course (else 404).
 
@@ -135,7 +136,7 @@ async def _session(ctx: Ctx, *, write: bool = False) -> tuple[CourseSession, Cou
     if not session.is_active and not is_staff(ctx.user, course):
         raise not_found("session")
     if write:
-        _require_staff(ctx.me, course)
+        require_staff(ctx.me, course)
         locked = (
             await ctx.db.execute(
                 select(CourseSession)
