@@ -1,0 +1,1 @@
+"""Our RTMP server: handshake, chunk streams, AMF0 commands, publish sessions."""
