@@ -44,7 +44,12 @@ def visibility_filter(user: User | None) -> ColumnElement[bool] | None:
         return None
     if user.role == Role.TEACHER:
         return Course.teacher_id == user.id
-    return or_(catalog, and_(Course.is_active.is_(True), _enrolled(user.id)))
+    # is_active is factored out so SQLite walks the (is_active, title) index and stops
+    # after a page, instead of scanning every course twice for an OR of two conditions.
+    return and_(
+        Course.is_active.is_(True),
+        or_(Course.access_level != AccessLevel.RESTRICTED, _enrolled(user.id)),
+    )
 
 
 async def can_view(db: AsyncSession, user: User | None, course: Course) -> bool:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Select, delete, func, insert, select, tuple_
+from sqlalchemy import ScalarSelect, Select, delete, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.api.bodies import Body, Query
@@ -79,8 +79,8 @@ class CourseListQuery(Query):
 
 def course_json(
     course: Course,
-    teacher: User | None,
-    category: Category | None,
+    teacher: tuple[str, str],
+    category_name: str,
     prerequisites: list[int],
     enrolled: int,
     public_url: str,
@@ -91,10 +91,10 @@ def course_json(
         "description": course.description,
         "teacher": {
             "id": course.teacher_id,
-            "username": teacher.username if teacher else None,
-            "display_name": teacher.display_name if teacher else None,
+            "username": teacher[0],
+            "display_name": teacher[1],
         },
-        "category": {"id": course.category_id, "name": category.name if category else None},
+        "category": {"id": course.category_id, "name": category_name},
         "access_level": course.access_level.value,
         "capacity": course.capacity,
         "enrolled_count": enrolled,
@@ -115,17 +115,23 @@ def course_json(
     }
 
 
-async def enrolled_counts(db: AsyncSession, course_ids: list[int]) -> dict[int, int]:
-    if not course_ids:
-        return {}
-    rows = await db.execute(
-        select(Enrollment.course_id, func.count())
-        .where(
-            Enrollment.course_id.in_(course_ids), Enrollment.status == EnrollmentStatus.ACTIVE
-        )
-        .group_by(Enrollment.course_id)
+def enrolled_count() -> ScalarSelect[int]:
+    """Active enrollments of the course in the outer query, as a correlated subquery."""
+    return (
+        select(func.count(Enrollment.id))
+        .where(Enrollment.course_id == Course.id, Enrollment.status == EnrollmentStatus.ACTIVE)
+        .correlate(Course)
+        .scalar_subquery()
     )
-    return {course_id: count for course_id, count in rows}
+
+
+def course_rows() -> Select[Course, str, str, str, int]:
+    """A course with what its JSON shows of others, in one query (no ORM objects for them)."""
+    return (
+        select(Course, User.username, User.display_name, Category.name, enrolled_count())
+        .join(User, User.id == Course.teacher_id)
+        .join(Category, Category.id == Course.category_id)
+    )
 
 
 async def prerequisite_map(db: AsyncSession, course_ids: list[int]) -> dict[int, list[int]]:
@@ -143,18 +149,18 @@ async def prerequisite_map(db: AsyncSession, course_ids: list[int]) -> dict[int,
 
 
 async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
-    teacher = await ctx.db.get(User, course.teacher_id)
-    category = await ctx.db.get(Category, course.category_id)
+    row = (await ctx.db.execute(course_rows().where(Course.id == course.id))).one()
+    _, username, display_name, category_name, enrolled = row
     prerequisites = (await prerequisite_map(ctx.db, [course.id])).get(course.id, [])
-    enrolled = (await enrolled_counts(ctx.db, [course.id])).get(course.id, 0)
     return course_json(
-        course, teacher, category, prerequisites, enrolled, ctx.state.settings.public_url
+        course, (username, display_name), category_name, prerequisites, enrolled,
+        ctx.state.settings.public_url,
     )
 
 
 def _sorted_page(
-    stmt: Select[Course, User, Category], q: CourseListQuery
-) -> Select[Course, User, Category]:
+    stmt: Select[Course, str, str, str, int], q: CourseListQuery
+) -> Select[Course, str, str, str, int]:
     column = {"title": Course.title, "created_at": Course.created_at, "id": Course.id}[
         q.sort.lstrip("-")
     ]
@@ -179,9 +185,7 @@ def _sorted_page(
               " own, admins all")
 async def list_courses(ctx: Ctx) -> Any:
     q = ctx.parsed_query(CourseListQuery)
-    stmt = select(Course, User, Category).join(User, User.id == Course.teacher_id).join(
-        Category, Category.id == Course.category_id
-    )
+    stmt = course_rows()
     visible = visibility_filter(ctx.user)
     if visible is not None:
         stmt = stmt.where(visible)
@@ -202,13 +206,11 @@ async def list_courses(ctx: Ctx) -> Any:
     rows = (await ctx.db.execute(_sorted_page(stmt, q))).all()
     more = len(rows) > q.limit
     rows = rows[: q.limit]
-    ids = [course.id for course, _, _ in rows]
-    counts = await enrolled_counts(ctx.db, ids)
-    prerequisites = await prerequisite_map(ctx.db, ids)
+    prerequisites = await prerequisite_map(ctx.db, [row[0].id for row in rows])
     public_url = ctx.state.settings.public_url
     results = [
-        course_json(c, t, cat, prerequisites.get(c.id, []), counts.get(c.id, 0), public_url)
-        for c, t, cat in rows
+        course_json(c, (name, shown), category, prerequisites.get(c.id, []), count, public_url)
+        for c, name, shown, category, count in rows
     ]
     next_url = None
     if more:
