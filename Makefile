@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-RUN_DEBS := python3-venv
+RUN_DEBS := python3-venv ffmpeg
 TEST_DEBS := $(RUN_DEBS) postgresql
 
 .PHONY: run test lint typecheck pytest system-run system-test clean

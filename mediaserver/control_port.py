@@ -1,0 +1,64 @@
+"""The one narrow interface through which the media edge asks the control plane questions.
+
+The RTMP server (and later WHIP) depends on `ControlPort` only, never on `control.*`:
+`mediaserver/control_inprocess.py` implements it over the control plane in the same
+process; an HTTP implementation (an ingest node in front of a remote control plane, like
+nginx-rtmp's `on_publish`) can follow without the RTMP code changing.
+
+Answers never carry a stream key, so nothing downstream can log one by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+__all__ = [
+    "ControlPort",
+    "ControlUnavailable",
+    "PublishAllowed",
+    "PublishDecision",
+    "PublishDenied",
+]
+
+
+@dataclass(frozen=True)
+class PublishAllowed:
+    """The key is good: publish into this course."""
+
+    course_id: int
+
+
+@dataclass(frozen=True)
+class PublishDenied:
+    """The key is refused. `reason` is a short word for logs (unknown_key, revoked,
+    expired, wrong_app, course_inactive), never shown to the encoder beyond "refused"."""
+
+    reason: str
+
+
+PublishDecision: TypeAlias = PublishAllowed | PublishDenied
+
+
+class ControlUnavailable(Exception):
+    """The control plane could not answer (database down, remote unreachable).
+
+    Distinct from a refusal: the encoder is told to try again later, not that its key is
+    bad.
+    """
+
+
+class ControlPort(Protocol):
+    """What the media edge may ask of the control plane."""
+
+    async def authorize_publish(self, app: str, key: str) -> PublishDecision:
+        """May `key` publish into RTMP application `app`? `key` has no `?query` part."""
+        ...
+
+    async def stream_started(self, course_id: int) -> int:
+        """The course's broadcast has begun: go live; returns the live session's id."""
+        ...
+
+    async def stream_ended(self, course_id: int) -> None:
+        """The course's broadcast is over: end the live session (nothing if none)."""
+        ...

@@ -1,0 +1,134 @@
+"""FLV encoding: the file header and the tags that carry RTMP audio, video and metadata.
+
+RTMP audio (8), video (9) and data (18) message payloads are exactly FLV tag bodies, so a
+published stream becomes an FLV byte stream by framing each payload as a tag; that is what
+ffmpeg is fed (`-f flv -i pipe:`) and what `FlvFileSink` writes.
+
+    header:  "FLV" version(1) flags(1: 0x04 audio, 0x01 video) header size(4) = 9
+             then PreviousTagSize0 (4 zero bytes)
+    tag:     type(1) data size(3) timestamp(3) timestamp high byte(1) stream id(3) = 0
+             data, then PreviousTagSize (4) = 11 + data size
+
+Also here: recognising Enhanced RTMP tag bodies (HEVC/AV1/VP9 via FourCC, OBS 29+),
+which this server refuses because the FLV consumers downstream (Debian's ffmpeg 5.1)
+cannot read them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
+
+__all__ = [
+    "HEADER_SIZE",
+    "TAG_HEADER_SIZE",
+    "TagType",
+    "enhanced_audio",
+    "enhanced_video_fourcc",
+    "file_header",
+    "metadata_fourcc",
+    "metadata_tag",
+    "streams_in_metadata",
+    "tag",
+]
+
+HEADER_SIZE = 9
+TAG_HEADER_SIZE = 11
+_FLAG_AUDIO = 0x04
+_FLAG_VIDEO = 0x01
+_MAX_DATA_SIZE = 0xFFFFFF  # 3-byte data size field
+_U32 = 0xFFFFFFFF
+
+# Enhanced RTMP: the video tag's first bit (IsExHeader) says a FourCC follows the first
+# byte instead of the classic codec id in its low nibble.
+_VIDEO_EX_HEADER = 0x80
+# Enhanced RTMP audio: SoundFormat 9 (high nibble) means ExHeader with an audio FourCC.
+_AUDIO_EX_HEADER_FORMAT = 9
+# Classic FLV video codec ids fit in 4 bits; a larger onMetaData videocodecid is a FourCC.
+_MAX_CLASSIC_CODEC_ID = 0x0F
+
+
+class TagType(enum.IntEnum):
+    AUDIO = 8
+    VIDEO = 9
+    SCRIPT = 18
+
+
+def file_header(*, audio: bool = True, video: bool = True) -> bytes:
+    """The 9-byte FLV header followed by PreviousTagSize0."""
+    flags = (_FLAG_AUDIO if audio else 0) | (_FLAG_VIDEO if video else 0)
+    return b"FLV\x01" + bytes((flags,)) + HEADER_SIZE.to_bytes(4, "big") + bytes(4)
+
+
+def tag(tag_type: TagType | int, timestamp: int, data: bytes) -> bytes:
+    """One FLV tag and the PreviousTagSize that follows it.
+
+    `timestamp` is in milliseconds; like RTMP's it is a 32-bit value that wraps (FLV keeps
+    its top byte apart).
+    """
+    size = len(data)
+    if size > _MAX_DATA_SIZE:
+        raise ValueError(f"tag data of {size} bytes does not fit a 3-byte size")
+    timestamp &= _U32
+    header = b"".join(
+        (
+            bytes((int(tag_type),)),
+            size.to_bytes(3, "big"),
+            (timestamp & 0xFFFFFF).to_bytes(3, "big"),
+            bytes((timestamp >> 24,)),
+            bytes(3),  # stream id: always 0
+        )
+    )
+    return header + data + (TAG_HEADER_SIZE + size).to_bytes(4, "big")
+
+
+def metadata_tag(metadata: Mapping[str, Amf0Value], timestamp: int = 0) -> bytes:
+    """A script tag `onMetaData` carrying `metadata` as an ECMA array, as ffmpeg writes it."""
+    return tag(TagType.SCRIPT, timestamp, encode("onMetaData", EcmaArray(metadata)))
+
+
+def streams_in_metadata(metadata: Mapping[str, Amf0Value]) -> tuple[bool, bool]:
+    """(has audio, has video) as an encoder's onMetaData tells it.
+
+    OBS and ffmpeg list `audiocodecid` / `videocodecid` only for streams they send, so a
+    header written from metadata can say "no audio" and spare ffmpeg's probe the wait
+    for audio that never comes. Metadata naming neither means we cannot tell: both.
+    """
+    audio = "audiocodecid" in metadata
+    video = "videocodecid" in metadata
+    if not (audio or video):
+        return True, True
+    return audio, video
+
+
+def _fourcc_text(raw: bytes) -> str:
+    return raw.decode("ascii", errors="replace")
+
+
+def enhanced_video_fourcc(data: bytes) -> str | None:
+    """The FourCC of an Enhanced RTMP video tag body ('hvc1', 'av01', 'vp09'), else None."""
+    if not data or not data[0] & _VIDEO_EX_HEADER:
+        return None
+    return _fourcc_text(data[1:5]) if len(data) >= 5 else "?"
+
+
+def enhanced_audio(data: bytes) -> bool:
+    """Whether an audio tag body uses the Enhanced RTMP ExHeader (SoundFormat 9)."""
+    return bool(data) and data[0] >> 4 == _AUDIO_EX_HEADER_FORMAT
+
+
+def metadata_fourcc(metadata: Mapping[str, Amf0Value]) -> str | None:
+    """The video FourCC when onMetaData announces an Enhanced RTMP codec, else None.
+
+    Enhanced RTMP writes `videocodecid` as the FourCC's 32-bit value ('hvc1' is
+    0x68766331) instead of a classic id (7 for H.264).
+    """
+    value = metadata.get("videocodecid")
+    if isinstance(value, bool) or not isinstance(value, float | int):
+        return None
+    number = int(value)
+    if number <= _MAX_CLASSIC_CODEC_ID or number > _U32:
+        return None
+    return _fourcc_text(number.to_bytes(4, "big"))

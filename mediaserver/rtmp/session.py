@@ -1,0 +1,559 @@
+"""One RTMP connection: the handshake, a publisher's command dialogue, then media to a sink.
+
+What encoders send, and what each waits for:
+
+    OBS (librtmp)    Set Chunk Size, connect            -> waits for connect's _result
+                     releaseStream, FCPublish, createStream (fired together)
+                                                        -> waits for createStream's _result
+                     publish                            -> waits for onStatus Publish.Start
+    ffmpeg           connect -> (same as OBS; no Set Chunk Size before connect)
+
+After `connect` we send Window Acknowledgement Size, Set Peer Bandwidth and our own Set
+Chunk Size, then `_result`. A `publish` is authorized through the `ControlPort`; the
+course's slot in the `LiveRegistry` is claimed; the control plane is told the stream
+started (which makes the session live); a sink is made; only then do we answer
+`NetStream.Publish.Start`. Refusals are `onStatus` errors followed by closing the
+connection: librtmp (OBS) closes on Publish.BadName/Rejected/Denied/Failed and logs the
+description; ffmpeg prints "Server error: <description>" and exits non-zero. Both show
+only the description, so it says what to fix; it never repeats the stream key.
+
+Hostile peers: every limit breaks only this connection. The handshake must finish within
+`timeout`; a publish must start within `timeout` of it; a read idle for `timeout` closes
+the connection; writes wait for the peer at most `timeout`; the chunk reader's limits are
+small until a publish is accepted. Stream keys are never logged: at most a short hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mediaserver.control_port import ControlPort, ControlUnavailable, PublishDenied
+from mediaserver.flv import enhanced_audio, enhanced_video_fourcc, metadata_fourcc
+from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
+from mediaserver.media_sink import MediaSink, SinkFactory
+from mediaserver.rtmp import amf0, messages
+from mediaserver.rtmp.amf0 import Amf0Error, Amf0Value
+from mediaserver.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Message
+from mediaserver.rtmp.handshake import HandshakeError, ServerHandshake
+from mediaserver.rtmp.messages import LimitType, MessageError, MessageType, UserControlEvent
+
+__all__ = ["RtmpSession", "SessionConfig", "StreamGone", "key_fingerprint"]
+
+log = logging.getLogger("mediaserver.rtmp")
+
+READ_SIZE = 64 * 1024
+# Chunk streams for what we send: connection-level commands, stream-level status.
+_CSID_COMMAND = 3
+_CSID_STATUS = 5
+# Before a publish is accepted nobody needs big messages: a connect is a few hundred bytes.
+_UNAUTHENTICATED_MAX_MESSAGE = 64 * 1024
+_UNAUTHENTICATED_MAX_PENDING = 256 * 1024
+_UNAUTHENTICATED_MAX_CHUNK_STREAMS = 8
+# A client creating streams in a loop is not an encoder.
+_MAX_CREATED_STREAMS = 8
+_FMS_VERSION = "FMS/3,0,1,123"
+_CAPABILITIES = 31.0
+
+StreamGone = Callable[[Publication], Awaitable[None]]
+"""Called once a publisher is gone and its sink closed: tell the control plane, free the
+course's slot. The server owns it, because a reconnect grace period outlives the session."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Per-connection limits and the values we announce to the client."""
+
+    timeout: float = 30.0
+    chunk_size: int = 4096
+    window_ack_size: int = 2_500_000
+    peer_bandwidth: int = 2_500_000
+    # Once publishing: the largest message (a 1080p keyframe is 0.1-1 MB) and the
+    # partially assembled bytes across chunk streams.
+    max_message_size: int = 8 * 1024 * 1024
+    max_pending_bytes: int = 16 * 1024 * 1024
+    max_chunk_streams: int = 64
+    # Bytes queued for a peer that does not read, beyond which it is dropped.
+    max_outgoing_bytes: int = 1024 * 1024
+
+
+def key_fingerprint(key: str) -> str:
+    """What logs may say about a stream key: a short hash prefix, enough to correlate."""
+    return "#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+class _Close(Exception):
+    """Stop the connection. `flush`: let queued replies (a refusal) reach the peer first."""
+
+    def __init__(self, reason: str, *, flush: bool = False, level: int = logging.INFO) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.flush = flush
+        self.level = level
+
+
+def _command_name(values: list[Amf0Value]) -> str:
+    if not values or not isinstance(values[0], str):
+        raise _Close("a command message without a command name")
+    return values[0]
+
+
+def _transaction_id(values: list[Amf0Value]) -> float:
+    txn = values[1] if len(values) > 1 else 0.0
+    return txn if isinstance(txn, float) else 0.0
+
+
+def _amf_payload(message: Message) -> bytes:
+    # AMF3 command/data messages (17, 15) start with a format byte, then AMF0 values.
+    if message.type_id in (MessageType.COMMAND_AMF3, MessageType.DATA_AMF3):
+        return message.payload[1:]
+    return message.payload
+
+
+def _status(level: str, code: str, description: str) -> dict[str, Amf0Value]:
+    return {"level": level, "code": code, "description": description}
+
+
+class RtmpSession:
+    """Serves one accepted TCP connection until it closes. Run `run()` once."""
+
+    def __init__(
+        self,
+        connection_id: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        control: ControlPort,
+        registry: LiveRegistry,
+        sink_factory: SinkFactory,
+        stream_gone: StreamGone,
+        config: SessionConfig,
+    ) -> None:
+        self.connection_id = connection_id
+        self._reader = reader
+        self._writer = writer
+        self._control = control
+        self._registry = registry
+        self._sink_factory = sink_factory
+        self._stream_gone = stream_gone
+        self._config = config
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._chunks = ChunkReader(
+            max_message_size=_UNAUTHENTICATED_MAX_MESSAGE,
+            max_pending_bytes=_UNAUTHENTICATED_MAX_PENDING,
+            max_chunk_streams=_UNAUTHENTICATED_MAX_CHUNK_STREAMS,
+        )
+        self._out = ChunkWriter()
+        self._acks = messages.Acknowledger()
+        self._task: asyncio.Task[None] | None = None
+        self._stop_reason: str | None = None
+        self._connected = False
+        self._app = ""
+        self._created_streams: set[int] = set()
+        self._publication: Publication | None = None  # the course slot we hold
+        self._sink: MediaSink | None = None
+        self._media_stream_id = 0
+        self._publish_deadline = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def publishing(self) -> bool:
+        """Whether this connection holds a course (the server never evicts those)."""
+        return self._publication is not None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task running `run()`, once it started."""
+        return self._task
+
+    def stop(self, reason: str) -> None:
+        """Close this connection from outside (server shutdown, eviction); cleanup runs."""
+        self._stop_reason = reason
+        if self._task is not None:
+            self._task.cancel()
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        prefix = f"rtmp#{self.connection_id} {self.peer}"
+        flush = False
+        try:
+            await self._handshake()
+            await self._dialogue()
+        except _Close as close:
+            log.log(close.level, "%s: %s", prefix, close.reason)
+            flush = close.flush
+        except HandshakeError as exc:
+            log.info("%s: handshake refused: %s", prefix, exc)
+        except (ChunkError, MessageError, Amf0Error) as exc:
+            log.info("%s: protocol error, closing: %s", prefix, exc)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.info("%s: connection lost: %s", prefix, exc or type(exc).__name__)
+        except asyncio.CancelledError:
+            log.info("%s: closed by the server: %s", prefix, self._stop_reason or "cancelled")
+            raise
+        except Exception:
+            # A bug here must end this connection only.
+            log.exception("%s: unexpected error, closing", prefix)
+        finally:
+            await self._end_publishing()
+            await self._close_transport(flush=flush)
+
+    async def _close_transport(self, *, flush: bool) -> None:
+        writer = self._writer
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._config.timeout):
+                if flush and not writer.is_closing():
+                    # A refusal is worth a short wait: the client shows its description.
+                    await writer.drain()
+                    writer.close()
+                else:
+                    writer.transport.abort()
+                await writer.wait_closed()
+        writer.transport.abort()  # a no-op once closed; drops a peer that never read
+
+    # ------------------------------------------------------------------ I/O
+
+    async def _read(self, seconds: float, *, idle: str, closed: str) -> bytes:
+        """Some bytes, or _Close with `idle` after `seconds`, or with `closed` on EOF."""
+        try:
+            async with asyncio.timeout(seconds):
+                data = await self._reader.read(READ_SIZE)
+        except TimeoutError:
+            raise _Close(idle) from None
+        if not data:
+            raise _Close(closed)
+        return data
+
+    def _send(self, *outgoing: Message) -> None:
+        for message in outgoing:
+            self._writer.write(self._out.encode(message))
+        queued = self._writer.transport.get_write_buffer_size()
+        if queued > self._config.max_outgoing_bytes:
+            raise _Close(f"the peer is not reading ({queued} bytes queued)")
+
+    async def _flush(self) -> None:
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                await self._writer.drain()
+        except TimeoutError:
+            raise _Close(f"the peer read nothing for {self._config.timeout:g} s") from None
+
+    def _command(self, *values: Amf0Value, stream_id: int = 0, csid: int = _CSID_COMMAND) -> None:
+        self._send(Message(MessageType.COMMAND_AMF0, stream_id, 0, amf0.encode(*values), csid))
+
+    def _on_status(self, stream_id: int, level: str, code: str, description: str) -> None:
+        self._command(
+            "onStatus", 0.0, None, _status(level, code, description),
+            stream_id=stream_id, csid=_CSID_STATUS,
+        )
+
+    def _refuse(self, stream_id: int, code: str, description: str, log_line: str) -> _Close:
+        """Tell the client why (status error), then close once it has been sent."""
+        self._on_status(stream_id, "error", code, description)
+        return _Close(log_line, flush=True, level=logging.WARNING)
+
+    # ------------------------------------------------------------------ handshake
+
+    async def _handshake(self) -> None:
+        timeout = self._config.timeout
+        handshake = ServerHandshake(epoch_ms=int(time.monotonic() * 1000))
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                while not handshake.done:
+                    data = await self._reader.read(READ_SIZE)
+                    if not data:
+                        raise _Close("the peer closed the connection during the handshake")
+                    reply = handshake.feed(data)
+                    if reply:
+                        self._writer.write(reply)
+                        await self._writer.drain()
+        except TimeoutError:
+            raise _Close(f"handshake not completed within {timeout:g} s") from None
+        log.debug("rtmp#%d: handshake done (%s)", self.connection_id,
+                  "digest" if handshake.digest else "plain")
+        self._publish_deadline = asyncio.get_running_loop().time() + timeout
+        if handshake.leftover:
+            await self._received(handshake.leftover)
+
+    # ------------------------------------------------------------------ dialogue
+
+    async def _dialogue(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self._config.timeout
+        while True:
+            if self._publication is not None:
+                data = await self._read(
+                    timeout, idle=f"no media for {timeout:g} s: dropping the publisher",
+                    closed="the publisher closed the connection",
+                )
+            else:
+                left = self._publish_deadline - loop.time()
+                data = await self._read(
+                    max(left, 0.0), idle=f"no publish within {timeout:g} s of connecting",
+                    closed="the peer closed the connection before publishing",
+                )
+            await self._received(data)
+
+    async def _received(self, data: bytes) -> None:
+        for message in self._chunks.feed(data):
+            await self._dispatch(message)
+        ack = self._acks.on_received(self._chunks.bytes_received)
+        if ack is not None:
+            self._send(ack)
+        await self._flush()
+
+    async def _dispatch(self, message: Message) -> None:
+        kind = message.type_id
+        if kind == MessageType.AUDIO:
+            self._audio(message)
+        elif kind == MessageType.VIDEO:
+            self._video(message)
+        elif kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+            await self._on_command(message)
+        elif kind in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+            self._on_data(message)
+        elif kind == MessageType.AGGREGATE:
+            for part in messages.split_aggregate(message):
+                await self._dispatch(part)
+        elif kind == MessageType.WINDOW_ACK_SIZE:
+            self._acks.set_window(messages.parse_u32(message.payload))
+        elif kind == MessageType.USER_CONTROL:
+            event, data = messages.parse_user_control(message.payload)
+            if event == UserControlEvent.PING_REQUEST and len(data) >= 4:
+                self._send(messages.ping_response(int.from_bytes(data[:4], "big")))
+        elif kind in (MessageType.SET_CHUNK_SIZE, MessageType.ABORT):
+            pass  # applied by the chunk reader already
+        else:
+            # Acknowledgement, Set Peer Bandwidth, shared objects: nothing to do.
+            log.debug("rtmp#%d: ignoring message type %d", self.connection_id, kind)
+
+    async def _on_command(self, message: Message) -> None:
+        values = amf0.decode_all(_amf_payload(message))
+        name = _command_name(values)
+        txn = _transaction_id(values)
+        if name != "connect" and not self._connected:
+            raise _Close(f"command {name!r} before connect")
+        if name == "connect":
+            self._connect(txn, values)
+        elif name == "releaseStream":
+            self._command("_result", txn, None)
+        elif name == "FCPublish":
+            self._command("_result", txn, None)
+            self._command(
+                "onFCPublish", 0.0, None,
+                _status("status", "NetStream.Publish.Start", "FCPublish"),
+            )
+        elif name == "createStream":
+            self._create_stream(txn)
+        elif name == "publish":
+            await self._publish(message.stream_id, values)
+        elif name == "FCUnpublish":
+            self._command("_result", txn, None)
+            await self._unpublish("FCUnpublish")
+        elif name in ("deleteStream", "closeStream"):
+            await self._unpublish(name)
+        elif name == "play":
+            raise self._refuse(
+                message.stream_id, "NetStream.Play.Failed",
+                "this server takes published streams only; watch the class in the web page",
+                "refused a play request",
+            )
+        elif txn:
+            # Something that waits for an answer (_checkbw, getStreamLength...): say no
+            # rather than leave it hanging.
+            self._command(
+                "_error", txn, None,
+                _status("error", "NetConnection.Call.Failed", f"unknown command {name[:40]}"),
+            )
+        else:
+            log.debug("rtmp#%d: ignoring command %r", self.connection_id, name[:40])
+
+    def _connect(self, txn: float, values: list[Amf0Value]) -> None:
+        if self._connected:
+            raise _Close("a second connect on one connection")
+        command = values[2] if len(values) > 2 and isinstance(values[2], dict) else {}
+        app = command.get("app")
+        # nginx-rtmp also drops a ?query from the app; a trailing slash is common in URLs.
+        self._app = app.split("?", 1)[0].strip("/") if isinstance(app, str) else ""
+        encoding = command.get("objectEncoding")
+        object_encoding = encoding if isinstance(encoding, float) else 0.0
+        self._connected = True
+        config = self._config
+        self._send(
+            messages.window_ack_size(config.window_ack_size),
+            messages.set_peer_bandwidth(config.peer_bandwidth, LimitType.DYNAMIC),
+            messages.set_chunk_size(config.chunk_size),
+        )
+        self._out.set_chunk_size(config.chunk_size)
+        self._command(
+            "_result", txn,
+            {"fmsVer": _FMS_VERSION, "capabilities": _CAPABILITIES},
+            {
+                **_status("status", "NetConnection.Connect.Success", "Connection succeeded."),
+                "objectEncoding": object_encoding,
+            },
+        )
+        # The app may embed the key (a URL pasted whole): log its first segment only.
+        log.info("rtmp#%d %s: connected to app %r", self.connection_id, self.peer,
+                 self._app.split("/", 1)[0][:40])
+
+    def _create_stream(self, txn: float) -> None:
+        if len(self._created_streams) >= _MAX_CREATED_STREAMS:
+            raise _Close(f"more than {_MAX_CREATED_STREAMS} createStream calls")
+        stream_id = len(self._created_streams) + 1
+        self._created_streams.add(stream_id)
+        self._command("_result", txn, None, float(stream_id))
+
+    # ------------------------------------------------------------------ publishing
+
+    def _app_and_key(self, values: list[Amf0Value]) -> tuple[str, str]:
+        name = values[3] if len(values) > 3 and isinstance(values[3], str) else ""
+        # OBS and others may add "?param=..." to the key; it is not part of it.
+        key = name.split("?", 1)[0]
+        app = self._app
+        if not key and "/" in app:
+            # A URL pasted whole into the server field (rtmp://host/live/KEY, empty key).
+            app, key = app.split("/", 1)
+        return app, key
+
+    async def _publish(self, stream_id: int, values: list[Amf0Value]) -> None:
+        if self._publication is not None:
+            raise self._refuse(stream_id, "NetStream.Publish.BadName",
+                               "this connection is already publishing",
+                               "a second publish on one connection")
+        app, key = self._app_and_key(values)
+        fingerprint = key_fingerprint(key)
+        try:
+            decision = await self._control.authorize_publish(app, key)
+        except Exception as exc:
+            self._log_control_failure(exc, f"could not check stream key {fingerprint}")
+            raise self._refuse(stream_id, "NetStream.Publish.Failed",
+                               "the server could not check the stream key; try again later",
+                               f"key check failed: {type(exc).__name__}") from None
+        if isinstance(decision, PublishDenied):
+            raise self._refuse(
+                stream_id, "NetStream.Publish.BadName",
+                "stream key refused: copy the key for this course from Academia Live",
+                f"publish refused ({decision.reason}), key {fingerprint}",
+            )
+        course_id = decision.course_id
+        claim = self._registry.claim(course_id, self.connection_id, self.peer)
+        if claim is RegistryFull.COURSE_BUSY:
+            raise self._refuse(
+                stream_id, "NetStream.Publish.BadName",
+                "this course is already live from another encoder",
+                f"publish refused: course {course_id} is already live from another encoder",
+            )
+        if claim is RegistryFull.AT_CAPACITY:
+            raise self._refuse(
+                stream_id, "NetStream.Publish.Rejected",
+                "the server carries its maximum number of live streams; try again later",
+                f"publish refused: at capacity ({len(self._registry)} live streams)",
+            )
+        assert isinstance(claim, Publication)
+        self._publication = claim
+        try:
+            claim.session_id = await self._control.stream_started(course_id)
+            self._sink = self._sink_factory(course_id, claim.session_id)
+        except Exception as exc:
+            self._log_control_failure(exc, f"course {course_id} could not go live")
+            raise self._refuse(stream_id, "NetStream.Publish.Failed",
+                               "the server could not start the live class; try again later",
+                               f"going live failed: {type(exc).__name__}") from None
+        self._media_stream_id = stream_id
+        # Media messages are big; the limits grow only now that the peer is authorized.
+        self._chunks.max_message_size = self._config.max_message_size
+        self._chunks.max_pending_bytes = self._config.max_pending_bytes
+        self._chunks.max_chunk_streams = self._config.max_chunk_streams
+        self._send(messages.stream_begin(stream_id))
+        self._on_status(stream_id, "status", "NetStream.Publish.Start", "publishing started")
+        log.info("rtmp#%d %s: publishing course %d, session %d, key %s", self.connection_id,
+                 self.peer, course_id, claim.session_id, fingerprint)
+
+    def _log_control_failure(self, exc: Exception, what: str) -> None:
+        if isinstance(exc, ControlUnavailable):
+            # Expected trouble (database down): one line, no traceback.
+            log.error("rtmp#%d: %s: %s", self.connection_id, what, exc)
+        else:
+            log.exception("rtmp#%d: %s", self.connection_id, what)
+
+    async def _unpublish(self, why: str) -> None:
+        if self._publication is None:
+            return
+        stream_id = self._media_stream_id
+        log.info("rtmp#%d: %s: course %d stops publishing", self.connection_id, why,
+                 self._publication.course_id)
+        await self._end_publishing()
+        self._on_status(stream_id, "status", "NetStream.Unpublish.Success", "publishing stopped")
+
+    async def _end_publishing(self) -> None:
+        """Close the sink, then hand the publication to the server. Safe to call twice."""
+        publication, sink = self._publication, self._sink
+        self._publication, self._sink = None, None
+        if sink is not None:
+            try:
+                async with asyncio.timeout(self._config.timeout):
+                    await sink.close()
+            except Exception:
+                log.exception("rtmp#%d: closing the media sink failed", self.connection_id)
+        if publication is not None:
+            await self._stream_gone(publication)
+
+    # ------------------------------------------------------------------ media
+
+    def _sink_for(self, message: Message) -> MediaSink | None:
+        if self._sink is None or message.stream_id != self._media_stream_id:
+            return None  # not publishing (yet), or another stream: nothing to deliver to
+        return self._sink
+
+    def _video(self, message: Message) -> None:
+        sink = self._sink_for(message)
+        if sink is None or not message.payload:
+            return
+        fourcc = enhanced_video_fourcc(message.payload)
+        if fourcc is not None:
+            raise self._enhanced_refusal(f"video FourCC {fourcc!r}")
+        sink.on_video(message.timestamp, message.payload)
+
+    def _audio(self, message: Message) -> None:
+        sink = self._sink_for(message)
+        if sink is None or not message.payload:
+            return
+        if enhanced_audio(message.payload):
+            raise self._enhanced_refusal("enhanced audio")
+        sink.on_audio(message.timestamp, message.payload)
+
+    def _on_data(self, message: Message) -> None:
+        sink = self._sink_for(message)
+        if sink is None:
+            return
+        try:
+            values = amf0.decode_all(_amf_payload(message))
+        except Amf0Error as exc:
+            log.info("rtmp#%d: unreadable data message ignored: %s", self.connection_id, exc)
+            return
+        if values and values[0] == "@setDataFrame":
+            values = values[1:]
+        if len(values) < 2 or values[0] != "onMetaData" or not isinstance(values[1], dict):
+            return
+        metadata = values[1]
+        fourcc = metadata_fourcc(metadata)
+        if fourcc is not None:
+            raise self._enhanced_refusal(f"metadata videocodecid {fourcc!r}")
+        sink.on_metadata(metadata)
+
+    def _enhanced_refusal(self, what: str) -> _Close:
+        return self._refuse(
+            self._media_stream_id, "NetStream.Publish.Rejected",
+            "Enhanced RTMP (HEVC, AV1, VP9) is not supported: set the encoder to H.264 "
+            "and the audio to AAC",
+            f"refused Enhanced RTMP stream ({what}); the encoder must send H.264",
+        )

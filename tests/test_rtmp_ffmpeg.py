@@ -1,0 +1,225 @@
+"""A real encoder against the RTMP server: Debian's ffmpeg publishes a test pattern and a tone
+(x264 + AAC, digest handshake, its own chunking), the server writes an .flv through
+FlvFileSink, and ffprobe checks what arrived. One run goes through the real control plane:
+a stream key made with the HTTP API, the course live while ffmpeg publishes and not after.
+
+Each run lasts a few seconds (-re, -t); skipped only when /usr/bin/ffmpeg is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Api, World
+from mediaserver.control_inprocess import InProcessControl
+from mediaserver.control_port import PublishAllowed, PublishDecision, PublishDenied
+from mediaserver.media_sink import FlvFileSink
+from mediaserver.rtmp.server import RtmpServer
+from mediaserver.rtmp.session import key_fingerprint
+
+FFMPEG = Path("/usr/bin/ffmpeg")
+FFPROBE = Path("/usr/bin/ffprobe")
+
+pytestmark = pytest.mark.skipif(
+    not (FFMPEG.exists() and FFPROBE.exists()),
+    reason="Debian's ffmpeg is not installed (/usr/bin/ffmpeg, /usr/bin/ffprobe): "
+    "apt-get install ffmpeg",
+)
+
+KEY = "sk_ffmpeg_test_4f9a2c7e1b"
+COURSE = 21
+
+
+@dataclass
+class FakeControl:
+    asked: list[str] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+
+    async def authorize_publish(self, app: str, key: str) -> PublishDecision:
+        self.asked.append(key)
+        if app == "live" and key == KEY:
+            return PublishAllowed(COURSE)
+        return PublishDenied("unknown_key")
+
+    async def stream_started(self, course_id: int) -> int:
+        self.started.append(course_id)
+        return 500 + len(self.started)
+
+    async def stream_ended(self, course_id: int) -> None:
+        self.ended.append(course_id)
+
+
+@dataclass
+class FlvSinks:
+    folder: Path
+    made: list[FlvFileSink] = field(default_factory=list)
+
+    def __call__(self, course_id: int, session_id: int) -> FlvFileSink:
+        sink = FlvFileSink(self.folder / f"course{course_id}-session{session_id}.flv")
+        self.made.append(sink)
+        return sink
+
+
+async def publish_with_ffmpeg(url: str, *, seconds: float = 4, audio: bool = True) -> tuple[
+    int, str
+]:
+    """Runs ffmpeg to the end; returns its exit code and stderr."""
+    args = ["-hide_banner", "-nostats", "-loglevel", "info", "-re",
+            "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "60"]
+    args += ["-c:a", "aac"] if audio else ["-an"]
+    args += ["-f", "flv", url]
+    process = await asyncio.create_subprocess_exec(
+        str(FFMPEG), *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), seconds + 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(errors="replace")
+
+
+async def probe(path: Path) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        str(FFPROBE), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+        str(path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode(errors="replace")
+    result: dict[str, Any] = json.loads(stdout)
+    return result
+
+
+def streams_of(probed: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [s for s in probed["streams"] if s["codec_type"] == kind]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> Any:
+    control = FakeControl()
+    sinks = FlvSinks(tmp_path)
+    rtmp = RtmpServer(control, sinks, host="127.0.0.1", port=0, timeout=10)
+    await rtmp.start()
+    try:
+        yield rtmp, control, sinks
+    finally:
+        await rtmp.close()
+
+
+@pytest.mark.parametrize("suffix", ["", "?foo=bar"], ids=["plain-key", "key-with-query"])
+async def test_ffmpeg_publishes_h264_and_aac(
+    server: tuple[RtmpServer, FakeControl, FlvSinks], suffix: str
+) -> None:
+    rtmp, control, sinks = server
+    code, stderr = await publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{KEY}{suffix}")
+    assert code == 0, stderr[-2000:]
+    assert control.asked == [KEY]  # the ?query never reaches the control plane
+    assert control.started == [COURSE]
+    await wait_until(lambda: control.ended == [COURSE])
+    assert len(sinks.made) == 1 and sinks.made[0].closed
+
+    probed = await probe(sinks.made[0].path)
+    (video,) = streams_of(probed, "video")
+    (audio,) = streams_of(probed, "audio")
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 360)
+    assert audio["codec_name"] == "aac"
+    assert abs(float(probed["format"]["duration"]) - 4) <= 1
+
+
+async def test_ffmpeg_without_audio(server: tuple[RtmpServer, FakeControl, FlvSinks]) -> None:
+    rtmp, control, sinks = server
+    code, stderr = await publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{KEY}",
+                                             audio=False)
+    assert code == 0, stderr[-2000:]
+    await wait_until(lambda: control.ended == [COURSE])
+    path = sinks.made[0].path
+    # The header, written from ffmpeg's metadata, says "video only".
+    assert path.read_bytes()[4] == 0x01
+    probed = await probe(path)
+    (video,) = streams_of(probed, "video")
+    assert streams_of(probed, "audio") == []
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 360)
+    assert abs(float(probed["format"]["duration"]) - 4) <= 1
+
+
+async def test_ffmpeg_with_a_bad_key_fails_and_the_key_is_never_logged(
+    server: tuple[RtmpServer, FakeControl, FlvSinks], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rtmp, control, sinks = server
+    bad = "sk_not_a_real_key_9d8c7b6a"
+    started = time.monotonic()
+    code, stderr = await publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{bad}")
+    assert code != 0
+    assert time.monotonic() - started < 10  # refused at once, no hang
+    assert "Server error: stream key refused" in stderr
+    assert control.started == [] and sinks.made == []
+    assert bad not in caplog.text
+    assert all(bad not in repr(record.args) for record in caplog.records)
+    assert key_fingerprint(bad) in caplog.text
+
+
+async def wait_until(check: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_ffmpeg_through_the_real_control_plane(
+    api: Api, world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    made = await api.post(f"/courses/{world.course_id}/stream-keys", world.teacher,
+                          json={"label": "ffmpeg"}, expect=201)
+    key = made["key"]
+    status_url = f"/courses/{world.course_id}/live-status"
+    assert (await api.get(status_url, expect=200))["is_live"] is False
+
+    sinks = FlvSinks(tmp_path)
+    control = InProcessControl(api.database, api.settings.courses)
+    async with RtmpServer(control, sinks, port=0, timeout=10) as rtmp:
+        encoder = asyncio.create_task(
+            publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{key}", seconds=3)
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            status = await api.get(status_url, expect=200)
+            if status["is_live"] or encoder.done():
+                break
+            assert time.monotonic() < deadline, "the course never went live"
+            await asyncio.sleep(0.1)
+        assert status["is_live"] is True
+        session_id = status["session_id"]
+        assert rtmp.registry.is_live(world.course_id)
+
+        code, stderr = await encoder
+        assert code == 0, stderr[-2000:]
+        await wait_until(lambda: not rtmp.registry.is_live(world.course_id))
+
+    after = await api.get(status_url, expect=200)
+    assert after["is_live"] is False
+    ended = await api.get(f"/sessions/{session_id}/", world.teacher, expect=200)
+    assert ended["status"] == "ended"
+    assert len(sinks.made) == 1
+    (video,) = streams_of(await probe(sinks.made[0].path), "video")
+    assert video["codec_name"] == "h264"
+    assert key not in caplog.text
