@@ -7,7 +7,9 @@ import contextlib
 import logging
 import secrets
 import signal
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -19,7 +21,12 @@ from control.migrate import is_current, upgrade
 from control.models import Role
 from control.models.base import utcnow
 from control.passwords import Passwords
+from control.publishing import rtmp_url
 from control.session_generation import generate_sessions
+from mediaserver.control_inprocess import InProcessControl
+from mediaserver.live_registry import LiveRegistry
+from mediaserver.media_sink import FlvFileSink, MediaSink
+from mediaserver.rtmp.server import RtmpServer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,18 @@ async def generate_sessions_forever(settings: Settings, database: Database) -> N
         await asyncio.sleep(SESSION_GENERATION_INTERVAL)
 
 
+def flv_ingest_sinks(media_dir: Path) -> Callable[[int, int], MediaSink]:
+    """Until the transcode workers exist, each publish is kept as the source FLV."""
+
+    def make(course_id: int, session_id: int) -> MediaSink:
+        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        folder = media_dir / "ingest" / f"course-{course_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return FlvFileSink(folder / f"session-{session_id}-{stamp}.flv")
+
+    return make
+
+
 async def serve_forever(settings: Settings) -> None:
     database = Database(settings.database_url)
     await prepare_database(settings, database)
@@ -83,8 +102,18 @@ async def serve_forever(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.http_port)
     await site.start()
+    rtmp = RtmpServer(
+        InProcessControl(database, settings.courses),
+        flv_ingest_sinks(settings.media_dir),
+        host=settings.server.host,
+        port=settings.streaming.rtmp_port,
+        timeout=settings.streaming.rtmp_timeout_seconds,
+        registry=LiveRegistry(max_streams=settings.streaming.max_streams),
+    )
+    await rtmp.start()
     print(f"Academia Live is listening on {settings.public_url}", flush=True)
     print(f"  API description: {settings.public_url}/openapi.json", flush=True)
+    print(f"  RTMP ingest (OBS server URL): {rtmp_url(settings)}", flush=True)
 
     generator = asyncio.create_task(generate_sessions_forever(settings, database))
     stop = asyncio.Event()
@@ -95,6 +124,7 @@ async def serve_forever(settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        await rtmp.close()
         generator.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await generator

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ACADEMIA = [sys.executable, "-m", "mediaserver.cli"]
 
@@ -62,7 +66,8 @@ def test_migrate_and_user_create(tmp_path: Path) -> None:
 
 def test_first_start_creates_admin_and_serves(tmp_path: Path) -> None:
     port = _free_port()
-    env = _env(tmp_path / "var", ACADEMIA_HTTP_PORT=str(port))
+    env = _env(tmp_path / "var", ACADEMIA_HTTP_PORT=str(port),
+               ACADEMIA_RTMP_PORT=str(_free_port()))
     server = subprocess.Popen([*ACADEMIA, "serve"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
@@ -101,7 +106,7 @@ def test_first_start_creates_admin_and_serves(tmp_path: Path) -> None:
 def test_admin_password_from_environment(tmp_path: Path) -> None:
     port = _free_port()
     env = _env(tmp_path / "var", ACADEMIA_HTTP_PORT=str(port),
-               ACADEMIA_ADMIN_PASSWORD="chosen-by-operator")
+               ACADEMIA_RTMP_PORT=str(_free_port()), ACADEMIA_ADMIN_PASSWORD="chosen-by-operator")
     server = subprocess.Popen([*ACADEMIA, "serve"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
@@ -111,6 +116,73 @@ def test_admin_password_from_environment(tmp_path: Path) -> None:
             if "listening on" in line:
                 break
         assert _login(port, "admin", "chosen-by-operator")["token"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+
+
+def _call(port: int, method: str, path: str, token: str, body: object = None) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
+def test_serve_takes_a_publish_from_the_stream_key(tmp_path: Path) -> None:
+    port, rtmp_port = _free_port(), _free_port()
+    env = _env(tmp_path / "var", ACADEMIA_HTTP_PORT=str(port), ACADEMIA_RTMP_PORT=str(rtmp_port),
+               ACADEMIA_ADMIN_PASSWORD="chosen-by-operator")
+    server = subprocess.Popen([*ACADEMIA, "serve"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        banner = []
+        for line in server.stdout:
+            banner.append(line)
+            if "RTMP ingest" in line:
+                break
+        assert f"rtmp://127.0.0.1:{rtmp_port}/live" in "".join(banner)
+        token = str(_login(port, "admin", "chosen-by-operator")["token"])
+        category = _call(port, "POST", "/categories/", token, {"name": "Maths"})
+        teacher = _call(port, "POST", "/users/", token, {
+            "username": "ada", "password": "analytical-engine", "role": "teacher"})
+        course = _call(port, "POST", "/courses/", token, {
+            "title": "Algebra", "category_id": category["id"], "teacher_id": teacher["id"]})
+        key = _call(port, "POST", f"/courses/{course['id']}/stream-keys", token, {})
+        # The server URL and key exactly as OBS would take them.
+        publish = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
+             "-f", "lavfi", "-i", "sine=frequency=440", "-t", "4",
+             "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
+             "-f", "flv", f"{key['rtmp_url']}/{key['key']}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        seen_live = False
+        deadline = time.monotonic() + 15
+        while publish.poll() is None and time.monotonic() < deadline:
+            status = _call(port, "GET", f"/courses/{course['id']}/live-status", token)
+            seen_live = seen_live or status["is_live"]
+            time.sleep(0.3)
+        _, errors = publish.communicate(timeout=20)
+        if publish.returncode != 0:
+            server.send_signal(signal.SIGTERM)
+            logs, _ = server.communicate(timeout=15)
+            raise AssertionError(f"ffmpeg: {errors}\nserver: {logs}")
+        assert seen_live
+        time.sleep(0.5)
+        assert _call(port, "GET", f"/courses/{course['id']}/live-status", token)["is_live"] is False
+        recorded = list((tmp_path / "var" / "media" / "ingest").rglob("*.flv"))
+        assert len(recorded) == 1
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+             str(recorded[0])], capture_output=True, text=True, check=True,
+        )
+        assert sorted(probe.stdout.split()) == ["aac", "h264"]
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
