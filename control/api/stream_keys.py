@@ -92,6 +92,13 @@ async def _key(ctx: Ctx) -> StreamKey:
     return row
 
 
+async def _revoked(ctx: Ctx) -> StreamKey:
+    row = await _key(ctx)
+    if row.revoked_at is None:  # revoking twice keeps the first time
+        row.revoked_at = utcnow()
+    return row
+
+
 @routes.route("PATCH", "/stream-keys/{key_id}", name="stream_keys.update", body=StreamKeyPatch,
               summary="Relabel a stream key")
 async def relabel(ctx: Ctx) -> Any:
@@ -113,16 +120,11 @@ async def rotate(ctx: Ctx) -> Any:
 @routes.route("POST", "/stream-keys/{key_id}/revoke", name="stream_keys.revoke",
               summary="Revoke a stream key for good")
 async def revoke(ctx: Ctx) -> Any:
-    row = await _key(ctx)
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-    return json(key_json(row))
+    return json(key_json(await _revoked(ctx)))
 
 
 @routes.route("DELETE", "/stream-keys/{key_id}", name="stream_keys.delete",
               summary="Revoke a stream key (kept for the record)")
 async def delete(ctx: Ctx) -> Any:
-    row = await _key(ctx)
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
+    await _revoked(ctx)
     return no_content()
