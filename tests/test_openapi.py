@@ -41,3 +41,11 @@ async def test_bodies_are_described(api: Api) -> None:
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert {"title", "category_id"} <= set(schema["required"])
     assert schema["additionalProperties"] is False
+
+
+async def test_optional_bodies_are_described_as_optional(api: Api) -> None:
+    document = await api.get("/openapi.json", expect=200)
+    enroll = document["paths"]["/courses/{course_id}/enroll"]["post"]
+    assert enroll["requestBody"]["required"] is False
+    ref = enroll["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert "invite_code" in document["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]

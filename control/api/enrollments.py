@@ -79,15 +79,6 @@ def event_json(event: EnrollmentEvent) -> dict[str, Any]:
     }
 
 
-async def _enroll_body(ctx: Ctx) -> EnrollBody:
-    # The body is optional here, which the routing layer's body= cannot express: an
-    # empty body means "no invite code".
-    raw = await ctx.request.read()
-    if not raw.strip():
-        return EnrollBody()
-    return EnrollBody.model_validate_json(raw)
-
-
 async def _course_to_join(ctx: Ctx, user: User, course_id: int) -> Course:
     """The course, locked; restricted courses are reachable here for the invite check."""
     await lock_course(ctx.db, course_id)
@@ -157,6 +148,7 @@ async def _require_reader(ctx: Ctx, course: Course, enrollment: Enrollment) -> N
 
 
 @routes.route("POST", "/courses/{course_id}/enroll", name="enrollments.enroll",
+              body=EnrollBody, body_optional=True,
               summary="Enroll yourself (students). Optional body {\"invite_code\"} for"
               " restricted courses. 201 with the new enrollment; 200 with the existing one"
               " when you already hold a place")
@@ -167,7 +159,7 @@ async def enroll(ctx: Ctx) -> Any:
             "only students enroll themselves; a course's teacher or an admin uses"
             " /courses/{course_id}/enroll-student"
         )
-    body = await _enroll_body(ctx)
+    body = ctx.parsed(EnrollBody)
     settings = ctx.state.settings.courses
     course = await _course_to_join(ctx, me, ctx.param("course_id"))
     existing = await _find(ctx, course.id, me.id)

@@ -54,7 +54,7 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
         schemas[endpoint.body.__name__] = schema
         op["requestBody"] = {
-            "required": True,
+            "required": not endpoint.body_optional,
             "content": {
                 "application/json": {
                     "schema": {"$ref": f"#/components/schemas/{endpoint.body.__name__}"}

@@ -31,6 +31,7 @@ class Endpoint:
     summary: str
     handler: Handler
     body: type[BaseModel] | None = None
+    body_optional: bool = False  # an empty body means the model's defaults
     query: type[BaseModel] | None = None
     public: bool = False  # callable without signing in
     audit_read: bool = False  # a read worth auditing (student rosters)
@@ -90,6 +91,7 @@ class Routes:
         name: str,
         summary: str,
         body: type[BaseModel] | None = None,
+        body_optional: bool = False,
         query: type[BaseModel] | None = None,
         public: bool = False,
         audit_read: bool = False,
@@ -103,6 +105,7 @@ class Routes:
                     summary=summary,
                     handler=handler,
                     body=body,
+                    body_optional=body_optional,
                     query=query,
                     public=public,
                     audit_read=audit_read,
@@ -136,6 +139,8 @@ async def _read_body(request: web.Request, endpoint: Endpoint) -> BaseModel | No
         return None
     raw = await request.read()
     if not raw.strip():
+        if endpoint.body_optional:
+            return endpoint.body()
         raise bad_request("this call needs a JSON body", "missing_body")
     return endpoint.body.model_validate_json(raw)
 
