@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 RUN_DEBS := python3-venv ffmpeg
-TEST_DEBS := $(RUN_DEBS) postgresql
+TEST_DEBS := $(RUN_DEBS) postgresql gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 
 .PHONY: run test lint typecheck pytest system-run system-test clean
 
