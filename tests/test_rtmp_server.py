@@ -752,3 +752,26 @@ async def test_a_failing_sink_ends_only_its_stream(harness: Harness) -> None:
     await eventually(lambda: len(harness.sinks[0].video) == 4)
     await eventually(lambda: harness.control.ended == [OTHER_COURSE])
     good.close()
+
+
+async def test_unpublish_then_publish_again_on_one_connection(harness: Harness) -> None:
+    server = await harness.server(timeout=0.8)
+    client = await publisher(server.port)
+    client.stream_media(range(3))
+    # Outlive the connect-time publish window while publishing, then stop.
+    for n in range(3, 8):
+        await asyncio.sleep(0.25)
+        client.stream_media(range(n, n + 1))
+    await client.writer.drain()
+    client.command("FCUnpublish", 6.0, None, GOOD_KEY)
+    while True:
+        reply = await client.next_command()
+        if reply[0] == "onStatus":
+            break
+    assert isinstance(reply[3], dict) and reply[3]["code"] == "NetStream.Unpublish.Success"
+    await eventually(lambda: harness.control.ended == [GOOD_COURSE])
+    # The client is given a fresh window to publish again, not dropped at once.
+    assert not await client.closed(within=0.3)
+    info = await client.publish(GOOD_KEY)
+    assert info["code"] == "NetStream.Publish.Start", info
+    assert len(harness.sinks) == 2

@@ -160,6 +160,7 @@ class RtmpSession:
         self._sink: MediaSink | None = None
         self._media_stream_id = 0
         self._publish_deadline = 0.0
+        self._published = False  # has this connection published and then stopped?
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -298,7 +299,11 @@ class RtmpSession:
                 left = self._publish_deadline - loop.time()
                 data = await self._read(
                     max(left, 0.0), idle=f"no publish within {timeout:g} s of connecting",
-                    closed="the peer closed the connection before publishing",
+                    closed=(
+                        "the peer closed the connection after unpublishing"
+                        if self._published
+                        else "the peer closed the connection before publishing"
+                    ),
                 )
             await self._received(data)
 
@@ -493,6 +498,10 @@ class RtmpSession:
                  self._publication.course_id)
         await self._end_publishing()
         self._on_status(stream_id, "status", "NetStream.Unpublish.Success", "publishing stopped")
+        # The client may stay to publish again (or to say goodbye): a fresh window for
+        # that, instead of the long-expired one from connecting.
+        self._publish_deadline = asyncio.get_running_loop().time() + self._config.timeout
+        self._published = True
 
     async def _end_publishing(self) -> None:
         """Close the sink, then hand the publication to the server. Safe to call twice."""
