@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.rrule import rrulestr
 
 from control.recurrence import (
     Occurrence,
@@ -368,6 +371,191 @@ def test_duration_must_be_positive(duration: timedelta) -> None:
 
 def test_recurrence_error_is_a_value_error() -> None:
     assert issubclass(RecurrenceError, ValueError)
+
+
+# --- rules that never match, rare rules -------------------------------------------------
+#
+# dateutil looks for a rule's next time period by period up to year 9999: seconds of CPU
+# for a rule that never matches. These must be refused, and quickly. The bound is generous:
+# this guards against a hang, it is not a benchmark.
+
+QUICK = 1.0  # seconds
+
+
+def timed(call: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    call()
+    return time.perf_counter() - began
+
+
+NEVER = [
+    # 1 January is never in February, whatever the start.
+    ("FREQ=DAILY;BYYEARDAY=1;BYMONTH=2", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=DAILY;BYYEARDAY=1;BYMONTH=2;UNTIL=20310101T000000", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=WEEKLY;BYYEARDAY=1;BYMONTH=2", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=30", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=YEARLY;BYWEEKNO=1;BYMONTH=6", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6", datetime(2024, 1, 1, 9, 0)),  # no sixth Monday
+    ("FREQ=HOURLY;BYYEARDAY=1;BYMONTH=2", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=-30", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=SECONDLY;BYSETPOS=2", datetime(2024, 1, 1, 9, 0)),  # a second holds one time
+    # Never from this start: every 24 hours from 09:00 is always 09:00...
+    ("FREQ=HOURLY;INTERVAL=24;BYHOUR=5", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=MINUTELY;INTERVAL=1440;BYHOUR=5", datetime(2024, 1, 1, 9, 0)),
+    # ...every 7 days from a Tuesday is a Tuesday, every 12 months from January is January.
+    ("FREQ=DAILY;INTERVAL=7;BYDAY=MO", datetime(2024, 1, 2, 9, 0)),
+    ("FREQ=MONTHLY;INTERVAL=12;BYMONTH=3", datetime(2024, 1, 1, 9, 0)),
+    ("FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", datetime(2025, 1, 1, 9, 0)),
+    # Feb 29 falls on a Monday in 2044, after UNTIL.
+    ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;UNTIL=20401231", datetime(2025, 1, 1, 9, 0)),
+    # UNTIL before the start.
+    ("FREQ=WEEKLY;BYDAY=MO;UNTIL=20231231", datetime(2024, 1, 1, 9, 0)),
+]
+
+
+@pytest.mark.parametrize(("rule", "start"), NEVER)
+def test_expand_refuses_a_rule_that_never_matches_quickly(rule: str, start: datetime) -> None:
+    def call() -> None:
+        with pytest.raises(RecurrenceError, match="never"):
+            occurrences(start_local=start, rrule=rule)
+
+    assert timed(call) < QUICK
+
+
+@pytest.mark.parametrize(("rule", "start"), NEVER)
+def test_check_rrule_with_a_start_refuses_a_rule_that_never_matches_quickly(
+    rule: str, start: datetime
+) -> None:
+    later = start + timedelta(weeks=52)  # same weekday; a start expand was not asked about
+
+    def call() -> None:
+        with pytest.raises(RecurrenceError, match="never"):
+            check_rrule(rule, later, "Europe/Paris")
+
+    assert timed(call) < QUICK
+
+
+def test_the_message_says_the_rule_never_matches() -> None:
+    with pytest.raises(RecurrenceError, match=r"this recurrence rule never matches.*2024-01-01"):
+        occurrences(
+            start_local=datetime(2024, 1, 1, 9, 0), rrule="FREQ=HOURLY;INTERVAL=24;BYHOUR=5"
+        )
+    with pytest.raises(RecurrenceError, match=r"never matches.*UNTIL"):
+        check_rrule("FREQ=WEEKLY;BYDAY=MO;UNTIL=20231231", datetime(2024, 1, 1, 9, 0))
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYYEARDAY=1;BYMONTH=2",
+        "FREQ=WEEKLY;BYYEARDAY=1;BYMONTH=2",
+        "FREQ=YEARLY;BYWEEKNO=1;BYMONTH=6",
+        "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6",
+        "FREQ=SECONDLY;BYSETPOS=2",
+    ],
+)
+def test_check_rrule_alone_refuses_a_rule_that_never_matches_whatever_the_start(
+    rule: str,
+) -> None:
+    def call() -> None:
+        with pytest.raises(RecurrenceError, match="never matches: no date and time fits"):
+            check_rrule(rule)
+
+    assert timed(call) < QUICK
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "first"),
+    [
+        # Never from 09:00, every day from 05:00.
+        ("FREQ=HOURLY;INTERVAL=24;BYHOUR=5", datetime(2024, 1, 1, 5, 0), datetime(2024, 1, 1, 5)),
+        ("FREQ=MINUTELY;INTERVAL=1440;BYHOUR=5",
+         datetime(2024, 1, 1, 5, 0), datetime(2024, 1, 1, 5)),
+        ("FREQ=DAILY;INTERVAL=7;BYDAY=MO", datetime(2024, 1, 1, 9, 0), datetime(2024, 1, 1, 9)),
+        ("FREQ=MONTHLY;INTERVAL=12;BYMONTH=3", datetime(2024, 3, 5, 9, 0), datetime(2024, 3, 5, 9)),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;UNTIL=20441231",
+         datetime(2025, 1, 1, 9, 0), datetime(2044, 2, 29, 9)),
+    ],
+)  # fmt: skip
+def test_a_rule_that_depends_on_its_start_is_checked_against_it(
+    rule: str, start: datetime, first: datetime
+) -> None:
+    check_rrule(rule)  # some start works: the syntax check alone accepts it
+    check_rrule(rule, start, "Europe/Paris")
+    result = occurrences(start_local=start, rrule=rule, window=(utc(2024, 1, 1), utc(2100, 1, 1)))
+    assert local(result[0], PARIS) == first
+
+
+def test_leap_days_every_four_years() -> None:
+    result = occurrences(
+        start_local=datetime(2025, 3, 1, 9, 0), rrule="FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"
+    )
+
+    assert [local(o, PARIS) for o in result] == [
+        datetime(year, 2, 29, 9, 0) for year in range(2028, 2100, 4)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "start"),
+    [
+        # Feb 29 on a Monday: 2044, 2072, 2112... reached in different ways.
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;COUNT=2", datetime(2017, 1, 2, 9, 0)),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", datetime(2017, 1, 1, 9, 0)),
+        ("FREQ=MONTHLY;BYDAY=5MO;BYMONTH=2", datetime(2017, 1, 1, 9, 0)),
+        ("FREQ=WEEKLY;BYMONTHDAY=29;BYMONTH=2;BYDAY=MO", datetime(2017, 1, 1, 9, 0)),
+        ("FREQ=HOURLY;INTERVAL=5;BYHOUR=3;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
+         datetime(2000, 1, 4, 9, 0)),
+        # Weeks holding both Feb 28 and Feb 29.
+        ("FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=28,29;BYDAY=MO,TU,WE,TH,FR,SA,SU;BYSETPOS=2",
+         datetime(2025, 3, 1, 9, 0)),
+        # 2100, 2200 and 2300 are not leap years.
+        ("FREQ=YEARLY;INTERVAL=100;BYMONTH=2;BYMONTHDAY=29", datetime(2100, 1, 1, 9, 0)),
+        # 05:00:00 on Mondays, one second at a time.
+        ("FREQ=SECONDLY;BYHOUR=5;BYMINUTE=0;BYSECOND=0;BYDAY=MO", datetime(2024, 1, 2, 9, 0)),
+        ("FREQ=MINUTELY;INTERVAL=15;BYHOUR=5;BYMINUTE=10,20,30;BYDAY=MO",
+         datetime(2024, 1, 2, 9, 0)),
+    ],
+)  # fmt: skip
+def test_rare_rules_give_what_dateutil_gives(rule: str, start: datetime) -> None:
+    expected = list(islice(rrulestr(rule, dtstart=start), 3))
+
+    def call() -> None:
+        result = occurrences(
+            start_local=start, rrule=rule, window=(utc(2000, 1, 1), utc(9000, 1, 1)), limit=3
+        )
+        assert [local(o, PARIS) for o in result] == expected
+
+    assert timed(call) < QUICK
+
+
+def test_a_year_of_a_sparse_rule_by_the_second_is_quick() -> None:
+    def call() -> None:
+        result = occurrences(
+            start_local=datetime(2024, 1, 1, 9, 0),
+            rrule="FREQ=SECONDLY;BYHOUR=5;BYMINUTE=0;BYSECOND=0",
+            window=(utc(2024, 1, 1), utc(2025, 1, 1)),
+        )
+        assert len(result) == 365  # 2 January to 31 December 2024
+        assert local(result[0], PARIS) == datetime(2024, 1, 2, 5, 0)
+
+    assert timed(call) < QUICK
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("FREQ=HOURLY;BYHOUR=25", "BYHOUR=25"),
+        ("FREQ=MINUTELY;BYMINUTE=60", "BYMINUTE=60"),
+        ("FREQ=SECONDLY;BYSECOND=60", "BYSECOND=60"),
+        ("FREQ=MONTHLY;BYDAY=6MO", "a month has at most 5"),
+        ("FREQ=YEARLY;BYMONTH=2;BYDAY=-6FR", "a month has at most 5"),
+        ("FREQ=YEARLY;BYDAY=54MO", "a year has at most 53"),
+    ],
+)
+def test_out_of_range_parts_dateutil_would_crash_on_are_refused(rule: str, message: str) -> None:
+    with pytest.raises(RecurrenceError, match=message):
+        check_rrule(rule)
 
 
 # --- first_clash ---------------------------------------------------------------------------
