@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_process import run_client
 
 from conftest import Api, World
 from mediaserver.control_inprocess import InProcessControl
@@ -80,20 +81,7 @@ async def publish_with_ffmpeg(url: str, *, seconds: float = 4, audio: bool = Tru
     args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "60"]
     args += ["-c:a", "aac"] if audio else ["-an"]
     args += ["-f", "flv", url]
-    process = await asyncio.create_subprocess_exec(
-        str(FFMPEG), *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), seconds + 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, stderr.decode(errors="replace")
+    return await run_client(str(FFMPEG), args, within=seconds + 30)
 
 
 async def probe(path: Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ and the sink finish cleanly). Skipped when gst-launch-1.0, ffprobe or an element
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from client_process import run_client
 from test_rtmp_ffmpeg import (
     COURSE,
     FFPROBE,
@@ -119,20 +119,8 @@ async def publish_with_gstreamer(args: list[str]) -> tuple[int, str, float]:
     """Runs gst-launch-1.0 to the end; returns its exit code, its output and the wall time."""
     assert GST_LAUNCH is not None
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        GST_LAUNCH, *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), SECONDS + 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, output.decode(errors="replace"), time.monotonic() - started
+    code, output = await run_client(GST_LAUNCH, args, within=SECONDS + 30, merge_output=True)
+    return code, output, time.monotonic() - started
 
 
 @pytest.fixture
