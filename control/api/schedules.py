@@ -17,24 +17,22 @@ from pydantic import Field, NaiveDatetime
 from sqlalchemy import or_, select
 
 from control.api.bodies import Body, Query
+from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.double_booking import refuse_clash
-from control.errors import ApiError, conflict, not_found, unprocessable
+from control.errors import unprocessable
 from control.models import Course, Role, Schedule
 from control.models.base import utcnow
 from control.permissions import (
-    is_staff,
     managed_course,
-    require_staff,
     visibility_filter,
     visible_course,
 )
 from control.recurrence import Occurrence, RecurrenceError, check_rrule, check_timezone
 from control.session_generation import (
     EXPANSION_LIMIT,
-    lock_courses,
     occurrences,
     remove_future_sessions,
     sync_schedule,
@@ -132,38 +130,10 @@ def schedule_json(schedule: Schedule, *, now: datetime) -> dict[str, Any]:
 async def _schedule(
     ctx: Ctx, *, write: bool = False, other_course_id: int | None = None
 ) -> tuple[Schedule, Course]:
-    """The schedule in the path, if the caller can see its course (else 404).
-
-    For a write the caller must manage the course (else 403), and the course (with
-    `other_course_id`, when moving there), then the schedule are locked: everywhere
-    courses are locked before schedules, schedules before sessions, in id order.
-    """
-    schedule = await ctx.db.get(Schedule, ctx.param("schedule_id"))
-    if schedule is None:
-        raise not_found("schedule")
-    if write:
-        ids = sorted({schedule.course_id, *([other_course_id] if other_course_id else [])})
-        await lock_courses(ctx.db, ids)
-    try:
-        course = await visible_course(ctx.db, ctx.user, schedule.course_id)
-    except ApiError:
-        raise not_found("schedule") from None
-    if not schedule.is_active and not is_staff(ctx.user, course):
-        raise not_found("schedule")
-    if write:
-        require_staff(ctx.me, course)
-        locked = (
-            await ctx.db.execute(
-                select(Schedule)
-                .where(Schedule.id == schedule.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one_or_none()
-        if locked is None or locked.course_id != course.id:
-            raise conflict("concurrent_change", "the schedule changed meanwhile; try again")
-        schedule = locked
-    return schedule, course
+    return await course_row(
+        ctx, Schedule, ctx.param("schedule_id"), "schedule", write=write,
+        also_lock=other_course_id,
+    )
 
 
 def _duration(values: dict[str, Any], current: Schedule | None) -> int:

@@ -17,11 +17,12 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, or_, select, tuple_
 
 from control.api.bodies import Body, Query
+from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.double_booking import refuse_clash
-from control.errors import ApiError, bad_request, conflict, forbidden, not_found, unprocessable
+from control.errors import bad_request, conflict, forbidden, unprocessable
 from control.models import (
     Course,
     CourseSession,
@@ -36,12 +37,10 @@ from control.models.base import utcnow
 from control.permissions import (
     is_staff,
     managed_course,
-    require_staff,
     visibility_filter,
     visible_course,
 )
 from control.recurrence import Occurrence
-from control.session_generation import lock_courses
 from control.session_states import transition
 
 routes = Routes("sessions")
@@ -119,36 +118,7 @@ def check_times(ctx: Ctx, start: datetime, end: datetime) -> None:
 
 
 async def _session(ctx: Ctx, *, write: bool = False) -> tuple[CourseSession, Course]:
-    """The session in the path, if the caller can see its course (else 404).
-
-    For a write the caller must manage the course (else 403); the course, then the
-    session are locked (the lock order of control.session_generation.lock_courses).
-    """
-    session = await ctx.db.get(CourseSession, ctx.param("session_id"))
-    if session is None:
-        raise not_found("session")
-    if write:
-        await lock_courses(ctx.db, [session.course_id])
-    try:
-        course = await visible_course(ctx.db, ctx.user, session.course_id)
-    except ApiError:
-        raise not_found("session") from None
-    if not session.is_active and not is_staff(ctx.user, course):
-        raise not_found("session")
-    if write:
-        require_staff(ctx.me, course)
-        locked = (
-            await ctx.db.execute(
-                select(CourseSession)
-                .where(CourseSession.id == session.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalar_one_or_none()
-        if locked is None:
-            raise not_found("session")
-        session = locked
-    return session, course
+    return await course_row(ctx, CourseSession, ctx.param("session_id"), "session", write=write)
 
 
 
