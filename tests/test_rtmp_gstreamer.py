@@ -17,8 +17,6 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from client_process import run_client
@@ -29,6 +27,7 @@ from test_rtmp_ffmpeg import (
     FakeControl,
     FlvSinks,
     probe,
+    server,  # noqa: F401  (the same server fixture)
     streams_of,
     wait_until,
 )
@@ -123,18 +122,6 @@ async def publish_with_gstreamer(args: list[str]) -> tuple[int, str, float]:
     return code, output, time.monotonic() - started
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> Any:
-    control = FakeControl()
-    sinks = FlvSinks(tmp_path)
-    rtmp = RtmpServer(control, sinks, host="127.0.0.1", port=0, timeout=10)
-    await rtmp.start()
-    try:
-        yield rtmp, control, sinks
-    finally:
-        await rtmp.close()
-
-
 @pytest.mark.parametrize("client", [RTMPSINK, RTMP2SINK], ids=lambda c: c.sink)
 @pytest.mark.parametrize(
     ("audio", "key_int_max"),
@@ -142,7 +129,8 @@ async def server(tmp_path: Path) -> Any:
     ids=["h264-aac", "h264-aac-8s-gop", "video-only"],
 )
 async def test_gstreamer_publishes(
-    server: tuple[RtmpServer, FakeControl, FlvSinks], client: Client, audio: bool,
+    server: tuple[RtmpServer, FakeControl, FlvSinks],  # noqa: F811 (the imported fixture)
+    client: Client, audio: bool,
     key_int_max: int,
 ) -> None:
     _require(client.sink, "x264enc", "flvmux", "h264parse", "videotestsrc")
