@@ -7,13 +7,14 @@ without its section: ACADEMIA_HTTP_PORT sets [server] http_port.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings
+from config.settings import RungSettings, Settings
 
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
 ENV_PREFIX = "ACADEMIA_"
@@ -42,11 +43,46 @@ def _coerce(name: str, value: object, kind: type) -> object:
             raise SettingsError(f"{name}: expected a whole number, got {value!r}") from None
     if kind is Path:
         return Path(str(value))
+    if kind is tuple:
+        return _ladder(name, value)
     return str(value)
 
 
+def _ladder(name: str, value: object) -> tuple[RungSettings, ...]:
+    """A ladder: TOML's array of tables, or JSON (a list of objects) in a variable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: expected a JSON list of rungs: {exc}") from None
+    if not isinstance(value, list) or not value:
+        raise SettingsError(f"{name}: expected a non-empty list of rungs")
+    fields = {f.name for f in dataclasses.fields(RungSettings)}
+    rungs = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict) or set(entry) != set(fields):
+            raise SettingsError(f"{name}[{index}]: a rung has exactly the keys {sorted(fields)}")
+        try:
+            rung = RungSettings(
+                name=str(entry["name"]),
+                label=str(entry["label"]),
+                height=int(entry["height"]),
+                video_kbps=int(entry["video_kbps"]),
+                audio_kbps=int(entry["audio_kbps"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"{name}[{index}]: {exc}") from None
+        if rung.height < 0 or rung.video_kbps < 0 or rung.audio_kbps < 0:
+            raise SettingsError(f"{name}[{index}]: heights and bitrates cannot be negative")
+        rungs.append(rung)
+    if len({rung.name for rung in rungs}) != len(rungs):
+        raise SettingsError(f"{name}: rung names must be unique")
+    return tuple(rungs)
+
+
 def _section_types(section_cls: type) -> dict[str, type]:
-    kinds = {"int": int, "bool": bool, "str": str, "Path": Path}
+    kinds = {"int": int, "bool": bool, "str": str, "Path": Path,
+             "tuple[RungSettings, ...]": tuple}
     return {f.name: kinds[str(f.type)] for f in dataclasses.fields(section_cls)}
 
 

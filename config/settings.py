@@ -46,12 +46,55 @@ class PaymentSettings:
 
 
 @dataclass(frozen=True)
+class RungSettings:
+    """One rung of the HLS ladder. `height` 0 is the audio-only rung. Rungs sharing a
+    `label` are alternatives: the tallest that fits the source is kept (HD is 1080p for a
+    1080p source, else 720p)."""
+
+    name: str
+    label: str
+    height: int
+    video_kbps: int
+    audio_kbps: int
+
+
+DEFAULT_LADDER = (
+    RungSettings("hd1080", "HD", 1080, 4500, 128),
+    RungSettings("hd", "HD", 720, 2500, 128),
+    RungSettings("sd", "SD", 480, 1000, 96),
+    RungSettings("mobile", "mobile", 360, 600, 64),
+    RungSettings("audio", "audio only", 0, 0, 64),
+)
+
+
+@dataclass(frozen=True)
 class StreamingSettings:
     rtmp_port: int = 1935
     rtmp_timeout_seconds: int = 30
     reconnect_grace_seconds: int = 30
     segment_seconds: int = 2
     max_streams: int = 50
+    # "ladder" re-encodes into `ladder`; "passthrough" remuxes the source alone.
+    transcode_mode: str = "ladder"
+    x264_preset: str = "veryfast"
+    live_window_segments: int = 6
+    # Bytes of FLV queued for one worker before whole GOPs are dropped.
+    worker_buffer_bytes: int = 16 * 1024 * 1024
+    playback_token_ttl_seconds: int = 3600
+    playback_signing_key: str = field(default="", repr=False)
+    ladder: tuple[RungSettings, ...] = DEFAULT_LADDER
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    # "local" keeps media under <data_dir>/media; "s3" uses an S3 or MinIO bucket.
+    storage_backend: str = "local"
+    s3_endpoint: str = ""
+    s3_access_key: str = field(default="", repr=False)
+    s3_secret_key: str = field(default="", repr=False)
+    s3_bucket: str = "academia"
+    s3_region: str = ""
+    s3_secure: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +104,7 @@ class Settings:
     courses: CourseSettings = field(default_factory=CourseSettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
     streaming: StreamingSettings = field(default_factory=StreamingSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     @property
     def database_url(self) -> str:
