@@ -16,6 +16,9 @@ from typing import Protocol, TypeAlias
 __all__ = [
     "ControlPort",
     "ControlUnavailable",
+    "PlaybackAllowed",
+    "PlaybackDecision",
+    "PlaybackRefused",
     "PublishAllowed",
     "PublishDecision",
     "PublishDenied",
@@ -40,6 +43,26 @@ class PublishDenied:
 PublishDecision: TypeAlias = PublishAllowed | PublishDenied
 
 
+@dataclass(frozen=True)
+class PlaybackAllowed:
+    """The token may play the session: its live ladder while `live`, else its recording."""
+
+    session_id: int
+    live: bool
+    expires_at: float  # POSIX seconds: the grant may be cached until then, at most
+
+
+@dataclass(frozen=True)
+class PlaybackRefused:
+    """The token may not play: `reason` is bad_token, expired, wrong_session,
+    not_allowed (the token's user may no longer watch) or not_available."""
+
+    reason: str
+
+
+PlaybackDecision: TypeAlias = PlaybackAllowed | PlaybackRefused
+
+
 class ControlUnavailable(Exception):
     """The control plane could not answer (database down, remote unreachable).
 
@@ -61,4 +84,12 @@ class ControlPort(Protocol):
 
     async def stream_ended(self, course_id: int) -> None:
         """The course's broadcast is over: end the live session (nothing if none)."""
+        ...
+
+    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
+        """May this playback token (from GET /sessions/{id}/playback) play `session_id`?"""
+        ...
+
+    async def recording_ready(self, session_id: int) -> None:
+        """The session's recording is finalised and stored: set its recording_url."""
         ...
