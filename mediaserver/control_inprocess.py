@@ -1,27 +1,35 @@
 """`ControlPort` over the control plane in the same process: a Database and control.*.
 
 This is the default deployment (one `academia serve` process). Each question is one short
-transaction; the media edge holds no database session between questions.
+transaction; the media edge holds no database session between questions. Playback tokens
+are checked with the same signer the API issues them with, and the token's holder is
+asked again whether they may watch, so a removal takes effect within one grant.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from config.settings import CourseSettings
+from config.settings import CourseSettings, Settings
 from control.database import Database
 from control.errors import ApiError
 from control.live_sessions import end_live, go_live
-from control.models import Course
+from control.models import Course, CourseSession, User
 from control.models.base import utcnow
+from control.playback_access import may_play, playable_kind
+from control.playback_tokens import PlaybackSigner, PlaybackTokenError, signing_key
 from control.publishing import PublishGrant, authorize_publish
 from control.session_states import live_session
 from mediaserver.control_port import (
     ControlUnavailable,
+    PlaybackAllowed,
+    PlaybackDecision,
+    PlaybackRefused,
     PublishAllowed,
     PublishDecision,
     PublishDenied,
@@ -29,24 +37,41 @@ from mediaserver.control_port import (
 
 log = logging.getLogger(__name__)
 
+# How long the edge may reuse a playback grant before asking again: a student removed
+# from the course stops receiving segments within this time.
+PLAYBACK_GRANT_SECONDS = 10
+
 
 class InProcessControl:
     """Answers the media edge's questions with control.publishing and control.live_sessions.
 
     `settings` is the server's [courses] section (how early a scheduled session may go
-    live, how long an ad-hoc one lasts). `clock` is for tests.
+    live, how long an ad-hoc one lasts), or the whole Settings, from which the playback
+    signer and the public URL are then taken unless given. `signer` checks playback
+    tokens (without one, playback questions raise ControlUnavailable); `public_url` is
+    where the API is reached, for recording URLs. `clock` is for tests.
     """
 
     def __init__(
         self,
         database: Database,
-        settings: CourseSettings,
+        settings: CourseSettings | Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
+        signer: PlaybackSigner | None = None,
+        public_url: str | None = None,
     ) -> None:
+        if isinstance(settings, Settings):
+            if signer is None:
+                signer = PlaybackSigner(signing_key(settings))
+            if public_url is None:
+                public_url = settings.public_url
+            settings = settings.courses
         self._database = database
         self._settings = settings
         self._clock = clock
+        self._signer = signer
+        self._public_url = (public_url or "").rstrip("/")
 
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         try:
@@ -94,3 +119,54 @@ class InProcessControl:
                 await end_live(db, course, now=self._clock())
         except SQLAlchemyError as exc:
             raise ControlUnavailable(f"database error while ending live: {exc}") from exc
+
+    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
+        if self._signer is None:
+            raise ControlUnavailable("no playback signing key: InProcessControl needs a signer")
+        now = self._clock()
+        try:
+            claim = self._signer.verify(token, session_id=session_id, now=now)
+        except PlaybackTokenError as exc:
+            return PlaybackRefused(reason=exc.reason)
+        try:
+            async with self._database.transaction(write=False) as db:
+                session = await db.get(CourseSession, session_id)
+                if session is None:
+                    # Deleted: only scheduled or cancelled sessions are, so nothing to play.
+                    return PlaybackRefused(reason="not_available")
+                user = None
+                if claim.user_id is not None:
+                    user = await db.get(User, claim.user_id)
+                    if user is None:
+                        return PlaybackRefused(reason="not_allowed")
+                if not await may_play(db, user, session):
+                    return PlaybackRefused(reason="not_allowed")
+                kind = playable_kind(session)
+        except SQLAlchemyError as exc:
+            raise ControlUnavailable(
+                f"database error while checking a playback token: {exc}"
+            ) from exc
+        if kind is None:
+            return PlaybackRefused(reason="not_available")
+        until = min(claim.expires_at, now + timedelta(seconds=PLAYBACK_GRANT_SECONDS))
+        return PlaybackAllowed(
+            session_id=session_id, live=kind == "live", expires_at=until.timestamp()
+        )
+
+    async def recording_ready(self, session_id: int) -> None:
+        try:
+            async with self._database.transaction(write=True) as db:
+                session = (
+                    await db.execute(
+                        select(CourseSession)
+                        .where(CourseSession.id == session_id)
+                        .with_for_update()
+                    )
+                ).scalar_one_or_none()
+                if session is None:
+                    log.warning("recording of session %d is ready, but the session is gone",
+                                session_id)
+                    return
+                session.recording_url = f"{self._public_url}/sessions/{session_id}/recording"
+        except SQLAlchemyError as exc:
+            raise ControlUnavailable(f"database error while saving a recording: {exc}") from exc

@@ -90,6 +90,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "live.start": STAFF,
     "live.end": STAFF,
     "live.status": EVERYONE,
+    # The scene's course is public: anyone may ask to play its sessions (a session with
+    # nothing to play answers 409); refusals on private courses are in test_playback.py.
+    "playback.get": EVERYONE,
+    "playback.recording": EVERYONE,
 }
 
 

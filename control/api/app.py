@@ -13,6 +13,7 @@ from control.api import (
     invites,
     live,
     payments,
+    playback,
     schedules,
     sessions,
     stream_keys,
@@ -24,11 +25,13 @@ from control.api.responses import json
 from control.api.routing import Endpoint, add_endpoints
 from control.api.state import STATE, AppState
 from control.database import Database
+from control.live_observer import LiveObserver
 from control.passwords import Passwords, dummy_hash
+from control.playback_tokens import PlaybackSigner, signing_key
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live,
+    schedules, sessions, live, playback,
 )
 
 
@@ -36,12 +39,17 @@ def all_endpoints() -> list[Endpoint]:
     return [e for module in ENDPOINT_MODULES for e in module.routes.endpoints]
 
 
-def build_app(settings: Settings, database: Database) -> web.Application:
+def build_app(
+    settings: Settings, database: Database, *, live_observer: LiveObserver | None = None
+) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
     )
     passwords = Passwords(settings.auth)
-    app[STATE] = AppState(settings, database, passwords, dummy_hash(passwords))
+    app[STATE] = AppState(
+        settings, database, passwords, dummy_hash(passwords),
+        playback_signer=PlaybackSigner(signing_key(settings)), live_observer=live_observer,
+    )
     endpoints = all_endpoints()
     add_endpoints(app, endpoints)
     document = openapi_document(endpoints)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from control.api.live_notice import notify_session_ended
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
 from control.api.sessions import session_json
@@ -51,6 +52,7 @@ async def stop_live(ctx: Ctx) -> Any:
     if session is None:
         raise conflict("not_live", f"course {course.id} is not live")
     ctx.audit_detail["session_id"] = session.id
+    notify_session_ended(ctx, course.id, session.id)
     return json({**live_json(course, None), "ended_session": session_json(session)})
 
 
@@ -75,4 +77,8 @@ async def live_status(ctx: Ctx) -> Any:
         )
     ).first()
     result["next_session"] = session_json(upcoming) if upcoming else None
+    observer = ctx.state.live_observer
+    details = observer.details(course.id) if observer is not None and session else None
+    # The stream itself (input bitrate, codecs, renditions) while this node carries it.
+    result["stream"] = details
     return json(result)

@@ -50,6 +50,8 @@ class Ctx:
     body: BaseModel | None = None
     query: BaseModel | None = None
     audit_detail: dict[str, Any] = field(default_factory=dict)
+    # Run once the transaction has committed (telling the media edge a class ended).
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def param(self, name: str) -> int:
         # Route patterns only match digits, so this cannot fail for declared ids.
@@ -185,6 +187,8 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
                         detail={**dict(request.match_info), **ctx.audit_detail},
                     )
                 )
+        for hook in ctx.after_commit:
+            await hook()
         return response
 
     run.__name__ = endpoint.name.replace(".", "_")

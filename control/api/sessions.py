@@ -19,6 +19,7 @@ from sqlalchemy import Select, or_, select, tuple_
 from control.api.bodies import Body, Query
 from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
+from control.api.live_notice import notify_session_ended
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.double_booking import refuse_clash
@@ -279,7 +280,10 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
         if value is not None:
             setattr(session, name, value)
     if target is not None and target != session.status:
+        was_live = session.status == SessionStatus.LIVE
         await transition(ctx.db, session, course, target, now=utcnow())
+        if was_live:
+            notify_session_ended(ctx, course.id, session.id)
     await ctx.db.flush()
     return json(session_json(session))
 
@@ -302,7 +306,10 @@ async def update(ctx: Ctx) -> Any:
               summary="Cancel a scheduled or live session (the course's teacher or an admin)")
 async def cancel(ctx: Ctx) -> Any:
     session, course = await _session(ctx, write=True)
+    was_live = session.status == SessionStatus.LIVE
     await transition(ctx.db, session, course, SessionStatus.CANCELLED, now=utcnow())
+    if was_live:
+        notify_session_ended(ctx, course.id, session.id)
     return json(session_json(session))
 
 

@@ -2,8 +2,8 @@
 
 It owns what outlives a connection: the listening socket, the table of open connections
 (bounded by `max_connections`), the `LiveRegistry` of courses being published, and what
-happens once a publisher is gone (`_stream_gone`, where the reconnect grace period will
-go). Everything about a single connection lives in session.py.
+happens once a publisher is gone (`_stream_gone`). Everything about a single connection
+lives in session.py.
 
 At `max_connections`, a new connection evicts the oldest one that is not publishing (idle,
 or still handshaking): a flood of idle sockets then churns among itself instead of locking
@@ -159,6 +159,15 @@ class RtmpServer:
         finally:
             self._sessions.pop(connection_id, None)
 
+    def disconnect_course(self, course_id: int, reason: str) -> bool:
+        """Close the connection publishing into `course_id` (the class was ended from the
+        web app); False when none does."""
+        for session in self._sessions.values():
+            if session.course_id == course_id:
+                session.stop(reason)
+                return True
+        return False
+
     def _evict_one(self) -> bool:
         """Stop the oldest connection that holds no course; False if all publish."""
         for connection_id, session in self._sessions.items():
@@ -180,10 +189,8 @@ class RtmpServer:
     async def _stream_gone(self, publication: Publication) -> None:
         """A publisher went away (closed, unpublished, dropped, or failed to start).
 
-        Reconnect grace period (to come): instead of ending now, keep the registry slot
-        for settings.streaming.reconnect_grace_seconds; a publish for the same course
-        within it takes the slot over and continues the same session (a discontinuity in
-        the recording), and only when it expires is `stream_ended` called.
+        The slot is freed for a reconnect; whether the class ends now or after a reconnect
+        grace period is the control port's decision (see mediaserver/live_streams.py).
         """
         try:
             await self.control.stream_ended(publication.course_id)

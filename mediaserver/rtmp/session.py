@@ -170,6 +170,11 @@ class RtmpSession:
         return self._publication is not None
 
     @property
+    def course_id(self) -> int | None:
+        """The course this connection publishes into, if it does."""
+        return self._publication.course_id if self._publication is not None else None
+
+    @property
     def task(self) -> asyncio.Task[None] | None:
         """The task running `run()`, once it started."""
         return self._task

@@ -1,0 +1,24 @@
+"""What the control plane tells the media edge about live classes, and asks it.
+
+The control plane knows courses, not bytes: it never imports the media server. When one
+runs in the same process, it registers a `LiveObserver` on the app; the API then tells it
+when a class is ended from the web app (so the encoder is disconnected and the recording
+finalised), and asks it what live-status shows of the stream itself (input bitrate,
+codecs, renditions). Without an observer (tests, a control-only node) both are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["LiveObserver"]
+
+
+class LiveObserver(Protocol):
+    async def session_ended(self, course_id: int, session_id: int) -> None:
+        """The course's live session was ended from the API: stop its media."""
+        ...
+
+    def details(self, course_id: int) -> dict[str, Any] | None:
+        """The stream's input and renditions, while this node carries it; else None."""
+        ...

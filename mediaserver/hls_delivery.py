@@ -1,0 +1,372 @@
+"""HLS playback over HTTP: playlists, segments and the MP4 recording, behind playback tokens.
+
+`GET /play/{session_id}/{token}/{path}` serves `master.m3u8`, `{rendition}/index.m3u8`,
+`{rendition}/{n}.ts` and `recording.mp4` from storage: `live/{sid}/...` while the session is
+live, `recordings/{sid}/...` after. The token is in the path, not a query or a header, so
+hls.js resolves the relative URIs inside playlists to URLs that carry it, and a CDN can
+cache by URL.
+
+Each (session, token) is authorized by the control port once and the grant is cached for a
+few seconds: a player asks for a segment every couple of seconds per rung, and the
+database must not be asked each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from aiohttp import web
+
+from control.api.error_middleware import error_response
+from mediaserver.control_port import (
+    ControlPort,
+    ControlUnavailable,
+    PlaybackAllowed,
+    PlaybackDecision,
+    PlaybackRefused,
+)
+from mediaserver.metrics import Metrics
+from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PLAY_ROUTE",
+    "ByteRange",
+    "HlsDelivery",
+    "RangeNotSatisfiable",
+    "RangeReadable",
+    "TruncatedBody",
+    "parse_range",
+]
+
+PLAY_ROUTE = "/play/{session_id}/{token}/{path:.+}"
+
+GRANT_CACHE_SECONDS = 5.0
+REFUSAL_CACHE_SECONDS = 1.0
+# Tokens come from the network: the cache is bounded so random tokens cannot grow it.
+MAX_CACHED_DECISIONS = 10_000
+MP4_CHUNK = 1 << 20
+
+# fullmatch only, with explicit ASCII classes: `\d` would admit other scripts' digits.
+_PATH = re.compile(
+    r"master\.m3u8|[a-z0-9_]{1,32}/index\.m3u8|[a-z0-9_]{1,32}/[0-9]{1,12}\.ts|recording\.mp4"
+)
+_SESSION_ID = re.compile(r"[0-9]{1,18}")
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/mp2t"
+MP4_TYPE = "video/mp4"
+
+# Segment numbers run on within a session (a reconnect continues them), so a segment's URL
+# never names different bytes: it may be cached for good. Playlists change every segment.
+PLAYLIST_CACHE = "no-cache"
+SEGMENT_CACHE = "public, max-age=86400, immutable"
+ERROR_CACHE = "no-store"
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges",
+}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Range",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+@runtime_checkable
+class RangeReadable(Protocol):
+    """A storage that can stream part of an object. Not (yet) in the `Storage` protocol: a
+    backend offering it gets byte ranges on `recording.mp4`; without it the whole file is
+    sent (200), which HTTP allows."""
+
+    def stream_range(
+        self, key: str, start: int, length: int, chunk_size: int = MP4_CHUNK
+    ) -> AsyncIterator[bytes]:
+        """`length` bytes of the object from `start` in chunks (KeyError when missing)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes `start` to `end`, inclusive, of an object of `size` bytes."""
+
+    start: int
+    end: int
+    size: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes {self.start}-{self.end}/{self.size}"
+
+
+class TruncatedBody(Exception):
+    """Storage failed after the headers were sent: the only honest answer left is to drop
+    the connection, which raising from the handler does."""
+
+
+class RangeNotSatisfiable(Exception):
+    """The Range header is well-formed but lies outside the object: 416."""
+
+
+def parse_range(header: str, size: int) -> ByteRange | None:
+    """A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range clipped to `size`; None when the
+    header is absent, malformed or asks for several ranges (the whole object is then sent,
+    as RFC 9110 allows); RangeNotSatisfiable when it starts past the end."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable
+        return ByteRange(max(size - suffix, 0), size - 1, size)
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable
+    return ByteRange(start, min(end, size - 1), size)
+
+
+@dataclass
+class _Cached:
+    decision: PlaybackDecision
+    until: float
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    response = error_response(status, code, message)
+    response.headers.update(CORS_HEADERS)
+    response.headers["Cache-Control"] = ERROR_CACHE
+    return response
+
+
+def _content_type(path: str) -> tuple[str, str]:
+    if path.endswith(".m3u8"):
+        return PLAYLIST_TYPE, PLAYLIST_CACHE
+    if path.endswith(".ts"):
+        return SEGMENT_TYPE, SEGMENT_CACHE
+    # The recording is final once it exists, but a short lifetime lets a re-encode show up.
+    return MP4_TYPE, "public, max-age=3600"
+
+
+class HlsDelivery:
+    """Serves a session's HLS ladder and recording to holders of a playback token."""
+
+    def __init__(
+        self,
+        control: ControlPort,
+        storage: Storage,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._control = control
+        self._storage = storage
+        self._metrics = metrics
+        self._clock = clock
+        self._cache: OrderedDict[tuple[int, str], _Cached] = OrderedDict()
+        # Parallel requests of one player (a playlist and segments of several rungs) share
+        # one control-plane question instead of each asking.
+        self._pending: dict[tuple[int, str], asyncio.Task[PlaybackDecision]] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        resource = app.router.add_resource(PLAY_ROUTE, name="hls_play")
+        resource.add_route("GET", self.handle)
+        resource.add_route("HEAD", self.handle)
+        resource.add_route("OPTIONS", self.preflight)
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        return web.Response(status=204, headers=PREFLIGHT_HEADERS)
+
+    # -- authorization ----------------------------------------------------------------
+
+    async def authorize(self, session_id: int, token: str) -> PlaybackDecision:
+        """The control port's answer, from the cache while it is fresh.
+
+        Raises ControlUnavailable when the control plane cannot answer (never cached)."""
+        key = (session_id, token)
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None:
+            if now < cached.until:
+                self._cache.move_to_end(key)
+                return cached.decision
+            del self._cache[key]
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.create_task(self._ask(key))
+            # If every waiter hung up, nobody reads a failure: mark it read, not "lost".
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._pending[key] = task
+        # Shielded: one viewer hanging up must not cancel the question others wait on.
+        return await asyncio.shield(task)
+
+    async def _ask(self, key: tuple[int, str]) -> PlaybackDecision:
+        session_id, token = key
+        try:
+            decision = await self._control.authorize_playback(session_id, token)
+        finally:
+            self._pending.pop(key, None)
+        now = self._clock()
+        if isinstance(decision, PlaybackAllowed):
+            until = min(decision.expires_at, now + GRANT_CACHE_SECONDS)
+        else:
+            until = now + REFUSAL_CACHE_SECONDS
+        if until > now:
+            self._cache[key] = _Cached(decision, until)
+            self._cache.move_to_end(key)
+            while len(self._cache) > MAX_CACHED_DECISIONS:
+                self._cache.popitem(last=False)
+        return decision
+
+    # -- serving ----------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw_sid = request.match_info["session_id"]
+        token = request.match_info["token"]
+        path = request.match_info["path"]
+        # Checked before anything else: a path outside the four shapes (`..`, encoded
+        # slashes, other files) never reaches the control plane or storage.
+        if _SESSION_ID.fullmatch(raw_sid) is None or _PATH.fullmatch(path) is None:
+            return _error(404, "not_found", "no such playback file")
+        session_id = int(raw_sid)
+        try:
+            decision = await self.authorize(session_id, token)
+        except ControlUnavailable:
+            return _error(503, "control_unavailable", "playback cannot be checked now; retry")
+        if isinstance(decision, PlaybackRefused):
+            if self._metrics is not None:
+                self._metrics.playback_refused(decision.reason)
+            return _error(403, decision.reason, "this playback token may not play this")
+        if decision.session_id != session_id:
+            # A control port must not grant another session than asked; refuse if it does.
+            return _error(403, "wrong_session", "this playback token may not play this")
+        if path == "recording.mp4" and decision.live:
+            return _error(404, "not_found", "the recording is not ready while live")
+        prefix = LIVE_PREFIX if decision.live else RECORDINGS_PREFIX
+        key = f"{prefix}{session_id}/{path}"
+        try:
+            if path == "recording.mp4":
+                return await self._send_recording(request, key, session_id)
+            return await self._send_object(request, key, path)
+        except StorageError:
+            return _error(503, "storage_unavailable", "media storage is unavailable; retry")
+
+    async def _send_object(
+        self, request: web.Request, key: str, path: str
+    ) -> web.StreamResponse:
+        content_type, cache = _content_type(path)
+        headers = {**CORS_HEADERS, "Cache-Control": cache}
+        if request.method == "HEAD":
+            size = await self._storage.size(key)
+            if size is None:
+                return _error(404, "not_found", "no such playback file")
+            head = web.StreamResponse(headers={**headers, "Content-Type": content_type})
+            head.content_length = size
+            await head.prepare(request)
+            await head.write_eof()
+            return head
+        data = await self._storage.get(key)
+        if data is None:
+            return _error(404, "not_found", "no such playback file")
+        self._count_bytes(len(data))
+        return web.Response(body=data, content_type=content_type, headers=headers)
+
+    async def _send_recording(
+        self, request: web.Request, key: str, session_id: int
+    ) -> web.StreamResponse:
+        size = await self._storage.size(key)
+        if size is None:
+            return _error(404, "not_found", "the recording is not available")
+        headers = {
+            **CORS_HEADERS,
+            "Content-Type": MP4_TYPE,
+            "Cache-Control": "public, max-age=3600",
+            "Content-Disposition": f'attachment; filename="session-{session_id}.mp4"',
+        }
+        ranged = isinstance(self._storage, RangeReadable)
+        byte_range: ByteRange | None = None
+        if ranged:
+            headers["Accept-Ranges"] = "bytes"
+            header = request.headers.get("Range")
+            # With If-Range we cannot prove the file is unchanged (no validator): send it all.
+            if header is not None and "If-Range" not in request.headers:
+                try:
+                    byte_range = parse_range(header, size)
+                except RangeNotSatisfiable:
+                    refusal = _error(416, "range_not_satisfiable", "the range is past the end")
+                    refusal.headers["Content-Range"] = f"bytes */{size}"
+                    return refusal
+        response = web.StreamResponse(headers=headers)
+        if byte_range is not None:
+            response.set_status(206)
+            response.headers["Content-Range"] = byte_range.content_range
+            response.content_length = byte_range.length
+        else:
+            response.content_length = size
+        if request.method == "HEAD":
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+
+        chunks = self._open(key, byte_range)
+        try:
+            # The first chunk is read before the headers go out, so a missing object or a
+            # storage failure can still be answered with a proper status.
+            try:
+                first = await anext(chunks, b"")
+            except KeyError:
+                return _error(404, "not_found", "the recording is not available")
+            await response.prepare(request)
+            try:
+                await self._write_body(response, first, chunks)
+            except StorageError as exc:
+                # Past the headers a failure can only cut the body short: the connection is
+                # dropped and the client sees fewer bytes than Content-Length promised.
+                log.warning("recording %s cut short: %s", key, exc)
+                raise TruncatedBody(key) from exc
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+        return response
+
+    async def _write_body(
+        self, response: web.StreamResponse, first: bytes, chunks: AsyncIterator[bytes]
+    ) -> None:
+        if first:
+            await response.write(first)
+            self._count_bytes(len(first))
+        async for chunk in chunks:
+            await response.write(chunk)
+            self._count_bytes(len(chunk))
+        await response.write_eof()
+
+    def _count_bytes(self, n: int) -> None:
+        if self._metrics is not None:
+            self._metrics.playback_bytes(n)
+
+    def _open(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        if byte_range is not None and isinstance(self._storage, RangeReadable):
+            return self._storage.stream_range(key, byte_range.start, byte_range.length, MP4_CHUNK)
+        return self._storage.stream(key, MP4_CHUNK)
