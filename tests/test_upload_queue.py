@@ -1,0 +1,318 @@
+"""UploadQueue: strict order, retries without skipping ahead, the disk spool that survives a
+storage outage and a restart, events, and callers never waiting on a slow storage.
+
+Order and retries are checked against a fake storage that records every call; outages
+against the real S3 backend talking to a moto server that is stopped and started again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
+from transcode.events import Event, SegmentStored, UploadFailed
+from transcode.storage.backend import StorageError
+from transcode.storage.s3 import S3Storage
+from transcode.storage.upload_queue import UploadQueue
+
+Call = tuple[str, str, bytes]  # (operation, key or prefix, bytes of a put)
+M3U8 = "application/vnd.apple.mpegurl"
+TS = "video/mp2t"
+
+
+@dataclass
+class FakeStorage:
+    """Records every attempt; `failures[key]` lists exceptions to raise, one per attempt."""
+
+    attempts: list[Call] = field(default_factory=list)
+    stored: list[Call] = field(default_factory=list)
+    failures: dict[str, list[Exception]] = field(default_factory=dict)
+    gate: asyncio.Event | None = None  # when set up, puts wait until it opens
+
+    async def _attempt(self, call: Call) -> None:
+        self.attempts.append(call)
+        if self.gate is not None and call[0] == "put":
+            await self.gate.wait()
+        pending = self.failures.get(call[1])
+        if pending:
+            raise pending.pop(0)
+        self.stored.append(call)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self._attempt(("put", key, data))
+
+    async def put_file(self, key: str, path: str, content_type: str) -> None:
+        raise AssertionError("the queue sends its spooled bytes with put")
+
+    async def get(self, key: str) -> bytes | None:
+        raise AssertionError("the queue never reads")
+
+    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        raise AssertionError("the queue never reads")
+        yield b""
+
+    async def size(self, key: str) -> int | None:
+        raise AssertionError("the queue never reads")
+
+    async def delete(self, key: str) -> None:
+        await self._attempt(("delete", key, b""))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        await self._attempt(("delete_prefix", prefix, b""))
+        return 0
+
+    async def list(self, prefix: str) -> list[str]:
+        raise AssertionError("the queue never reads")
+
+    async def close(self) -> None:
+        pass
+
+
+def spool_files(spool: Path, pattern: str = "*.op") -> list[str]:
+    return sorted(p.name for p in spool.glob(pattern))
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait (bounded) until `condition` holds; a behaviour check, not a timing one."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Path:
+    return tmp_path / "spool"
+
+
+async def test_operations_are_applied_in_order_and_retried_in_place(spool: Path) -> None:
+    storage = FakeStorage(failures={
+        "live/1/hd/00001.ts": [StorageError("down"), StorageError("still down")],
+        "live/1/old.ts": [StorageError("down")],
+        "live/1/hd/00002.ts": [RuntimeError("a bug, not an outage")],
+    })
+    events: list[Event] = []
+    queue = UploadQueue(storage, spool, events=events.append, retry_initial=0.01, retry_max=0.02)
+    await queue.start()
+    queue.put("live/1/hd/00001.ts", b"seg1", TS)
+    queue.put("live/1/hd/index.m3u8", b"v1", M3U8)
+    queue.delete("live/1/old.ts")
+    queue.put("live/1/hd/00002.ts", b"seg2", TS)
+    queue.delete_prefix("live/9/")
+    queue.put("live/1/hd/index.m3u8", b"v2", M3U8)
+    assert queue.pending == 6
+    assert await queue.flush(timeout=20)
+    assert queue.pending == 0
+
+    submitted: list[Call] = [
+        ("put", "live/1/hd/00001.ts", b"seg1"),
+        ("put", "live/1/hd/index.m3u8", b"v1"),
+        ("delete", "live/1/old.ts", b""),
+        ("put", "live/1/hd/00002.ts", b"seg2"),
+        ("delete_prefix", "live/9/", b""),
+        ("put", "live/1/hd/index.m3u8", b"v2"),
+    ]
+    assert storage.stored == submitted
+    # A failing operation is retried before anything after it is even tried.
+    assert storage.attempts == [
+        submitted[0], submitted[0], submitted[0],
+        submitted[1],
+        submitted[2], submitted[2],
+        submitted[3], submitted[3],
+        submitted[4],
+        submitted[5],
+    ]
+    failed = [e for e in events if isinstance(e, UploadFailed)]
+    assert [e.key for e in failed] == [
+        "live/1/hd/00001.ts", "live/1/hd/00001.ts", "live/1/old.ts", "live/1/hd/00002.ts"
+    ]
+    assert "still down" in failed[1].error
+    assert "a bug, not an outage" in failed[3].error
+    stored = [e for e in events if isinstance(e, SegmentStored)]
+    assert [(e.key, e.size) for e in stored] == [
+        ("live/1/hd/00001.ts", 4), ("live/1/hd/index.m3u8", 2),
+        ("live/1/hd/00002.ts", 4), ("live/1/hd/index.m3u8", 2),
+    ]
+    assert all(e.seconds >= 0 for e in stored)
+    assert spool_files(spool) == []
+    assert await queue.close(timeout=5)
+
+
+async def test_bad_keys_are_refused_at_submission(spool: Path) -> None:
+    queue = UploadQueue(FakeStorage(), spool)
+    await queue.start()
+    for key in ["../x", "/abs", "a//b", ""]:
+        with pytest.raises(ValueError):
+            queue.put(key, b"x", TS)
+        with pytest.raises(ValueError):
+            queue.delete(key)
+    with pytest.raises(ValueError):
+        queue.delete_prefix("")  # would wipe the whole store
+    assert queue.pending == 0
+    await queue.close(timeout=5)
+
+
+async def test_a_slow_storage_never_blocks_callers(spool: Path) -> None:
+    storage = FakeStorage(gate=asyncio.Event())
+    queue = UploadQueue(storage, spool)
+    await queue.start()
+    segment = bytes(100_000)
+    for n in range(40):
+        queue.put(f"live/2/hd/{n:05d}.ts", segment, TS)
+    # Storage is stuck on the first put, yet every put returned and reached the spool.
+    await eventually(lambda: len(spool_files(spool)) == 40, "all puts spooled")
+    assert storage.attempts == [("put", "live/2/hd/00000.ts", segment)]
+    assert queue.pending == 40
+    assert not await queue.flush(timeout=0.05)
+    assert storage.gate is not None
+    storage.gate.set()
+    assert await queue.flush(timeout=20)
+    assert [c[1] for c in storage.stored] == [f"live/2/hd/{n:05d}.ts" for n in range(40)]
+    assert spool_files(spool) == []
+    await queue.close(timeout=5)
+
+
+async def test_consecutive_puts_of_one_key_send_only_the_newest(spool: Path) -> None:
+    storage = FakeStorage(gate=asyncio.Event())
+    queue = UploadQueue(storage, spool)
+    await queue.start()
+    queue.put("live/3/hd/00001.ts", b"seg1", TS)
+    queue.put("live/3/hd/index.m3u8", b"v1", M3U8)
+    queue.put("live/3/hd/index.m3u8", b"v2", M3U8)
+    queue.put("live/3/hd/index.m3u8", b"v3", M3U8)
+    queue.put("live/3/hd/00002.ts", b"seg2", TS)
+    queue.put("live/3/hd/index.m3u8", b"v4", M3U8)
+    await eventually(lambda: len(spool_files(spool)) == 6, "all puts spooled")
+    assert storage.gate is not None
+    storage.gate.set()
+    assert await queue.flush(timeout=20)
+    # v1 and v2 are skipped; v4 is not merged into v3: the segment between stays between.
+    assert storage.stored == [
+        ("put", "live/3/hd/00001.ts", b"seg1"),
+        ("put", "live/3/hd/index.m3u8", b"v3"),
+        ("put", "live/3/hd/00002.ts", b"seg2"),
+        ("put", "live/3/hd/index.m3u8", b"v4"),
+    ]
+    assert spool_files(spool) == []
+    await queue.close(timeout=5)
+
+
+async def test_a_failing_event_sink_does_not_stop_uploads(spool: Path) -> None:
+    def broken_sink(event: Event) -> None:
+        raise RuntimeError("subscriber bug")
+
+    storage = FakeStorage(failures={"live/4/a.ts": [StorageError("down")]})
+    queue = UploadQueue(storage, spool, events=broken_sink, retry_initial=0.01)
+    await queue.start()
+    queue.put("live/4/a.ts", b"a", TS)
+    queue.put("live/4/b.ts", b"b", TS)
+    assert await queue.flush(timeout=20)
+    assert [c[1] for c in storage.stored] == ["live/4/a.ts", "live/4/b.ts"]
+    await queue.close(timeout=5)
+
+
+@pytest.fixture
+async def s3(s3_server: S3Server) -> AsyncIterator[S3Storage]:  # noqa: F811
+    store = S3Storage(s3_server.endpoint, ACCESS_KEY, SECRET_KEY, "uploads", timeout=1.0)
+    yield store
+    await store.close()
+
+
+async def test_an_outage_loses_nothing_and_keeps_order(
+    s3_server: S3Server, s3: S3Storage, spool: Path  # noqa: F811
+) -> None:
+    events: list[Event] = []
+    queue = UploadQueue(s3, spool, events=events.append, retry_initial=0.05, retry_max=0.2)
+    await queue.start()
+    queue.put("live/5/hd/00001.ts", b"seg1", TS)
+    assert await queue.flush(timeout=20)
+    assert await s3.get("live/5/hd/00001.ts") == b"seg1"
+
+    s3_server.stop()
+    try:
+        queue.put("live/5/hd/00002.ts", b"seg2", TS)
+        queue.put("live/5/hd/index.m3u8", b"v1", M3U8)
+        queue.put("recordings/5/part1.ts", b"rec", TS)
+        queue.put("live/5/hd/gone.ts", b"gone", TS)
+        queue.delete("live/5/hd/gone.ts")
+        queue.put("live/6/hd/00001.ts", b"other stream", TS)
+        queue.delete_prefix("live/6/")
+        queue.put("live/6/hd/00002.ts", b"after the cleanup", TS)
+        queue.put("live/5/hd/00003.ts", b"seg3", TS)
+        queue.put("live/5/hd/index.m3u8", b"v2", M3U8)
+        await eventually(lambda: len(spool_files(spool)) == 10, "everything spooled")
+        await eventually(
+            lambda: any(isinstance(e, UploadFailed) for e in events), "a failure reported"
+        )
+        assert not await queue.flush(timeout=0.2)
+        assert queue.pending == 10
+    finally:
+        s3_server.start()
+
+    assert await queue.flush(timeout=30)
+    # The restarted moto server forgot what it held before: only the queued work is there.
+    assert await s3.list("") == [
+        "live/5/hd/00002.ts", "live/5/hd/00003.ts", "live/5/hd/index.m3u8",
+        "live/6/hd/00002.ts", "recordings/5/part1.ts",
+    ]
+    assert await s3.get("live/5/hd/index.m3u8") == b"v2"
+    assert await s3.get("live/6/hd/00002.ts") == b"after the cleanup"
+    assert await s3.get("live/5/hd/00003.ts") == b"seg3"
+    stored = [e.key for e in events if isinstance(e, SegmentStored)]
+    assert stored == [
+        "live/5/hd/00001.ts", "live/5/hd/00002.ts", "live/5/hd/index.m3u8",
+        "recordings/5/part1.ts", "live/5/hd/gone.ts", "live/6/hd/00001.ts",
+        "live/6/hd/00002.ts", "live/5/hd/00003.ts", "live/5/hd/index.m3u8",
+    ]
+    assert spool_files(spool) == []
+    assert await queue.close(timeout=5)
+
+
+async def test_a_new_queue_resends_what_the_spool_holds(
+    s3_server: S3Server, spool: Path  # noqa: F811
+) -> None:
+    first_storage = S3Storage(s3_server.endpoint, ACCESS_KEY, SECRET_KEY, "resend", timeout=1.0)
+    s3_server.stop()
+    try:
+        first = UploadQueue(first_storage, spool, retry_initial=0.05, retry_max=0.2)
+        await first.start()
+        first.put("live/8/hd/00001.ts", b"seg1", TS)
+        first.put("live/8/hd/index.m3u8", b"v1", M3U8)
+        first.put("live/8/hd/00002.ts", b"seg2", TS)
+        first.delete("live/8/hd/00001.ts")
+        first.put("live/8/hd/index.m3u8", b"v2", M3U8)
+        # Storage is down: close gives up waiting, and the work stays on disk.
+        assert not await first.close(timeout=0.3)
+        await first_storage.close()
+    finally:
+        s3_server.start()
+    assert len(spool_files(spool)) == 5
+    # A write cut short by a crash is not a queued operation.
+    (spool / "000000000099.tmp").write_bytes(b'{"op": "put", "key": "live/8/half')
+
+    storage = S3Storage(s3_server.endpoint, ACCESS_KEY, SECRET_KEY, "resend", timeout=1.0)
+    events: list[Event] = []
+    second = UploadQueue(storage, spool, events=events.append, retry_initial=0.05)
+    # Queued before start: sent after what the spool holds.
+    second.put("live/8/hd/00003.ts", b"seg3", TS)
+    try:
+        await second.start()
+        assert second.pending == 6
+        assert await second.flush(timeout=30)
+        assert await storage.list("live/8/") == [
+            "live/8/hd/00002.ts", "live/8/hd/00003.ts", "live/8/hd/index.m3u8"
+        ]
+        assert await storage.get("live/8/hd/index.m3u8") == b"v2"
+        assert [e.key for e in events if isinstance(e, SegmentStored)] == [
+            "live/8/hd/00001.ts", "live/8/hd/index.m3u8", "live/8/hd/00002.ts",
+            "live/8/hd/index.m3u8", "live/8/hd/00003.ts",
+        ]
+        assert spool_files(spool, "*") == []  # the cut-short write is cleared away too
+    finally:
+        await second.close(timeout=5)
+        await storage.close()
