@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from frozen_time import EPOCH, Clock, freeze, iso
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -15,6 +14,7 @@ from conftest import Api, Person, World, snapshot
 from control.errors import ApiError
 from control.live_sessions import end_live, go_live
 from control.models import Course, CourseSession, SessionStatus
+from frozen_time import EPOCH, Clock, freeze, iso
 
 START = EPOCH + timedelta(days=7)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_process import run_client
 
+from client_process import run_client
 from conftest import Api, World
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import PublishAllowed, PublishDecision, PublishDenied

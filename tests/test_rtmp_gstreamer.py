@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from client_process import run_client
 from test_rtmp_ffmpeg import (
     COURSE,
     FFPROBE,
@@ -32,6 +31,7 @@ from test_rtmp_ffmpeg import (
     wait_until,
 )
 
+from client_process import run_client
 from mediaserver.rtmp.server import RtmpServer
 
 GST_LAUNCH = shutil.which("gst-launch-1.0")

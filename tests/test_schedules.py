@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from frozen_time import EPOCH, Clock, freeze, iso
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from conftest import Api, Person, World, snapshot
 from control.models import CourseSession, Schedule, SessionStatus
 from control.session_generation import generate_sessions
+from frozen_time import EPOCH, Clock, freeze, iso
 
 # EPOCH is Monday 2031-01-06 12:00 UTC; the class below is on Mondays from the 13th.
 WEEKLY = {

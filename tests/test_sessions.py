@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from frozen_time import EPOCH, Clock, freeze, iso
 from sqlalchemy import select
 
 from conftest import Api, Person, World, snapshot
@@ -21,6 +20,7 @@ from control.models import (
 )
 from control.session_generation import generate_sessions
 from control.session_states import ALLOWED, can_transition, check_transition
+from frozen_time import EPOCH, Clock, freeze, iso
 
 START = EPOCH + timedelta(days=7)  # Monday 2031-01-13 12:00 UTC
 
