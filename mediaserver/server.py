@@ -7,26 +7,19 @@ import contextlib
 import logging
 import secrets
 import signal
-from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-
-from aiohttp import web
 
 from config.settings import Settings
 from control.accounts import count_users, create_user
-from control.api.app import build_app
 from control.database import Database
+from control.demo_course import create_demo_course
 from control.migrate import is_current, upgrade
 from control.models import Role
 from control.models.base import utcnow
 from control.passwords import Passwords
 from control.publishing import rtmp_url
 from control.session_generation import generate_sessions
-from mediaserver.control_inprocess import InProcessControl
-from mediaserver.live_registry import LiveRegistry
-from mediaserver.media_sink import FlvFileSink, MediaSink
-from mediaserver.rtmp.server import RtmpServer
+from mediaserver.node import MediaNode
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +35,33 @@ async def prepare_database(settings: Settings, database: Database) -> None:
 
 
 async def first_start(settings: Settings, database: Database) -> None:
-    """On an empty database, make the admin account and say how to sign in."""
+    """On an empty database, make the admin account and a demo course with a stream key,
+    and say how to sign in and what to paste into OBS."""
     async with database.transaction(write=True) as db:
         if await count_users(db):
             return
         password = settings.auth.admin_password or secrets.token_urlsafe(12)
-        await create_user(
+        admin = await create_user(
             db, Passwords(settings.auth), username="admin", password=password, role=Role.ADMIN
         )
-    print("First start: created the admin account.", flush=True)
-    print("  username: admin", flush=True)
-    if settings.auth.admin_password:
-        print("  password: the one in ACADEMIA_ADMIN_PASSWORD", flush=True)
-    else:
-        print(f"  password: {password}   (shown once: keep it)", flush=True)
-    print(
-        f"  sign in:  POST {settings.public_url}/auth/login"
-        ' {"username": "admin", "password": "..."}',
-        flush=True,
-    )
+        course, key = await create_demo_course(
+            db, admin, capacity=settings.courses.course_enrollment_limit
+        )
+    url = settings.public_url
+    lines = [
+        "First start: created the admin account.",
+        "  username: admin",
+        "  password: the one in ACADEMIA_ADMIN_PASSWORD" if settings.auth.admin_password
+        else f"  password: {password}   (shown once: keep it)",
+        f'  sign in:  POST {url}/auth/login {{"username": "admin", "password": "..."}}',
+        f"And a public demo course (id {course.id}) to try streaming. In OBS, Settings > Stream:",
+        "  Service:    Custom...",
+        f"  Server:     {rtmp_url(settings)}",
+        f"  Stream Key: {key}   (shown once: keep it)",
+        f"Then watch it: GET {url}/sessions/<id>/playback gives the player URL;",
+        f"  the live session's id is in GET {url}/courses/{course.id}/live-status.",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 SESSION_GENERATION_INTERVAL = 3600.0
@@ -81,36 +82,12 @@ async def generate_sessions_forever(settings: Settings, database: Database) -> N
         await asyncio.sleep(SESSION_GENERATION_INTERVAL)
 
 
-def flv_ingest_sinks(media_dir: Path) -> Callable[[int, int], MediaSink]:
-    """Until the transcode workers exist, each publish is kept as the source FLV."""
-
-    def make(course_id: int, session_id: int) -> MediaSink:
-        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-        folder = media_dir / "ingest" / f"course-{course_id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return FlvFileSink(folder / f"session-{session_id}-{stamp}.flv")
-
-    return make
-
-
 async def serve_forever(settings: Settings) -> None:
     database = Database(settings.database_url)
     await prepare_database(settings, database)
     await first_start(settings, database)
-    app = build_app(settings, database)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.http_port)
-    await site.start()
-    rtmp = RtmpServer(
-        InProcessControl(database, settings.courses),
-        flv_ingest_sinks(settings.media_dir),
-        host=settings.server.host,
-        port=settings.streaming.rtmp_port,
-        timeout=settings.streaming.rtmp_timeout_seconds,
-        registry=LiveRegistry(max_streams=settings.streaming.max_streams),
-    )
-    await rtmp.start()
+    node = MediaNode(settings, database)
+    await node.start()
     print(f"Academia Live is listening on {settings.public_url}", flush=True)
     print(f"  API description: {settings.public_url}/openapi.json", flush=True)
     print(f"  RTMP ingest (OBS server URL): {rtmp_url(settings)}", flush=True)
@@ -123,10 +100,10 @@ async def serve_forever(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
-        log.info("shutting down")
-        await rtmp.close()
+        log.info("shutting down: finalising live sessions")
+        await node.close()
         generator.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await generator
-        await runner.cleanup()
         await database.close()
+        log.info("shut down cleanly")

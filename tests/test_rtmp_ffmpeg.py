@@ -21,7 +21,13 @@ import pytest
 from client_process import run_client
 from conftest import Api, World
 from mediaserver.control_inprocess import InProcessControl
-from mediaserver.control_port import PublishAllowed, PublishDecision, PublishDenied
+from mediaserver.control_port import (
+    PlaybackDecision,
+    PlaybackRefused,
+    PublishAllowed,
+    PublishDecision,
+    PublishDenied,
+)
 from mediaserver.media_sink import FlvFileSink
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.rtmp.session import key_fingerprint
@@ -50,6 +56,12 @@ class FakeControl:
         if app == "live" and key == KEY:
             return PublishAllowed(COURSE)
         return PublishDenied("unknown_key")
+
+    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
+        return PlaybackRefused("not_available")  # nothing plays in RTMP-only tests
+
+    async def recording_ready(self, session_id: int) -> None:
+        return None
 
     async def stream_started(self, course_id: int) -> int:
         self.started.append(course_id)

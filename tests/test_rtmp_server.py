@@ -21,6 +21,8 @@ import pytest
 
 from mediaserver.control_port import (
     ControlUnavailable,
+    PlaybackDecision,
+    PlaybackRefused,
     PublishAllowed,
     PublishDecision,
     PublishDenied,
@@ -77,6 +79,12 @@ class FakeControl:
             return PublishDenied("wrong_app")
         course = self.keys.get(key)
         return PublishDenied("unknown_key") if course is None else PublishAllowed(course)
+
+    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
+        return PlaybackRefused("not_available")  # nothing plays in RTMP-only tests
+
+    async def recording_ready(self, session_id: int) -> None:
+        return None
 
     async def stream_started(self, course_id: int) -> int:
         self.started.append(course_id)

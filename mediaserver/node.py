@@ -1,0 +1,84 @@
+"""One Academia Live node, composed: the HTTP API, HLS delivery, /metrics, RTMP ingest,
+the live streams and their storage, started and stopped in the right order.
+
+`academia serve` runs one; end-to-end tests start one in-process on free ports.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.settings import Settings
+from control.api.app import build_app
+from control.database import Database
+from control.playback_tokens import PlaybackSigner, signing_key
+from mediaserver.control_inprocess import InProcessControl
+from mediaserver.hls_delivery import HlsDelivery
+from mediaserver.live_registry import LiveRegistry
+from mediaserver.live_streams import LiveStreams
+from mediaserver.metrics import Metrics
+from mediaserver.rtmp.server import RtmpServer
+from transcode.segment_receiver import SegmentReceiver
+from transcode.storage.configured import open_storage
+
+__all__ = ["MediaNode"]
+
+
+class MediaNode:
+    """Everything but the database's migration and first-start setup (see server.py).
+
+    Ports 0 in settings pick free ports: see `http_port` and `rtmp.port` after start().
+    """
+
+    def __init__(self, settings: Settings, database: Database, *, ffmpeg: str = "ffmpeg") -> None:
+        self.settings = settings
+        self.database = database
+        self.storage = open_storage(settings)
+        self.receiver = SegmentReceiver()
+        self.metrics = Metrics()
+        self.control = InProcessControl(
+            database, settings.courses, public_url=settings.public_url,
+            signer=PlaybackSigner(signing_key(settings)),
+        )
+        self.live = LiveStreams(self.control, settings, storage=self.storage,
+                                receiver=self.receiver, metrics=self.metrics, ffmpeg=ffmpeg)
+        self.app = build_app(settings, database, live_observer=self.live)
+        self.app.middlewares.append(self.metrics.middleware)
+        self.metrics.add_routes(self.app)
+        HlsDelivery(self.live, self.storage, metrics=self.metrics).add_routes(self.app)
+        self.rtmp = RtmpServer(
+            self.live,
+            self.live.sink_factory,
+            host=settings.server.host,
+            port=settings.streaming.rtmp_port,
+            timeout=settings.streaming.rtmp_timeout_seconds,
+            registry=LiveRegistry(max_streams=settings.streaming.max_streams),
+        )
+        self.live.disconnect = self.rtmp.disconnect_course
+        self._runner = web.AppRunner(self.app, access_log=None)
+        self._site: web.TCPSite | None = None
+
+    async def start(self) -> None:
+        await self.receiver.start()
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.settings.server.host,
+                                 self.settings.server.http_port)
+        await self._site.start()
+        await self.rtmp.start()
+
+    @property
+    def http_port(self) -> int:
+        addresses = self._runner.addresses
+        if not addresses:
+            raise RuntimeError("the node is not started")
+        port: int = addresses[0][1]
+        return port
+
+    async def close(self) -> None:
+        """Stop taking streams, then end every live class properly (last segments
+        written, recording finalised and marked ready) before anything else closes."""
+        await self.rtmp.close()
+        await self.live.close()
+        await self.receiver.close()
+        await self._runner.cleanup()
+        await self.storage.close()

@@ -1,0 +1,238 @@
+"""A whole Academia Live node in the test's process, and what a viewer does with it.
+
+`LiveStack` starts `MediaNode` (the composition `academia serve` runs) on free ports with
+SQLite, after the same migration and first-start setup, so the demo course and its stream
+key exist. Helpers publish with real clients and read playlists and segments as a player
+would: over HTTP, through the playback URL the API hands out, decoded with PyAV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import av
+
+from config.loading import load_settings
+from config.settings import Settings
+from control.database import Database
+from control.demo_course import create_demo_course
+from control.models import User
+from mediaserver.node import MediaNode
+from mediaserver.server import prepare_database
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stack_settings(data_dir: Path, **streaming: Any) -> Settings:
+    base = load_settings(environ={})
+    http_port = free_port()
+    return dataclasses.replace(
+        base,
+        server=dataclasses.replace(base.server, data_dir=data_dir, http_port=http_port),
+        auth=dataclasses.replace(base.auth, password_time_cost=1, password_memory_cost_kib=64,
+                                 admin_password=ADMIN_PASSWORD),
+        streaming=dataclasses.replace(
+            base.streaming,
+            **{"rtmp_port": free_port(), "x264_preset": "ultrafast",
+               "reconnect_grace_seconds": 3, **streaming},
+        ),
+    )
+
+
+@dataclass
+class Segment:
+    duration: float
+    uri: str
+    discontinuity: bool
+
+
+def media_segments(playlist: str) -> list[Segment]:
+    segments: list[Segment] = []
+    duration, discontinuity = 0.0, False
+    for line in playlist.splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:"):].split(",")[0])
+        elif line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line and not line.startswith("#"):
+            segments.append(Segment(duration, line, discontinuity))
+            discontinuity = False
+    return segments
+
+
+def variants(master: str) -> list[tuple[dict[str, str], str]]:
+    """(attributes, uri) of each #EXT-X-STREAM-INF."""
+    found = []
+    lines = master.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attributes = dict(
+                (k, v.strip('"'))
+                for k, v in re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1])
+            )
+            found.append((attributes, lines[index + 1]))
+    return found
+
+
+def decode(data: bytes, *, fmt: str | None = None) -> dict[str, Any]:
+    """What a player finds in a segment or file: streams, frame size, duration."""
+    with av.open(io.BytesIO(data), mode="r", format=fmt) as container:
+        info: dict[str, Any] = {
+            "video": [s.codec_context.name for s in container.streams.video],
+            "audio": [s.codec_context.name for s in container.streams.audio],
+            "duration": (container.duration or 0) / 1_000_000,
+        }
+        frames = 0
+        for frame in container.decode(video=0) if container.streams.video else []:
+            info.setdefault("size", (frame.width, frame.height))
+            info.setdefault("first_keyframe", frame.key_frame)
+            frames += 1
+        info["frames"] = frames
+    return info
+
+
+async def wait_for(check: Callable[[], Any], *, within: float, what: str) -> Any:
+    """Poll `check` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+class LiveStack:
+    """A started node, an admin token and the demo course's stream key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.database = Database(settings.database_url)
+        self.node: MediaNode | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.admin_token = ""
+        self.course_id = 0
+        self.key = ""
+
+    async def start(self) -> None:
+        await prepare_database(self.settings, self.database)
+        async with self.database.transaction(write=True) as db:
+            from control.accounts import create_user
+            from control.models import Role
+            from control.passwords import Passwords
+
+            admin: User = await create_user(
+                db, Passwords(self.settings.auth), username="admin",
+                password=ADMIN_PASSWORD, role=Role.ADMIN,
+            )
+            course, self.key = await create_demo_course(db, admin, capacity=100)
+            self.course_id = course.id
+        self.node = MediaNode(self.settings, self.database)
+        await self.node.start()
+        self.http = aiohttp.ClientSession(f"http://127.0.0.1:{self.settings.server.http_port}")
+        login = await self.json("POST", "/auth/login",
+                                {"username": "admin", "password": ADMIN_PASSWORD}, auth=False)
+        self.admin_token = login["token"]
+
+    async def close(self) -> None:
+        if self.node is not None:
+            await self.node.close()
+        if self.http is not None:
+            await self.http.close()
+        await self.database.close()
+
+    @property
+    def rtmp_url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.settings.streaming.rtmp_port}/live/{self.key}"
+
+    async def json(self, method: str, path: str, body: Any = None, *, auth: bool = True,
+                   expect: int = 200) -> Any:
+        assert self.http is not None
+        headers = {"Authorization": f"Bearer {self.admin_token}"} if auth else {}
+        async with self.http.request(method, path, json=body, headers=headers) as response:
+            text = await response.text()
+            assert response.status == expect, f"{method} {path}: {response.status} {text}"
+            return await response.json() if text else None
+
+    async def get(self, url: str) -> tuple[int, bytes, Mapping[str, str]]:
+        """GET a playback URL (absolute, as the API gives it) as a signed-out browser."""
+        assert self.http is not None
+        async with self.http.get(urlsplit(url).path) as response:
+            return response.status, await response.read(), response.headers
+
+    async def live_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = await self.json(
+            "GET", f"/courses/{self.course_id}/live-status")
+        return status
+
+    async def live_session_id(self, within: float = 20.0) -> int:
+        async def live() -> int | None:
+            status = await self.live_status()
+            return status["session_id"] if status["is_live"] else None
+
+        session_id: int = await wait_for(live, within=within, what="the course to go live")
+        return session_id
+
+    async def playback(self, session_id: int) -> dict[str, Any]:
+        # The demo course is public: a signed-out viewer may watch.
+        answer: dict[str, Any] = await self.json(
+            "GET", f"/sessions/{session_id}/playback", auth=False)
+        return answer
+
+    async def recording_ready(self, session_id: int, within: float = 40.0) -> dict[str, Any]:
+        async def ready() -> dict[str, Any] | None:
+            session = await self.json("GET", f"/sessions/{session_id}/")
+            return session if session["recording_url"] else None
+
+        session: dict[str, Any] = await wait_for(
+            ready, within=within, what=f"session {session_id}'s recording")
+        return session
+
+
+async def publish_ffmpeg(url: str, *, seconds: float, size: str = "1280x720", fps: int = 15,
+                         gop_seconds: float = 8, audio: bool = True) -> asyncio.subprocess.Process:
+    """An OBS-like publish: x264 with a long GOP and AAC, at real time (-re)."""
+    args = ["-hide_banner", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+             "-g", str(int(gop_seconds * fps)), "-pix_fmt", "yuv420p"]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "96k"]
+    args += ["-f", "flv", url]
+    return await asyncio.create_subprocess_exec(
+        "ffmpeg", *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def finished(process: asyncio.subprocess.Process, within: float) -> tuple[int, str]:
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), within)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(errors="replace") if stderr else ""

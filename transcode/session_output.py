@@ -1,0 +1,350 @@
+"""One live session's media in storage, across every ffmpeg run and publisher reconnect.
+
+Each ffmpeg run (an "epoch": a worker's run, named "{token}/{run}" by the segment
+receiver) numbers its segments from zero. Here they get the session's own numbers,
+continuous per rendition across epochs, with a discontinuity where an epoch begins, and
+we write our own playlists:
+
+    live/{sid}/master.m3u8              the ladder
+    live/{sid}/{R}/index.m3u8           sliding window over live/{sid}/{R}/{n:06d}.ts
+    recordings/{sid}/master.m3u8        the same ladder, for the recording
+    recordings/{sid}/{R}/index.m3u8     every segment: EVENT while live, VOD once finalised
+    recordings/{sid}/recording.mp4      made at the end from the `source` rendition
+
+A segment is held in memory until its run's playlist names it (ffmpeg writes the
+playlist after finishing a segment), so only finished segments with known durations are
+published; everything goes out through the upload queue, which applies operations in
+order, so a segment always reaches storage before a playlist naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+import shutil
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from transcode.events import EventSink, UploadFailed
+from transcode.hls_playlist import (
+    MediaPlaylist,
+    PlaylistError,
+    Segment,
+    parse_media_playlist,
+    render_live_playlist,
+    render_master_playlist,
+    render_recording_playlist,
+    target_duration,
+)
+from transcode.ladder import Rendition
+from transcode.mp4_export import export_mp4
+from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
+
+__all__ = ["M3U8_TYPE", "MP4_TYPE", "SOURCE", "TS_TYPE", "OutputQueue", "SessionOutput"]
+
+log = logging.getLogger(__name__)
+
+M3U8_TYPE = "application/vnd.apple.mpegurl"
+TS_TYPE = "video/mp2t"
+MP4_TYPE = "video/mp4"
+SOURCE = "source"
+PLAYLIST_NAME = "index.m3u8"
+# Live segments kept beyond the window, for players that fetched an older playlist.
+LIVE_SPARE = 2
+# Segments waiting for a playlist, per run and rendition; ffmpeg needs one at a time.
+MAX_HELD = 4
+# A named segment that never arrived is given up once this many later ones are here.
+SKIP_AFTER = 2
+MP4_PUT_ATTEMPTS = 3
+
+
+class OutputQueue(Protocol):
+    """What we need of the upload queue (transcode.storage.upload_queue.UploadQueue)."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    async def flush(self, timeout: float | None = None) -> bool: ...  # noqa: ASYNC109
+
+
+@dataclass
+class _Track:
+    """One rendition of the session: its numbering and segments across all epochs."""
+
+    name: str
+    segments: list[Segment] = field(default_factory=list)  # segment n is segments[n]
+    last_epoch: int = -1  # ordinal of the epoch that gave the latest segment
+    discontinuities: list[int] = field(default_factory=list)  # numbers that start an epoch
+    live_since: int | None = None  # first number published under live/
+    live_floor: int = 0  # lowest number possibly still under live/
+    live_target: int = 1  # the live target duration never shrinks
+
+    def discontinuities_before(self, number: int) -> int:
+        return sum(1 for n in self.discontinuities if n < number)
+
+
+@dataclass
+class _Feed:
+    """What one epoch sent for one rendition: held segments and its latest playlist."""
+
+    held: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    taken: set[str] = field(default_factory=set)  # file names already numbered or skipped
+    next_sequence: int | None = None  # the playlist position to take next
+    playlist: MediaPlaylist | None = None
+
+
+class SessionOutput:
+    """Turns the segments and playlists of a session's ffmpeg runs into stored HLS."""
+
+    def __init__(self, session_id: int, queue: OutputQueue, *, window: int, work_dir: Path,
+                 events: EventSink | None = None) -> None:
+        if window < 1:
+            raise ValueError("the live window needs at least one segment")
+        self.session_id = session_id
+        self._queue = queue
+        self._window = window
+        self._work_dir = Path(work_dir)
+        self._events = events
+        self._lock = asyncio.Lock()
+        self._ladder: dict[str, Rendition] = {}
+        self._epochs: dict[str, int] = {}
+        self._tracks: dict[str, _Track] = {}
+        self._feeds: dict[tuple[int, str], _Feed] = {}
+        self._source_files: dict[int, Path] = {}  # epoch ordinal -> its source TS, appended
+        self._finished = False
+
+    # Keys ------------------------------------------------------------------------------
+
+    def _live(self, rest: str) -> str:
+        return f"{LIVE_PREFIX}{self.session_id}/{rest}"
+
+    def _recording(self, rest: str) -> str:
+        return f"{RECORDINGS_PREFIX}{self.session_id}/{rest}"
+
+    @property
+    def mp4_key(self) -> str:
+        return self._recording("recording.mp4")
+
+    # Epochs ----------------------------------------------------------------------------
+
+    def _epoch(self, epoch: str) -> int:
+        ordinal = self._epochs.get(epoch)
+        if ordinal is None:
+            ordinal = self._epochs[epoch] = len(self._epochs)
+        return ordinal
+
+    def start_epoch(self, epoch: str, renditions: Sequence[Rendition]) -> None:
+        """A run begins: remember its order; new rendition names join the ladder.
+
+        The first epoch's renditions define the ladder; a later epoch's rendition with a
+        known name continues it (its first segment is marked as a discontinuity). Not a
+        coroutine, so an event callback can call it; it only queues uploads.
+        """
+        if self._finished:
+            return
+        self._epoch(epoch)
+        grew = False
+        for rendition in renditions:
+            if rendition.name not in self._ladder:
+                self._ladder[rendition.name] = rendition
+                grew = True
+        if grew:
+            master = render_master_playlist(list(self._ladder.values())).encode()
+            self._queue.put(self._live("master.m3u8"), master, M3U8_TYPE)
+            self._queue.put(self._recording("master.m3u8"), master, M3U8_TYPE)
+
+    # Receiving -------------------------------------------------------------------------
+
+    async def receive(self, epoch: str, rendition: str, filename: str, data: bytes) -> None:
+        """A file ffmpeg wrote: `seg_NNNNN.ts` (held) or `index.m3u8` (publishes segments)."""
+        async with self._lock:
+            if self._finished:
+                log.debug("session %s finished: dropping %s/%s", self.session_id,
+                          rendition, filename)
+                return
+            ordinal = self._epoch(epoch)
+            track = self._tracks.get(rendition)
+            if track is not None and ordinal < track.last_epoch:
+                # An older run talking after a newer one took over: too late to number.
+                log.info("session %s: late %s/%s from an earlier run dropped",
+                         self.session_id, rendition, filename)
+                return
+            feed = self._feeds.setdefault((ordinal, rendition), _Feed())
+            if filename == PLAYLIST_NAME:
+                try:
+                    feed.playlist = parse_media_playlist(data.decode("utf-8", "replace"))
+                except PlaylistError as exc:
+                    log.warning("session %s: unreadable playlist for %s: %s",
+                                self.session_id, rendition, exc)
+                    return
+            elif filename in feed.taken:
+                return  # a retried upload of a segment already published
+            else:
+                feed.held[filename] = data
+                while len(feed.held) > MAX_HELD:
+                    dropped, _ = feed.held.popitem(last=False)
+                    log.warning("session %s: %s/%s never named by a playlist, dropped",
+                                self.session_id, rendition, dropped)
+            ready = self._take_named(feed, rendition)
+            if ready:
+                await self._publish(ordinal, rendition, ready)
+
+    def _take_named(self, feed: _Feed, rendition: str) -> list[tuple[bytes, float]]:
+        """Held segments the playlist now names, in playlist order, with durations."""
+        playlist = feed.playlist
+        if playlist is None:
+            return []
+        if feed.next_sequence is None:
+            feed.next_sequence = playlist.media_sequence
+        entries = list(enumerate(playlist.segments, start=playlist.media_sequence))
+        ready: list[tuple[bytes, float]] = []
+        for index, (sequence, segment) in enumerate(entries):
+            if sequence < feed.next_sequence:
+                continue
+            name = posixpath.basename(segment.uri.split("?", 1)[0])
+            data = feed.held.pop(name, None)
+            if data is None and name not in feed.taken:
+                later_here = sum(1 for _, s in entries[index + 1:]
+                                 if posixpath.basename(s.uri.split("?", 1)[0]) in feed.held)
+                if later_here < SKIP_AFTER:
+                    break  # not uploaded yet: wait for it, keeping the order
+                log.warning("session %s: %s/%s named but never received, skipped",
+                            self.session_id, rendition, name)
+            feed.taken.add(name)
+            feed.next_sequence = sequence + 1
+            if data is not None:
+                ready.append((data, segment.duration))
+        return ready
+
+    async def _publish(self, ordinal: int, rendition: str,
+                       ready: list[tuple[bytes, float]]) -> None:
+        """Number `ready` segments of `rendition` and queue them, then the playlists."""
+        track = self._tracks.setdefault(rendition, _Track(rendition))
+        live = rendition in self._ladder
+        new_epoch = ordinal != track.last_epoch
+        if new_epoch:
+            # This rendition moved on: whatever older runs still hold is never published.
+            for key in [k for k in self._feeds if k[1] == rendition and k[0] < ordinal]:
+                del self._feeds[key]
+        for data, duration in ready:
+            number = len(track.segments)
+            discontinuity = new_epoch and number > 0
+            if discontinuity:
+                track.discontinuities.append(number)
+            new_epoch = False
+            name = f"{number:06d}.ts"
+            track.segments.append(Segment(name, duration, discontinuity))
+            if live:
+                if track.live_since is None:
+                    track.live_since = track.live_floor = number
+                self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE)
+            self._queue.put(self._recording(f"{rendition}/{name}"), data, TS_TYPE)
+            if rendition == SOURCE:
+                await self._append_source(ordinal, data)
+        track.last_epoch = ordinal
+        if live:
+            self._put_live_playlist(track)
+        self._put_recording_playlist(track, ended=False)
+        if live:
+            self._delete_old_live(track)
+
+    def _put_live_playlist(self, track: _Track, *, ended: bool = False) -> None:
+        assert track.live_since is not None
+        start = max(track.live_since, len(track.segments) - self._window)
+        window = track.segments[start:]
+        track.live_target = max(track.live_target,
+                                target_duration([s.duration for s in window]))
+        text = render_live_playlist(window, media_sequence=start,
+                                    discontinuity_sequence=track.discontinuities_before(start),
+                                    min_target=track.live_target, ended=ended)
+        self._queue.put(self._live(f"{track.name}/{PLAYLIST_NAME}"), text.encode(), M3U8_TYPE)
+
+    def _put_recording_playlist(self, track: _Track, *, ended: bool) -> None:
+        text = render_recording_playlist(track.segments, ended=ended)
+        self._queue.put(self._recording(f"{track.name}/{PLAYLIST_NAME}"), text.encode(),
+                        M3U8_TYPE)
+
+    def _delete_old_live(self, track: _Track) -> None:
+        keep_from = len(track.segments) - self._window - LIVE_SPARE
+        while track.live_floor < keep_from:
+            self._queue.delete(self._live(f"{track.name}/{track.live_floor:06d}.ts"))
+            track.live_floor += 1
+
+    async def _append_source(self, ordinal: int, data: bytes) -> None:
+        # One file per epoch: a run's segments joined are its continuous TS stream.
+        path = self._source_files.get(ordinal)
+        if path is None:
+            path = self._source_files[ordinal] = self._work_dir / f"source-{ordinal:04d}.ts"
+        await asyncio.to_thread(_append, path, data)
+
+    # The end ---------------------------------------------------------------------------
+
+    async def finalize(self, storage: Storage, *, flush_timeout: float | None = None,
+                       ffmpeg: str = "ffmpeg") -> str | None:
+        """Close the session's media: VOD playlists, the MP4, live/ removed.
+
+        Called once, after the last worker stopped. Returns the MP4's key, or None when
+        no source segment was ever received. Raises Mp4ExportError or StorageError when
+        the MP4 could not be made or stored (live/ and work_dir are cleaned regardless).
+        """
+        async with self._lock:
+            if self._finished:
+                raise RuntimeError(f"session {self.session_id} already finalised")
+            self._finished = True
+            self._feeds.clear()  # unnamed segments of the last run are never published
+            tracks = [t for t in self._tracks.values() if t.segments]
+            for track in tracks:
+                if track.live_since is not None:
+                    # Players still watching learn the class ended before live/ goes.
+                    self._put_live_playlist(track, ended=True)
+                self._put_recording_playlist(track, ended=True)
+            recorded = [r for name, r in self._ladder.items()
+                        if name in self._tracks and self._tracks[name].segments]
+            if recorded:
+                self._queue.put(self._recording("master.m3u8"),
+                                render_master_playlist(recorded).encode(), M3U8_TYPE)
+            elif not tracks:
+                self._queue.delete_prefix(self._recording(""))
+            sources = [self._source_files[k] for k in sorted(self._source_files)]
+        try:
+            if not await self._queue.flush(flush_timeout):
+                log.warning("session %s: recording uploads still pending after %s s",
+                            self.session_id, flush_timeout)
+            if not sources:
+                if tracks:
+                    log.warning("session %s: no source segments, no MP4", self.session_id)
+                return None
+            mp4 = self._work_dir / "recording.mp4"
+            await export_mp4(sources, mp4, ffmpeg=ffmpeg)
+            await self._store_mp4(storage, mp4)
+            return self.mp4_key
+        finally:
+            self._queue.delete_prefix(self._live(""))
+            if not await self._queue.flush(flush_timeout):
+                log.warning("session %s: live/ removal still pending", self.session_id)
+            await asyncio.to_thread(shutil.rmtree, self._work_dir, True)
+
+    async def _store_mp4(self, storage: Storage, path: Path) -> None:
+        for attempt in range(1, MP4_PUT_ATTEMPTS + 1):
+            try:
+                await storage.put_file(self.mp4_key, str(path), MP4_TYPE)
+                return
+            except StorageError as exc:
+                if self._events is not None:
+                    self._events(UploadFailed(self.mp4_key, str(exc)))
+                if attempt == MP4_PUT_ATTEMPTS:
+                    raise
+                await asyncio.sleep(attempt)
+
+
+def _append(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as file:
+        file.write(data)
