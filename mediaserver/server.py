@@ -86,6 +86,11 @@ async def serve_forever(settings: Settings) -> None:
     database = Database(settings.database_url)
     await prepare_database(settings, database)
     await first_start(settings, database)
+    # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     node = MediaNode(settings, database)
     await node.start()
     print(f"Academia Live is listening on {settings.public_url}", flush=True)
@@ -93,10 +98,6 @@ async def serve_forever(settings: Settings) -> None:
     print(f"  RTMP ingest (OBS server URL): {rtmp_url(settings)}", flush=True)
 
     generator = asyncio.create_task(generate_sessions_forever(settings, database))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

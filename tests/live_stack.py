@@ -163,7 +163,23 @@ class LiveStack:
 
     @property
     def rtmp_url(self) -> str:
-        return f"rtmp://127.0.0.1:{self.settings.streaming.rtmp_port}/live/{self.key}"
+        return self.rtmp_url_for(self.key)
+
+    def rtmp_url_for(self, key: str) -> str:
+        return f"rtmp://127.0.0.1:{self.settings.streaming.rtmp_port}/live/{key}"
+
+    async def add_course(self, title: str) -> tuple[int, str]:
+        """Another public course with a stream key: (course id, key)."""
+        category = await self.json("POST", "/categories/", {"name": f"{title} category"},
+                                   expect=201)
+        teacher = await self.json("POST", "/users/", {
+            "username": f"teacher{category['id']}", "password": "teacher-password",
+            "role": "teacher"}, expect=201)
+        course = await self.json("POST", "/courses/", {
+            "title": title, "category_id": category["id"], "teacher_id": teacher["id"],
+            "access_level": "public"}, expect=201)
+        key = await self.json("POST", f"/courses/{course['id']}/stream-keys", {}, expect=201)
+        return int(course["id"]), str(key["key"])
 
     async def json(self, method: str, path: str, body: Any = None, *, auth: bool = True,
                    expect: int = 200) -> Any:
@@ -180,14 +196,14 @@ class LiveStack:
         async with self.http.get(urlsplit(url).path) as response:
             return response.status, await response.read(), response.headers
 
-    async def live_status(self) -> dict[str, Any]:
+    async def live_status(self, course_id: int | None = None) -> dict[str, Any]:
         status: dict[str, Any] = await self.json(
-            "GET", f"/courses/{self.course_id}/live-status")
+            "GET", f"/courses/{course_id or self.course_id}/live-status")
         return status
 
-    async def live_session_id(self, within: float = 20.0) -> int:
+    async def live_session_id(self, within: float = 20.0, *, course_id: int | None = None) -> int:
         async def live() -> int | None:
-            status = await self.live_status()
+            status = await self.live_status(course_id)
             return status["session_id"] if status["is_live"] else None
 
         session_id: int = await wait_for(live, within=within, what="the course to go live")

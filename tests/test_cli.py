@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -132,12 +133,16 @@ def _call(port: int, method: str, path: str, token: str, body: object = None) ->
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs Debian's ffmpeg")
-def test_serve_takes_a_publish_from_the_stream_key(tmp_path: Path) -> None:
+def test_obs_settings_from_first_start_work_and_sigterm_finalises_the_class(
+    tmp_path: Path,
+) -> None:
+    """What `make run` prints is enough to go live; SIGTERM mid-class keeps the recording."""
     port, rtmp_port = _free_port(), _free_port()
     env = _env(tmp_path / "var", ACADEMIA_HTTP_PORT=str(port), ACADEMIA_RTMP_PORT=str(rtmp_port),
-               ACADEMIA_ADMIN_PASSWORD="chosen-by-operator")
+               ACADEMIA_ADMIN_PASSWORD="chosen-by-operator", ACADEMIA_X264_PRESET="ultrafast")
     server = subprocess.Popen([*ACADEMIA, "serve"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
+    publish: subprocess.Popen[str] | None = None
     try:
         assert server.stdout is not None
         banner = []
@@ -145,44 +150,55 @@ def test_serve_takes_a_publish_from_the_stream_key(tmp_path: Path) -> None:
             banner.append(line)
             if "RTMP ingest" in line:
                 break
-        assert f"rtmp://127.0.0.1:{rtmp_port}/live" in "".join(banner)
+        text = "".join(banner)
+        server_url = re.search(r"Server:\s+(\S+)", text)
+        key = re.search(r"Stream Key:\s+(\S+)", text)
+        course = re.search(r"demo course \(id (\d+)\)", text)
+        assert server_url and key and course, text
+        assert server_url.group(1) == f"rtmp://127.0.0.1:{rtmp_port}/live"
         token = str(_login(port, "admin", "chosen-by-operator")["token"])
-        category = _call(port, "POST", "/categories/", token, {"name": "Maths"})
-        teacher = _call(port, "POST", "/users/", token, {
-            "username": "ada", "password": "analytical-engine", "role": "teacher"})
-        course = _call(port, "POST", "/courses/", token, {
-            "title": "Algebra", "category_id": category["id"], "teacher_id": teacher["id"]})
-        key = _call(port, "POST", f"/courses/{course['id']}/stream-keys", token, {})
         # The server URL and key exactly as OBS would take them.
         publish = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=15",
-             "-f", "lavfi", "-i", "sine=frequency=440", "-t", "4",
+             "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=15",
+             "-f", "lavfi", "-i", "sine=frequency=440", "-t", "60",
              "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac",
-             "-f", "flv", f"{key['rtmp_url']}/{key['key']}"],
+             "-f", "flv", f"{server_url.group(1)}/{key.group(1)}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        seen_live = False
-        deadline = time.monotonic() + 15
-        while publish.poll() is None and time.monotonic() < deadline:
-            status = _call(port, "GET", f"/courses/{course['id']}/live-status", token)
-            seen_live = seen_live or status["is_live"]
+        status_path = f"/courses/{course.group(1)}/live-status"
+        deadline = time.monotonic() + 20
+        status = _call(port, "GET", status_path, token)
+        while not (status["stream"] and status["stream"]["renditions"]):
+            assert time.monotonic() < deadline and publish.poll() is None, status
             time.sleep(0.3)
-        _, errors = publish.communicate(timeout=20)
-        if publish.returncode != 0:
-            server.send_signal(signal.SIGTERM)
-            logs, _ = server.communicate(timeout=15)
-            raise AssertionError(f"ffmpeg: {errors}\nserver: {logs}")
-        assert seen_live
-        time.sleep(0.5)
-        assert _call(port, "GET", f"/courses/{course['id']}/live-status", token)["is_live"] is False
-        recorded = list((tmp_path / "var" / "media" / "ingest").rglob("*.flv"))
-        assert len(recorded) == 1
-        probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
-             str(recorded[0])], capture_output=True, text=True, check=True,
-        )
-        assert sorted(probe.stdout.split()) == ["aac", "h264"]
-    finally:
+            status = _call(port, "GET", status_path, token)
+        session_id = status["session_id"]
+        time.sleep(4)
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=15)
+        logs, _ = server.communicate(timeout=60)
+        assert server.returncode == 0, logs
+        assert "shut down cleanly" in logs
+        publish.wait(timeout=10)  # the encoder was disconnected
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if publish is not None and publish.poll() is None:
+            publish.kill()
+            publish.wait()
+    # The class ended with its recording, as if the teacher had pressed "end".
+    database = tmp_path / "var" / "academia.sqlite3"
+    with sqlite3.connect(database) as db:
+        row = db.execute("SELECT status, recording_url FROM course_sessions WHERE id = ?",
+                         (session_id,)).fetchone()
+    assert row[0] == "ended" and row[1].endswith(f"/sessions/{session_id}/recording")
+    mp4 = tmp_path / "var" / "media" / "recordings" / str(session_id) / "recording.mp4"
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name:format=duration",
+         "-of", "json", str(mp4)], capture_output=True, text=True, check=True,
+    )
+    probed = json.loads(probe.stdout)
+    assert sorted(s["codec_name"] for s in probed["streams"]) == ["aac", "h264"]
+    assert float(probed["format"]["duration"]) >= 4
+    assert not list((tmp_path / "var" / "media" / "live").rglob("*.ts"))

@@ -13,6 +13,7 @@ cores even while other tests run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from client_process import run_client
 from live_stack import (
     LiveStack,
     decode,
@@ -30,6 +33,8 @@ from live_stack import (
     variants,
     wait_for,
 )
+from s3_server import S3Server, s3_server  # noqa: F401  (the fixture)
+from test_rtmp_gstreamer import GST_LAUNCH, Client, _aac_encoder, _require, pipeline
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"
@@ -233,3 +238,92 @@ async def test_passthrough_serves_the_source_remuxed(stack: LiveStack) -> None:
     assert decoded["size"] == (960, 540) and decoded["audio"] == ["aac"]
     assert (await finished(publisher, within=30))[0] == 0
     await stack.recording_ready(session_id)
+
+
+@pytest.mark.parametrize("sink", ["rtmpsink", "rtmp2sink"])
+async def test_gstreamer_clients_produce_a_playable_ladder(stack: LiveStack, sink: str) -> None:
+    """librtmp (OBS's lineage) and GStreamer's own client, with OBS's 8 s keyframe interval."""
+    _require(sink, "x264enc", "flvmux", "h264parse", "videotestsrc", "audiotestsrc",
+             "audioconvert", "aacparse")
+    if _aac_encoder() is None:
+        pytest.skip("no GStreamer AAC encoder (voaacenc or avenc_aac)")
+    args = [f"location={stack.rtmp_url}" if arg.startswith("location=") else arg
+            for arg in pipeline(Client(sink), 0, audio=True, key_int_max=240)]
+    assert GST_LAUNCH is not None
+    publish = asyncio.create_task(run_client(GST_LAUNCH, args, within=40, merge_output=True))
+    session_id = await stack.live_session_id()
+    playback = await stack.playback(session_id)
+    playlist = await rendition_playlist(stack, playback["url"], "mobile/index.m3u8")
+    decoded = decode(await segment(stack, playback["url"], "mobile",
+                                   media_segments(playlist)[0].uri))
+    assert decoded["size"] == (640, 360) and decoded["audio"] == ["aac"]
+    code, output = await publish
+    assert code == 0, output[-2000:]
+    await stack.recording_ready(session_id)
+    recording = decode((await stack.get((await stack.playback(session_id))["download_url"]))[1])
+    assert recording["size"] == (640, 360) and abs(recording["duration"] - 4) <= 1.0
+
+
+@pytest.fixture
+async def s3_stack(
+    tmp_path: Path, s3_server: S3Server,  # noqa: F811 (the imported fixture)
+) -> AsyncIterator[LiveStack]:
+    settings = stack_settings(tmp_path / "var")
+    settings = dataclasses.replace(settings, storage=dataclasses.replace(
+        settings.storage, storage_backend="s3", s3_endpoint=s3_server.endpoint,
+        s3_access_key="test", s3_secret_key="test-secret", s3_bucket="academia-media"))
+    live = LiveStack(settings)
+    await live.start()
+    try:
+        yield live
+    finally:
+        await live.close()
+
+
+async def test_media_goes_to_s3_and_plays_from_there(s3_stack: LiveStack) -> None:
+    stack = s3_stack
+    publisher = await publish_ffmpeg(stack.rtmp_url, seconds=6, size="640x360")
+    session_id = await stack.live_session_id()
+    playback = await stack.playback(session_id)
+    playlist = await rendition_playlist(stack, playback["url"], "mobile/index.m3u8")
+    decoded = decode(await segment(stack, playback["url"], "mobile",
+                                   media_segments(playlist)[0].uri))
+    assert decoded["size"] == (640, 360)
+    assert (await finished(publisher, within=30))[0] == 0
+    await stack.recording_ready(session_id)
+    assert stack.node is not None
+    keys = await stack.node.storage.list(f"recordings/{session_id}/")
+    assert f"recordings/{session_id}/recording.mp4" in keys
+    assert f"recordings/{session_id}/mobile/index.m3u8" in keys
+    assert not (stack.settings.media_dir / "recordings").exists()  # nothing kept locally
+    recording = decode((await stack.get((await stack.playback(session_id))["download_url"]))[1])
+    assert abs(recording["duration"] - 6) <= 1.0
+
+
+async def test_a_broken_publisher_and_garbage_leave_another_class_untouched(
+    stack: LiveStack,
+) -> None:
+    """One teacher's encoder crashes and someone sends garbage; another class goes on."""
+    other_course, other_key = await stack.add_course("Other class")
+    steady = await publish_ffmpeg(stack.rtmp_url_for(other_key), seconds=10, size="640x360")
+    crashing = await publish_ffmpeg(stack.rtmp_url, seconds=60, size="640x360")
+    steady_session = await stack.live_session_id(course_id=other_course)
+    crashing_session = await stack.live_session_id()
+    await asyncio.sleep(3)
+    crashing.kill()  # the encoder dies without a goodbye: the connection just drops
+    await crashing.wait()
+    _, writer = await asyncio.open_connection("127.0.0.1", stack.settings.streaming.rtmp_port)
+    writer.write(b"\x03" + os.urandom(1536) + b"GET / HTTP/1.0\r\n\r\n" * 100)
+    await writer.drain()
+    writer.close()
+
+    assert (await finished(steady, within=30))[0] == 0
+    steady_done = await stack.recording_ready(steady_session)
+    crashed_done = await stack.recording_ready(crashing_session)
+    assert steady_done["status"] == crashed_done["status"] == "ended"
+    steady_replay = await stack.playback(steady_session)
+    recording = decode((await stack.get(steady_replay["download_url"]))[1])
+    assert abs(recording["duration"] - 10) <= 1.0
+    mobile = (await stack.get(steady_replay["url"].replace("master.m3u8",
+                                                           "mobile/index.m3u8")))[1].decode()
+    assert not any(s.discontinuity for s in media_segments(mobile))
