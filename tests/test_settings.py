@@ -73,3 +73,19 @@ def test_secrets_stay_out_of_repr() -> None:
     settings = load_settings(environ={"ACADEMIA_ADMIN_PASSWORD": "hunter22-secret",
                                       "ACADEMIA_PAYMENT_WEBHOOK_SECRET": "whsec-secret"})
     assert "hunter22" not in repr(settings) and "whsec" not in repr(settings)
+
+
+def test_docker_compose_sets_only_real_settings() -> None:
+    """A misspelt variable in docker-compose.yml would be silently ignored: catch it here."""
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())
+    environment = compose["services"]["app"]["environment"]
+    known = {
+        "ACADEMIA_" + f.name.upper()
+        for section in dataclasses.fields(Settings)
+        for f in dataclasses.fields(section.default_factory)  # type: ignore[arg-type]
+    }
+    assert set(environment) <= known, set(environment) - known
+    assert environment["ACADEMIA_STORAGE_BACKEND"] == "s3"
+    assert environment["ACADEMIA_S3_ENDPOINT"] == "minio:9000"
