@@ -20,7 +20,6 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -42,7 +41,6 @@ __all__ = [
     "ByteRange",
     "HlsDelivery",
     "RangeNotSatisfiable",
-    "RangeReadable",
     "TruncatedBody",
     "parse_range",
 ]
@@ -82,19 +80,6 @@ PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Headers": "Range",
     "Access-Control-Max-Age": "86400",
 }
-
-
-@runtime_checkable
-class RangeReadable(Protocol):
-    """A storage that can stream part of an object. Not (yet) in the `Storage` protocol: a
-    backend offering it gets byte ranges on `recording.mp4`; without it the whole file is
-    sent (200), which HTTP allows."""
-
-    def stream_range(
-        self, key: str, start: int, length: int, chunk_size: int = MP4_CHUNK
-    ) -> AsyncIterator[bytes]:
-        """`length` bytes of the object from `start` in chunks (KeyError when missing)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -304,19 +289,17 @@ class HlsDelivery:
             "Cache-Control": "public, max-age=3600",
             "Content-Disposition": f'attachment; filename="session-{session_id}.mp4"',
         }
-        ranged = isinstance(self._storage, RangeReadable)
         byte_range: ByteRange | None = None
-        if ranged:
-            headers["Accept-Ranges"] = "bytes"
-            header = request.headers.get("Range")
-            # With If-Range we cannot prove the file is unchanged (no validator): send it all.
-            if header is not None and "If-Range" not in request.headers:
-                try:
-                    byte_range = parse_range(header, size)
-                except RangeNotSatisfiable:
-                    refusal = _error(416, "range_not_satisfiable", "the range is past the end")
-                    refusal.headers["Content-Range"] = f"bytes */{size}"
-                    return refusal
+        headers["Accept-Ranges"] = "bytes"
+        header = request.headers.get("Range")
+        # With If-Range we cannot prove the file is unchanged (no validator): send it all.
+        if header is not None and "If-Range" not in request.headers:
+            try:
+                byte_range = parse_range(header, size)
+            except RangeNotSatisfiable:
+                refusal = _error(416, "range_not_satisfiable", "the range is past the end")
+                refusal.headers["Content-Range"] = f"bytes */{size}"
+                return refusal
         response = web.StreamResponse(headers=headers)
         if byte_range is not None:
             response.set_status(206)
@@ -367,6 +350,6 @@ class HlsDelivery:
             self._metrics.playback_bytes(n)
 
     def _open(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
-        if byte_range is not None and isinstance(self._storage, RangeReadable):
+        if byte_range is not None:
             return self._storage.stream_range(key, byte_range.start, byte_range.length, MP4_CHUNK)
         return self._storage.stream(key, MP4_CHUNK)

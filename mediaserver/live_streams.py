@@ -241,7 +241,8 @@ class LiveStreams:
             await asyncio.gather(*live.finishing, return_exceptions=True)
         key: str | None = None
         try:
-            key = await live.output.finalize(self._storage)
+            key = await live.output.finalize(self._storage, flush_timeout=_FLUSH_TIMEOUT,
+                                             ffmpeg=self._ffmpeg)
         except Exception:
             log.exception("session %d: finalising the recording failed", live.session_id)
         for token in live.workers:

@@ -7,6 +7,7 @@ front of the queue records the order of operations.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -18,8 +19,10 @@ import pytest
 
 from transcode.hls_playlist import parse_media_playlist
 from transcode.ladder import AAC_LC, Rendition
+from transcode.mp4_export import Mp4ExportError, export_mp4
 from transcode.segment_receiver import SegmentReceiver, epoch_name
 from transcode.session_output import SessionOutput
+from transcode.storage.backend import StorageError
 from transcode.storage.local import LocalStorage
 from transcode.storage.upload_queue import UploadQueue
 
@@ -81,7 +84,9 @@ class Rig:
     work_dir: Path
 
     def output(self, window: int = 3) -> SessionOutput:
-        return SessionOutput(SID, self.queue, window=window, work_dir=self.work_dir)
+        # Every segment rewrites the recording playlist here, so each step can be checked.
+        return SessionOutput(SID, self.queue, window=window, work_dir=self.work_dir,
+                             recording_playlist_every=1)
 
     async def text(self, key: str) -> str:
         data = await self.storage.get(key)
@@ -336,3 +341,76 @@ async def test_finalize_with_nothing_received(rig: Rig) -> None:
     assert await rig.keys("recordings/") == []
     with pytest.raises(RuntimeError):
         await output.finalize(rig.storage)
+
+
+async def test_mp4_export_failure_reports_ffmpeg(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.ts"
+    junk.write_bytes(b"not a transport stream at all" * 10)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Mp4ExportError, match="ffmpeg exited") as caught:
+        await export_mp4([junk], out)
+    assert "junk.ts" in str(caught.value)  # ffmpeg's own words are passed on
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["junk.ts"]  # no list file, no partial MP4
+    with pytest.raises(ValueError):
+        await export_mp4([], out)
+
+
+class KeyLog:
+    """A queue that only notes which keys were put."""
+
+    def __init__(self) -> None:
+        self.puts: list[str] = []
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.puts.append(key)
+
+    def delete(self, key: str) -> None:
+        pass
+
+    def delete_prefix(self, prefix: str) -> None:
+        pass
+
+    async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        return True
+
+
+async def test_recording_playlists_are_rewritten_only_now_and_then_while_live(
+    tmp_path: Path,
+) -> None:
+    """A long class must not resend its whole recording playlist after every segment."""
+    queue = KeyLog()
+    output = SessionOutput(SID, queue, window=3, work_dir=tmp_path / "work",
+                           recording_playlist_every=5)
+    output.start_epoch("t/1", [SD])
+    entries = ""
+    for n in range(12):
+        await output.receive("t/1", "sd", f"seg_{n:05d}.ts", b"\x47" * 188)
+        entries += f"#EXTINF:2.000000,\nseg_{n:05d}.ts\n"
+        text = f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n{entries}"
+        await output.receive("t/1", "sd", "index.m3u8", text.encode())
+    live = [key for key in queue.puts if key == f"live/{SID}/sd/index.m3u8"]
+    recording = [key for key in queue.puts if key == f"recordings/{SID}/sd/index.m3u8"]
+    assert len(live) == 12
+    assert len(recording) == 2  # after segments 5 and 10
+
+
+class RefusingStorage(LocalStorage):
+    """Takes playlists and segments, but never the MP4 (storage went down at the end)."""
+
+    async def put_file(self, key: str, path: str, content_type: str) -> None:
+        raise StorageError("storage unreachable")
+
+
+async def test_an_mp4_that_cannot_be_stored_is_kept_on_disk(
+    rig: Rig, clips: dict[str, Path]
+) -> None:
+    output = rig.output(window=3)
+    base = rig.receiver.register("tok-a", output)
+    output.start_epoch(epoch_name("tok-a", 1), [SOURCE])
+    await Replay(rig, base, 1, "source", clips["a"]).all()
+    with pytest.raises(StorageError):
+        await output.finalize(RefusingStorage(rig.storage.root))
+    kept = rig.work_dir.parent / "unsent" / f"session-{SID}.mp4"
+    seconds, _ = _mp4_seconds(kept)
+    assert seconds == pytest.approx(6.0, abs=0.5)

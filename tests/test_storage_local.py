@@ -131,6 +131,23 @@ async def large_file_put_and_stream(storage: Storage, tmp_path: Path) -> None:
     assert count >= 5
 
 
+async def byte_ranges(storage: Storage, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 40
+    await storage.put("recordings/3/recording.mp4", data, "video/mp4")
+
+    async def read(start: int, length: int | None, chunk_size: int = 1000) -> bytes:
+        return b"".join([chunk async for chunk in storage.stream_range(
+            "recordings/3/recording.mp4", start, length, chunk_size)])
+
+    assert await read(0, 10) == data[:10]
+    assert await read(5000, 2500) == data[5000:7500]
+    assert await read(10_000, None) == data[10_000:]
+    assert await read(len(data) - 3, 100) == data[-3:]
+    with pytest.raises(KeyError):
+        [c async for c in storage.stream_range(
+            "recordings/3/missing.mp4", 0, 10)]
+
+
 BEHAVIOURS: list[Behaviour] = [
     put_get_size,
     put_replaces,
@@ -141,6 +158,7 @@ BEHAVIOURS: list[Behaviour] = [
     delete_prefix_keeps_recordings,
     bad_keys_refused,
     large_file_put_and_stream,
+    byte_ranges,
 ]
 
 
@@ -197,3 +215,11 @@ async def test_os_failures_are_storage_errors(tmp_path: Path) -> None:
         await store.put("live/1/a.ts", b"x", "video/mp2t")
     with pytest.raises(StorageError):
         await store.put_file("live/1/a.ts", str(root), "video/mp2t")
+
+
+async def test_deleting_a_live_window_leaves_no_empty_folders(storage: LocalStorage) -> None:
+    for key in ("live/4/hd/000001.ts", "live/4/sd/000001.ts", "recordings/4/hd/000001.ts"):
+        await storage.put(key, b"x", "video/mp2t")
+    await storage.delete_prefix("live/4/")
+    assert not (storage.root / "live" / "4").exists()
+    assert (storage.root / "recordings" / "4" / "hd" / "000001.ts").exists()

@@ -55,6 +55,10 @@ SOURCE = "source"
 PLAYLIST_NAME = "index.m3u8"
 # Live segments kept beyond the window, for players that fetched an older playlist.
 LIVE_SPARE = 2
+# While live nobody plays the recording playlists (players get the live window), so they
+# are rewritten only this often, for a crash to lose little: rewriting a two-hour
+# playlist after every segment would send gigabytes of playlist through the queue.
+RECORDING_PLAYLIST_EVERY = 30
 # Segments waiting for a playlist, per run and rendition; ffmpeg needs one at a time.
 MAX_HELD = 4
 # A named segment that never arrived is given up once this many later ones are here.
@@ -85,6 +89,7 @@ class _Track:
     live_since: int | None = None  # first number published under live/
     live_floor: int = 0  # lowest number possibly still under live/
     live_target: int = 1  # the live target duration never shrinks
+    recorded: int = 0  # segments named by the recording playlist last written
 
     def discontinuities_before(self, number: int) -> int:
         return sum(1 for n in self.discontinuities if n < number)
@@ -104,7 +109,9 @@ class SessionOutput:
     """Turns the segments and playlists of a session's ffmpeg runs into stored HLS."""
 
     def __init__(self, session_id: int, queue: OutputQueue, *, window: int, work_dir: Path,
-                 events: EventSink | None = None) -> None:
+                 events: EventSink | None = None,
+                 recording_playlist_every: int = RECORDING_PLAYLIST_EVERY) -> None:
+        self._recording_every = recording_playlist_every
         if window < 1:
             raise ValueError("the live window needs at least one segment")
         self.session_id = session_id
@@ -251,7 +258,8 @@ class SessionOutput:
         track.last_epoch = ordinal
         if live:
             self._put_live_playlist(track)
-        self._put_recording_playlist(track, ended=False)
+        if len(track.segments) - track.recorded >= self._recording_every:
+            self._put_recording_playlist(track, ended=False)
         if live:
             self._delete_old_live(track)
 
@@ -267,6 +275,7 @@ class SessionOutput:
         self._queue.put(self._live(f"{track.name}/{PLAYLIST_NAME}"), text.encode(), M3U8_TYPE)
 
     def _put_recording_playlist(self, track: _Track, *, ended: bool) -> None:
+        track.recorded = len(track.segments)
         text = render_recording_playlist(track.segments, ended=ended)
         self._queue.put(self._recording(f"{track.name}/{PLAYLIST_NAME}"), text.encode(),
                         M3U8_TYPE)
@@ -323,7 +332,15 @@ class SessionOutput:
                 return None
             mp4 = self._work_dir / "recording.mp4"
             await export_mp4(sources, mp4, ffmpeg=ffmpeg)
-            await self._store_mp4(storage, mp4)
+            try:
+                await self._store_mp4(storage, mp4)
+            except StorageError:
+                # Storage is down: the MP4 is kept on this disk rather than lost.
+                kept = self._work_dir.parent / "unsent" / f"session-{self.session_id}.mp4"
+                await asyncio.to_thread(_move, mp4, kept)
+                log.error("session %s: could not store the recording; kept at %s",
+                          self.session_id, kept)
+                raise
             return self.mp4_key
         finally:
             self._queue.delete_prefix(self._live(""))
@@ -342,6 +359,11 @@ class SessionOutput:
                 if attempt == MP4_PUT_ATTEMPTS:
                     raise
                 await asyncio.sleep(attempt)
+
+
+def _move(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)
 
 
 def _append(path: Path, data: bytes) -> None:

@@ -49,6 +49,13 @@ class Storage(Protocol):
         """The object's bytes in chunks (raises KeyError when missing)."""
         ...
 
+    def stream_range(
+        self, key: str, start: int, length: int | None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
+        """`length` bytes (None: to the end) from offset `start`, in chunks (raises
+        KeyError when missing): byte ranges of a recording for players that seek."""
+        ...
+
     async def size(self, key: str) -> int | None:
         """The object's size in bytes, or None when there is no such key."""
         ...

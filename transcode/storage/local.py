@@ -9,6 +9,8 @@ Every file operation runs in a worker thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import shutil
 import uuid
@@ -86,20 +88,34 @@ class LocalStorage:
 
         return await self._run(read)
 
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        return self.stream_range(key, 0, None, chunk_size)
+
+    async def stream_range(
+        self, key: str, start: int, length: int | None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
         path = self._path(key)
 
         def open_file() -> BinaryIO | None:
             try:
-                return path.open("rb")
+                handle = path.open("rb")
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 return None
+            handle.seek(start)
+            return handle
 
         handle = await self._run(open_file)
         if handle is None:
             raise KeyError(key)
+        left = length
         try:
-            while chunk := await self._run(lambda: handle.read(chunk_size)):
+            while left is None or left > 0:
+                want = chunk_size if left is None else min(chunk_size, left)
+                chunk = await self._run(functools.partial(handle.read, want))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
                 yield chunk
         finally:
             handle.close()
@@ -142,6 +158,16 @@ class LocalStorage:
         keys.sort()
         return keys
 
+    def _prune_empty_folders(self, prefix: str) -> None:
+        # A finished session's live/ folders would otherwise pile up, empty, forever.
+        folder = prefix.rstrip("/").rpartition("/")[0] if not prefix.endswith("/") else prefix
+        top = self.root.joinpath(*folder.strip("/").split("/")) if folder.strip("/") else None
+        if top is None or not top.is_dir():
+            return
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
+            with contextlib.suppress(OSError):  # not empty, or removed meanwhile
+                os.rmdir(dirpath)
+
     async def list(self, prefix: str) -> list[str]:
         return await self._run(lambda: self._keys(prefix))
 
@@ -154,6 +180,7 @@ class LocalStorage:
                     removed += 1
                 except FileNotFoundError:
                     pass  # Deleted meanwhile by someone else: already gone is fine.
+            self._prune_empty_folders(prefix)
             return removed
 
         return await self._run(remove_all)

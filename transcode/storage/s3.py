@@ -152,12 +152,18 @@ class S3Storage:
 
         return await self._call(read)
 
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+    def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        return self.stream_range(key, 0, None, chunk_size)
+
+    async def stream_range(
+        self, key: str, start: int, length: int | None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
         check_key(key)
 
         def open_object() -> Any:
             try:
-                return self._client.get_object(self.bucket, key)
+                return self._client.get_object(self.bucket, key, offset=start,
+                                               length=length or 0)
             except S3Error as exc:
                 if _is_missing(exc):
                     return None
