@@ -141,7 +141,7 @@ async def test_real_ffmpeg_put(tmp_path: Path) -> None:
 
         def hls(name: str, persistent: int) -> list[str]:
             # As the worker's command: PUT, the whole list rewritten after each segment.
-            return ["-f", "hls", "-method", "PUT", "-http_persistent", str(persistent),
+            return ["-t", "5", "-f", "hls", "-method", "PUT", "-http_persistent", str(persistent),
                     "-hls_time", "1", "-hls_list_size", "0", "-hls_playlist_type", "event",
                     "-hls_segment_filename", f"{base}/1/{name}/seg_%05d.ts",
                     f"{base}/1/{name}/index.m3u8"]
@@ -149,7 +149,7 @@ async def test_real_ffmpeg_put(tmp_path: Path) -> None:
         process = await asyncio.create_subprocess_exec(
             "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "5",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
             "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
             "-g", "30", "-c:a", "aac", *hls("sd", 1),
             "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
