@@ -37,6 +37,14 @@ class CourseSettings:
     schedule_horizon_days: int = 60
     conflict_horizon_days: int = 365
     early_start_minutes: int = 15
+    # Chat: longest message (characters), per-user burst and refill (staff exempt).
+    chat_max_length: int = 500
+    chat_rate_burst: int = 5
+    chat_rate_refill_seconds: int = 2
+    # Attendance: the player's heartbeat period, and the share of the live time
+    # (in percent) a student must attend to count as present.
+    heartbeat_seconds: int = 30
+    attendance_present_percent: int = 50
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,12 @@ class StreamingSettings:
     worker_buffer_bytes: int = 16 * 1024 * 1024
     playback_token_ttl_seconds: int = 3600
     playback_signing_key: str = field(default="", repr=False)
+    # WHIP (WebRTC) publishers are re-encoded to H.264 at this bitrate (the recording's).
+    whip_video_kbps: int = 3000
+    # Comma-separated addresses offered as ICE host candidates; empty: every interface.
+    whip_ice_addresses: str = ""
+    # A STUN server ("stun:host:port") for a server behind NAT; empty: none.
+    whip_stun_url: str = ""
     ladder: tuple[RungSettings, ...] = DEFAULT_LADDER
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import CourseSettings
+from control.attendance import DEFAULT_PRESENT_PERCENT, total_attendance
 from control.errors import conflict
 from control.models import Course, CourseSession, SessionStatus
 from control.session_states import live_session, transition
@@ -79,8 +80,12 @@ async def go_live(
     return session
 
 
-async def end_live(db: AsyncSession, course: Course, *, now: datetime) -> CourseSession | None:
-    """End the course's live session and return it; None when nothing was live."""
+async def end_live(
+    db: AsyncSession, course: Course, *, now: datetime,
+    present_percent: int = DEFAULT_PRESENT_PERCENT,
+) -> CourseSession | None:
+    """End the course's live session and return it; None when nothing was live. Its
+    attendance is totalled (students present at `present_percent` of the class)."""
     await _lock_course(db, course)
     session = await live_session(db, course.id)
     if session is None:
@@ -89,4 +94,5 @@ async def end_live(db: AsyncSession, course: Course, *, now: datetime) -> Course
             course.is_live = False
         return None
     await transition(db, session, course, SessionStatus.ENDED, now=now)
+    await total_attendance(db, session, now, present_percent=present_percent)
     return session

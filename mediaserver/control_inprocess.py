@@ -116,7 +116,8 @@ class InProcessControl:
                 course = await db.get(Course, course_id)
                 if course is None:
                     return
-                await end_live(db, course, now=self._clock())
+                await end_live(db, course, now=self._clock(),
+                               present_percent=self._settings.attendance_present_percent)
         except SQLAlchemyError as exc:
             raise ControlUnavailable(f"database error while ending live: {exc}") from exc
 

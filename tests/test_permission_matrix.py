@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Api, Person, World, snapshot
 from control.api.app import all_endpoints
-from control.models import Role
+from control.models import ChatMessage, Role
 from control.models.base import utcnow
 
 ROLES = ("admin", "teacher", "other_teacher", "student", "outsider", "anonymous")
@@ -94,6 +94,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     # nothing to play answers 409); refusals on private courses are in test_playback.py.
     "playback.get": EVERYONE,
     "playback.recording": EVERYONE,
+    "chat.delete_message": STAFF,
+    "chat.bans": STAFF,
+    "chat.ban": STAFF,
+    "chat.unban": STAFF,
+    "chat.mute": STAFF,
+    "chat.settings": STAFF,
+    # The scene's session is not live: signed-in callers get 409; only sign-in is checked.
+    "attendance.heartbeat": SIGNED_IN,
+    "attendance.report": STAFF,
 }
 
 
@@ -119,6 +128,12 @@ async def _scene(api: Api, world: World) -> Scene:
         "course_id": c, "title": "One-off", "start_time": start.isoformat(),
         "end_time": (start + timedelta(hours=1)).isoformat(),
     }, expect=201)
+    async with api.database.transaction(write=True) as db:
+        # A chat message to moderate (chat messages arrive over the WebSocket only).
+        message = ChatMessage(session_id=session["id"], user_id=world.student.id, text="hi")
+        db.add(message)
+        await db.flush()
+        message_id = message.id
     people: dict[str, Person | None] = {
         "admin": world.admin, "teacher": world.teacher, "other_teacher": world.other_teacher,
         "student": world.student, "outsider": world.student2, "anonymous": None,
@@ -127,6 +142,7 @@ async def _scene(api: Api, world: World) -> Scene:
         "course_id": c, "enrollment_id": enrollment["id"], "key_id": key["id"],
         "invite_id": invite["id"], "schedule_id": schedule["id"], "session_id": session["id"],
         "category_id": world.category_id, "user_id": world.student3.id,
+        "message_id": message_id,
     })
 
 
@@ -160,6 +176,9 @@ def _body(name: str, scene: Scene) -> Any:
         "sessions.create": {**session_times, "course_id": w.course_id, "title": "Extra"},
         "sessions.replace": {**session_times, "title": "Moved"},
         "sessions.update": {"title": "Moved"},
+        "chat.ban": {"user_id": w.student3.id},
+        "chat.mute": {"user_id": w.student3.id, "minutes": 5},
+        "chat.settings": {"slow_mode_seconds": 10},
     }.get(name)
 
 

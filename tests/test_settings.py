@@ -16,6 +16,11 @@ def test_seed_defaults() -> None:
     assert settings.courses.course_enrollment_limit == 100
     assert settings.courses.session_duration_limit == 180
     assert settings.courses.chat_message_limit == 1000
+    assert settings.courses.chat_max_length == 500
+    assert settings.courses.chat_rate_burst == 5
+    assert settings.courses.chat_rate_refill_seconds == 2
+    assert settings.courses.heartbeat_seconds == 30
+    assert settings.courses.attendance_present_percent == 50
     assert settings.courses.auto_enrollment_enabled is True
     assert settings.server.http_port == 8080 and settings.server.host == "127.0.0.1"
     assert settings.streaming.rtmp_port == 1935

@@ -7,6 +7,7 @@ against the real S3 backend talking to a moto server that is stopped and started
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,12 @@ class FakeStorage:
         raise AssertionError("the queue never reads")
         yield b""
 
+    async def stream_range(
+        self, key: str, start: int, length: int | None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
+        raise AssertionError("the queue never reads")
+        yield b""
+
     async def size(self, key: str) -> int | None:
         raise AssertionError("the queue never reads")
 
@@ -77,8 +84,10 @@ def spool_files(spool: Path, pattern: str = "*.op") -> list[str]:
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) until `condition` holds; a behaviour check, not a timing one."""
-    for _ in range(2000):
+    """Wait (bounded) until `condition` holds; a behaviour check, not a timing one. The
+    bound is generous: a machine busy with other test runs can be slow to write files."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if condition():
             return
         await asyncio.sleep(0.01)

@@ -6,8 +6,10 @@ from aiohttp import web
 
 from config.settings import Settings
 from control.api import (
+    attendance,
     audit,
     categories,
+    chat,
     courses,
     enrollments,
     invites,
@@ -24,14 +26,16 @@ from control.api.openapi import openapi_document
 from control.api.responses import json
 from control.api.routing import Endpoint, add_endpoints
 from control.api.state import STATE, AppState
+from control.chat.websocket import install_chat
 from control.database import Database
 from control.live_observer import LiveObserver
 from control.passwords import Passwords, dummy_hash
 from control.playback_tokens import PlaybackSigner, signing_key
+from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live, playback,
+    schedules, sessions, live, playback, chat, attendance,
 )
 
 
@@ -58,4 +62,6 @@ def build_app(
         return json(document)
 
     app.router.add_get("/openapi.json", serve_openapi)
+    add_page_routes(app)  # the web pages and their assets, at paths of their own
+    install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
     return app

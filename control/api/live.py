@@ -48,7 +48,10 @@ async def start_live(ctx: Ctx) -> Any:
               summary="End the live session (the course's teacher or an admin); 409 not_live")
 async def stop_live(ctx: Ctx) -> Any:
     course = await managed_course(ctx.db, ctx.me, ctx.param("course_id"), lock=True)
-    session = await end_live(ctx.db, course, now=utcnow())
+    session = await end_live(
+        ctx.db, course, now=utcnow(),
+        present_percent=ctx.state.settings.courses.attendance_present_percent,
+    )
     if session is None:
         raise conflict("not_live", f"course {course.id} is not live")
     ctx.audit_detail["session_id"] = session.id

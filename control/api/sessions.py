@@ -22,6 +22,7 @@ from control.api.cursor import decode_cursor, encode_cursor
 from control.api.live_notice import notify_session_ended
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
+from control.attendance import total_attendance
 from control.double_booking import refuse_clash
 from control.errors import bad_request, conflict, forbidden, unprocessable
 from control.models import (
@@ -254,6 +255,13 @@ async def get(ctx: Ctx) -> Any:
     return json(session_json(session))
 
 
+async def _class_over(ctx: Ctx, course: Course, session: CourseSession) -> None:
+    """A live session was ended or cancelled by hand: total its attendance, stop its media."""
+    await total_attendance(ctx.db, session, utcnow(),
+                           present_percent=ctx.state.settings.courses.attendance_present_percent)
+    notify_session_ended(ctx, course.id, session.id)
+
+
 async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
     session, course = await _session(ctx, write=True)
     if values.pop("course_id", None) not in (None, session.course_id):
@@ -283,7 +291,7 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
         was_live = session.status == SessionStatus.LIVE
         await transition(ctx.db, session, course, target, now=utcnow())
         if was_live:
-            notify_session_ended(ctx, course.id, session.id)
+            await _class_over(ctx, course, session)
     await ctx.db.flush()
     return json(session_json(session))
 
@@ -309,7 +317,7 @@ async def cancel(ctx: Ctx) -> Any:
     was_live = session.status == SessionStatus.LIVE
     await transition(ctx.db, session, course, SessionStatus.CANCELLED, now=utcnow())
     if was_live:
-        notify_session_ended(ctx, course.id, session.id)
+        await _class_over(ctx, course, session)
     return json(session_json(session))
 
 

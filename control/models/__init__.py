@@ -1,9 +1,11 @@
 """The control plane's tables, one module each; importing this package registers them all."""
 
+from control.models.attendance import AttendanceInterval
 from control.models.audit import AuditEntry
 from control.models.auth_token import AuthToken
 from control.models.base import Base
 from control.models.category import Category
+from control.models.chat import ChatBan, ChatMessage, ChatMute
 from control.models.course import AccessLevel, ChatMode, Course, course_prerequisites
 from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.invite import InviteCode
@@ -15,11 +17,15 @@ from control.models.user import Role, User
 
 __all__ = [
     "AccessLevel",
+    "AttendanceInterval",
     "AuditEntry",
     "AuthToken",
     "Base",
     "Category",
+    "ChatBan",
+    "ChatMessage",
     "ChatMode",
+    "ChatMute",
     "Course",
     "CourseSession",
     "Enrollment",

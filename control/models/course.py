@@ -49,6 +49,8 @@ class Course(Base):
     currency: Mapped[str] = mapped_column(String(3), default="")
     vod_channel_id: Mapped[str] = mapped_column(String(100), default="")
     chat_mode: Mapped[ChatMode] = mapped_column(enum_column(ChatMode), default=ChatMode.PUBLIC)
+    # A student may post at most once per this many seconds; 0 is off (staff exempt).
+    chat_slow_mode_seconds: Mapped[int] = mapped_column(default=0)
     is_live: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

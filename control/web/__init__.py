@@ -1,0 +1,1 @@
+"""The web app: pages served beside the JSON API, and the browser code they load."""
