@@ -55,8 +55,13 @@ MP4_CHUNK = 1 << 20
 
 # fullmatch only, with explicit ASCII classes: `\d` would admit other scripts' digits.
 _PATH = re.compile(
-    r"master\.m3u8|[a-z0-9_]{1,32}/index\.m3u8|[a-z0-9_]{1,32}/[0-9]{1,12}\.ts|recording\.mp4"
+    r"master\.m3u8|[a-z0-9_]{1,32}/index\.m3u8|[a-z0-9_]{1,32}/[0-9]{1,12}\.ts"
+    r"|recording\.mp4|poster\.jpg"
 )
+# Made when the recording is finalised: never under live/.
+_RECORDING_ONLY = frozenset({"recording.mp4", "poster.jpg"})
+# A player fetches its live playlist every few seconds: a token unseen this long has left.
+VIEWER_SECONDS = 30.0
 _SESSION_ID = re.compile(r"[0-9]{1,18}")
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
@@ -150,6 +155,8 @@ def _content_type(path: str) -> tuple[str, str]:
         return PLAYLIST_TYPE, PLAYLIST_CACHE
     if path.endswith(".ts"):
         return SEGMENT_TYPE, SEGMENT_CACHE
+    if path.endswith(".jpg"):
+        return "image/jpeg", "public, max-age=3600"
     # The recording is final once it exists, but a short lifetime lets a re-encode show up.
     return MP4_TYPE, "public, max-age=3600"
 
@@ -173,6 +180,21 @@ class HlsDelivery:
         # Parallel requests of one player (a playlist and segments of several rungs) share
         # one control-plane question instead of each asking.
         self._pending: dict[tuple[int, str], asyncio.Task[PlaybackDecision]] = {}
+        # Live viewers: each player holds its own token; when each was last seen.
+        self._seen: dict[int, dict[str, float]] = {}
+
+    def viewers(self, session_id: int) -> int:
+        """Players of the live session seen in the last VIEWER_SECONDS (one per token: a
+        viewer who reloads the page counts twice for a little while)."""
+        seen = self._seen.get(session_id)
+        if not seen:
+            return 0
+        horizon = self._clock() - VIEWER_SECONDS
+        for token in [t for t, at in seen.items() if at < horizon]:
+            del seen[token]
+        if not seen:
+            del self._seen[session_id]
+        return len(seen)
 
     def add_routes(self, app: web.Application) -> None:
         resource = app.router.add_resource(PLAY_ROUTE, name="hls_play")
@@ -246,8 +268,13 @@ class HlsDelivery:
         if decision.session_id != session_id:
             # A control port must not grant another session than asked; refuse if it does.
             return _error(403, "wrong_session", "this playback token may not play this")
-        if path == "recording.mp4" and decision.live:
+        if path in _RECORDING_ONLY and decision.live:
             return _error(404, "not_found", "the recording is not ready while live")
+        if decision.live:
+            seen = self._seen.setdefault(session_id, {})
+            seen[token] = self._clock()
+            if len(seen) > 10_000:
+                self.viewers(session_id)  # prune, so tokens cannot grow it without end
         prefix = LIVE_PREFIX if decision.live else RECORDINGS_PREFIX
         key = f"{prefix}{session_id}/{path}"
         try:

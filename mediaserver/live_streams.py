@@ -94,6 +94,8 @@ class LiveStreams:
         self._by_token: dict[str, _LiveSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.disconnect: Callable[[int, str], bool] = lambda course_id, reason: False
+        # Players watching a live session now (set by whoever serves HLS).
+        self.viewers: Callable[[int], int] = lambda session_id: 0
 
     # ------------------------------------------------------------------ ControlPort
 
@@ -296,6 +298,7 @@ class LiveStreams:
         source = worker.source if worker is not None else None
         return {
             "publisher_connected": sink is not None and not sink.closed,
+            "viewers": self.viewers(live.session_id),
             "input": {
                 "bitrate_kbps": sink.bitrate_kbps if sink is not None else 0,
                 "video_codec": source.video_codec if source else None,

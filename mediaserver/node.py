@@ -45,7 +45,9 @@ class MediaNode:
         self.app = build_app(settings, database, live_observer=self.live)
         self.app.middlewares.append(self.metrics.middleware)
         self.metrics.add_routes(self.app)
-        HlsDelivery(self.live, self.storage, metrics=self.metrics).add_routes(self.app)
+        self.delivery = HlsDelivery(self.live, self.storage, metrics=self.metrics)
+        self.delivery.add_routes(self.app)
+        self.live.viewers = self.delivery.viewers
         self.rtmp = RtmpServer(
             self.live,
             self.live.sink_factory,

@@ -186,6 +186,10 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     await stack.recording_ready(session_id)
     await ana_page.reload()
     await ana_page.wait_for_selector(f".recording[data-session-id='{session_id}'] .replay")
+    # Its poster frame, a picture from the class, shows beside it.
+    poster = f".recording[data-session-id='{session_id}'] img.poster"
+    await ana_page.wait_for_selector(poster, state="visible")
+    assert await ana_page.eval_on_selector(poster, "img => img.naturalWidth") == 640
     await ana_page.click(f".recording[data-session-id='{session_id}'] .replay")
     replay = await wait_playing(ana_page, "#replay")
     assert (replay["width"], replay["height"]) in RUNGS.values()

@@ -110,6 +110,9 @@ async def test_a_publish_plays_as_a_ladder_and_then_as_a_recording(stack: LiveSt
     decoded = decode(await segment(stack, playback["url"], "audio", audio[0].uri))
     assert decoded["video"] == [] and decoded["audio"] == ["aac"]
 
+    # The player that just fetched the ladder counts as a viewer.
+    assert (await stack.live_status())["stream"]["viewers"] == 1
+
     # A token that was tampered with plays nothing.
     forged = playback["url"].replace("/master.m3u8", "x/master.m3u8")
     assert (await stack.get(forged))[0] == 403
@@ -132,6 +135,9 @@ async def test_a_publish_plays_as_a_ladder_and_then_as_a_recording(stack: LiveSt
     assert recording["video"] == ["h264"] and recording["audio"] == ["aac"]
     assert recording["size"] == (1280, 720)  # the source's own quality
     assert abs(recording["duration"] - 10) <= 1.0
+    status, poster, headers = await stack.get(replay["poster_url"])
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert decode(poster, fmt="image2")["size"][0] == 640
     assert stack.node is not None
     assert await stack.node.storage.list(f"live/{session_id}/") == []
     assert await stack.node.storage.list(f"recordings/{session_id}/hd/")

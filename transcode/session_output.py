@@ -42,6 +42,7 @@ from transcode.hls_playlist import (
 )
 from transcode.ladder import Rendition
 from transcode.mp4_export import export_mp4
+from transcode.poster import extract_poster
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 
 __all__ = ["M3U8_TYPE", "MP4_TYPE", "SOURCE", "TS_TYPE", "OutputQueue", "SessionOutput"]
@@ -53,6 +54,8 @@ TS_TYPE = "video/mp2t"
 MP4_TYPE = "video/mp4"
 SOURCE = "source"
 PLAYLIST_NAME = "index.m3u8"
+POSTER_NAME = "poster.jpg"
+JPEG_TYPE = "image/jpeg"
 # Live segments kept beyond the window, for players that fetched an older playlist.
 LIVE_SPARE = 2
 # While live nobody plays the recording playlists (players get the live window), so they
@@ -332,6 +335,11 @@ class SessionOutput:
                 return None
             mp4 = self._work_dir / "recording.mp4"
             await export_mp4(sources, mp4, ffmpeg=ffmpeg)
+            poster = self._work_dir / POSTER_NAME
+            if await extract_poster(mp4, poster, ffmpeg=ffmpeg):
+                # Small: through the queue, like the playlists (and spooled if need be).
+                data = await asyncio.to_thread(poster.read_bytes)
+                self._queue.put(self._recording(POSTER_NAME), data, JPEG_TYPE)
             try:
                 await self._store_mp4(storage, mp4)
             except StorageError:

@@ -61,6 +61,8 @@ def _grant(ctx: Ctx, session: CourseSession) -> dict[str, Any]:
     }
     if kind == "recording":
         grant["download_url"] = f"{base}/recording.mp4"
+        # A picture from the class (absent, 404, for an audio-only one).
+        grant["poster_url"] = f"{base}/poster.jpg"
     return grant
 
 

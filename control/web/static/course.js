@@ -198,8 +198,25 @@ async function download(s) {
   }
 }
 
-function recordingItem(s) {
-  return el("li", { class: "recording", "data-session-id": s.id },
+// Posters need a playback grant each: only the most recent recordings get one.
+const POSTERS = 12;
+
+async function showPoster(s, img) {
+  try {
+    const grant = await api("GET", `/sessions/${s.id}/playback`);
+    if (!grant.poster_url) return;
+    img.addEventListener("load", () => { img.hidden = false; });
+    img.src = grant.poster_url;
+  } catch {
+    // No poster is no loss: the entry still replays and downloads.
+  }
+}
+
+function recordingItem(s, index) {
+  const poster = el("img", { class: "poster", alt: "", width: "160", height: "90" });
+  poster.hidden = true;
+  if (index < POSTERS) showPoster(s, poster);
+  return el("li", { class: "recording", "data-session-id": s.id }, poster,
     el("strong", {}, s.title), " ", el("span", { class: "meta" }, when(s.started_at || s.start_time)),
     " ", el("button", { type: "button", class: "replay", onclick: () => playRecording(s) }, "Replay"),
     " ", el("button", { type: "button", class: "download", onclick: () => download(s) }, "Download"));

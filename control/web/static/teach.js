@@ -70,8 +70,6 @@ async function loadLive() {
     viewers: el("canvas", { id: "graph-viewers", "aria-label": "Viewers" }),
   };
   let sessionId = null;
-  let samples = 0;
-  let viewers = null;
 
   async function sample() {
     let status;
@@ -104,13 +102,8 @@ async function loadLive() {
     const now = Date.now();
     series.bitrate.push({ t: now, v: input.bitrate_kbps || 0 });
     series.dropped.push({ t: now, v: (stream.worker && stream.worker.dropped_bytes) || 0 });
-    // No live viewer count exists: the attendance report (students seen so far) stands in,
-    // asked every 30 s since each report is an audited read.
-    if (samples++ % 6 === 0) {
-      viewers = await api("GET", `/sessions/${sessionId}/attendance`)
-        .then((rows) => results(rows).filter((r) => r.minutes > 0).length).catch(() => null);
-    }
-    if (viewers !== null) series.viewers.push({ t: now, v: viewers });
+    // Players watching now (each with its own playback token), as the media server counts.
+    series.viewers.push({ t: now, v: stream.viewers || 0 });
     const size = input.width ? `${input.width}×${input.height} ${input.fps || ""} fps` : "";
     show(state, el("p", { id: "live-summary" },
       el("span", { class: "badge live" }, "Live"), ` since ${when(status.since)} `,
@@ -119,7 +112,7 @@ async function loadLive() {
       " ", el("button", { type: "button", id: "end-live", onclick: endLive }, "End class")));
     lineChart(canvases.bitrate, series.bitrate, "Input Kbps");
     lineChart(canvases.dropped, series.dropped, "Dropped bytes");
-    lineChart(canvases.viewers, series.viewers, viewers === null ? "Viewers (n/a)" : "Students seen");
+    lineChart(canvases.viewers, series.viewers, "Viewers");
   }
 
   await sample();
