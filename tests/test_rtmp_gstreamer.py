@@ -148,8 +148,11 @@ async def test_gstreamer_publishes(
     await wait_until(lambda: control.ended == [COURSE])
     assert len(sinks.made) == 1 and sinks.made[0].closed
     path = sinks.made[0].path
-    # The FLV header's flags, written from flvmux's onMetaData: 0x05 audio+video, 0x01 video.
-    assert path.read_bytes()[4] == (0x05 if audio else 0x01)
+    # The FLV header's flags, written from flvmux's onMetaData: 0x01 video alone. With
+    # audio, a loaded machine can make flvmux announce the video pad late (0x04 only);
+    # ffprobe below still has to find both streams.
+    flags = path.read_bytes()[4]
+    assert flags & 0x04 if audio else flags == 0x01
 
     probed = await probe(path)
     (video,) = streams_of(probed, "video")
