@@ -1,4 +1,4 @@
-"""One Academia Live node, composed: the HTTP API, HLS delivery, /metrics, RTMP ingest,
+"""One Academia Live node, composed: the HTTP API, HLS delivery, /metrics, RTMP and WHIP ingest,
 the live streams and their storage, started and stopped in the right order.
 
 `academia serve` runs one; end-to-end tests start one in-process on free ports.
@@ -18,6 +18,7 @@ from mediaserver.live_registry import LiveRegistry
 from mediaserver.live_streams import LiveStreams
 from mediaserver.metrics import Metrics
 from mediaserver.rtmp.server import RtmpServer
+from mediaserver.whip.endpoint import WhipEndpoint
 from transcode.segment_receiver import SegmentReceiver
 from transcode.storage.configured import open_storage
 
@@ -56,9 +57,17 @@ class MediaNode:
             timeout=settings.streaming.rtmp_timeout_seconds,
             registry=LiveRegistry(max_streams=settings.streaming.max_streams),
         )
-        self.live.disconnect = self.rtmp.disconnect_course
+        # WHIP publishers share the RTMP registry: one publisher per course, either way.
+        self.whip = WhipEndpoint(self.live, self.live.sink_factory, self.rtmp.registry,
+                                 settings.streaming)
+        self.whip.add_routes(self.app)
+        self.live.disconnect = self._disconnect
         self._runner = web.AppRunner(self.app, access_log=None)
         self._site: web.TCPSite | None = None
+
+    def _disconnect(self, course_id: int, reason: str) -> bool:
+        return (self.rtmp.disconnect_course(course_id, reason)
+                or self.whip.disconnect_course(course_id, reason))
 
     async def start(self) -> None:
         await self.receiver.start()
@@ -80,6 +89,7 @@ class MediaNode:
         """Stop taking streams, then end every live class properly (last segments
         written, recording finalised and marked ready) before anything else closes."""
         await self.rtmp.close()
+        await self.whip.close()
         await self.live.close()
         await self.receiver.close()
         await self._runner.cleanup()
