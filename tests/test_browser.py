@@ -14,6 +14,7 @@ enrolling, the embeddable player and signing out.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -172,13 +173,27 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     await ana_page.fill("#chat-input", "<b>hello</b> teacher")
     await ana_page.press("#chat-input", "Enter")
     line = admin_page.locator(".chat-message", has_text="hello")
-    await line.wait_for()
+    await line.wait_for(timeout=1_000)  # on the teacher's page within a second
     assert await line.locator(".chat-text").text_content() == "<b>hello</b> teacher"
     assert await line.locator(".chat-user").text_content() == "ana"
     assert await admin_page.locator(".chat-text b").count() == 0
     await ana_page.locator(".chat-message", has_text="hello").wait_for()
     await line.locator(".chat-delete").click()
     await ana_page.locator(".chat-message", has_text="hello").wait_for(state="detached")
+
+    # The teacher bans ana from the course chat: what she writes next reaches nobody.
+    admin_page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await ana_page.fill("#chat-input", "one more thing")
+    await ana_page.press("#chat-input", "Enter")
+    second = admin_page.locator(".chat-message", has_text="one more thing")
+    await second.wait_for()
+    await second.locator(".chat-ban").click()
+    await admin_page.wait_for_selector("#chat-note:has-text('may no longer chat')")
+    await ana_page.fill("#chat-input", "can you hear me")
+    await ana_page.press("#chat-input", "Enter")
+    await ana_page.wait_for_selector("#chat-note[data-code=banned]")
+    await asyncio.sleep(0.5)
+    assert await admin_page.locator(".chat-message", has_text="can you hear me").count() == 0
 
     # The class ends; once its recording is ready it replays from the course page.
     await stack.json("POST", f"/courses/{stack.course_id}/end-live")
@@ -189,7 +204,8 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     # Its poster frame, a picture from the class, shows beside it.
     poster = f".recording[data-session-id='{session_id}'] img.poster"
     await ana_page.wait_for_selector(poster, state="visible")
-    assert await ana_page.eval_on_selector(poster, "img => img.naturalWidth") == 640
+    width = await ana_page.eval_on_selector(poster, "img => img.naturalWidth")
+    assert width == 640, width
     await ana_page.click(f".recording[data-session-id='{session_id}'] .replay")
     replay = await wait_playing(ana_page, "#replay")
     assert (replay["width"], replay["height"]) in RUNGS.values()

@@ -53,7 +53,10 @@ export class Chat {
     else if (event.type === "deleted") {
       const item = this.list.querySelector(`[data-id="${Number(event.id)}"]`);
       if (item) item.remove();
-    } else if (event.type === "error") this.note.textContent = event.message;
+    } else if (event.type === "error") {
+      this.note.textContent = event.message;
+      this.note.dataset.code = event.code;
+    }
   }
 
   add(m) {
