@@ -17,13 +17,26 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+# A camera and microphone for pages that ask for them: chromium's test pattern and beep,
+# granted without a prompt. Host ICE candidates as IP addresses, not mDNS `.local` names
+# (a WebRTC server such as aiortc cannot resolve those).
+FAKE_MEDIA_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
 @asynccontextmanager
-async def launch_chromium() -> AsyncIterator[Browser]:
+async def launch_chromium(*, fake_media: bool = False) -> AsyncIterator[Browser]:
+    """Headless chromium; `fake_media` gives it a fake camera and microphone (FAKE_MEDIA_ARGS)."""
+    # Tests cannot click play: let media start without a user gesture.
+    args = ["--autoplay-policy=no-user-gesture-required"]
+    if fake_media:
+        args += FAKE_MEDIA_ARGS
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            # Tests cannot click play: let media start without a user gesture.
-            args=["--autoplay-policy=no-user-gesture-required"],
+            executable_path=str(CHROMIUM), headless=True, args=args,
         )
         try:
             yield browser

@@ -1,5 +1,5 @@
 // The teacher dashboard: their courses; per course the live state with graphs and chat
-// moderation, stream keys with OBS settings, schedules, enrollment requests, and
+// moderation, going live from this browser (golive.js), stream keys with OBS settings, schedules, enrollment requests, and
 // attendance per session.
 
 import {
@@ -7,6 +7,7 @@ import {
 } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
 import { Chat } from "./chat.js";
+import { GoLive } from "./golive.js";
 
 header();
 const notice = document.getElementById("notice");
@@ -15,6 +16,7 @@ const GRAPH_POLL_MS = 5_000;
 let course = null;
 let poll = null;
 let chat = null;
+let golive = null;
 
 const ENCODER = [
   ["Encoder", "x264 (or the hardware H.264 encoder)"],
@@ -44,6 +46,12 @@ async function loadCourses() {
 }
 
 function select(c) {
+  if (golive && golive.courseId !== c.id) {
+    // Switching courses ends a broadcast from this page: ask first.
+    if (golive.busy && !confirm("Stop going live from this browser?")) return;
+    golive.close();
+    golive = null;
+  }
   course = c;
   clearInterval(poll);
   if (chat) chat.close();
@@ -51,6 +59,10 @@ function select(c) {
   document.getElementById("course-title").textContent = c.title;
   panel.hidden = false;
   loadLive();
+  if (!golive) {
+    golive = new GoLive(document.getElementById("golive-box"), c.id,
+                        { onKeyChange: () => { if (course && course.id === c.id) loadKeys(); } });
+  }
   loadKeys();
   loadSchedules();
   loadRequests();
@@ -80,7 +92,7 @@ async function loadLive() {
       return;
     }
     if (!status.is_live) {
-      show(state, el("p", { id: "live-summary" }, "Not live. Start streaming from OBS with a key below."));
+      show(state, el("p", { id: "live-summary" }, "Not live. Stream from OBS with a key below, or go live from this browser."));
       show(graphs);
       show(moderation);
       sessionId = null;
