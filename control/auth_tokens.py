@@ -1,15 +1,20 @@
-"""Sign-in tokens: issue, resolve to a user, revoke."""
+"""Sign-in tokens: issue, resolve to a user (also through the per-process cache), revoke.
+
+Revoking empties the process's token cache (control/token_cache.py watches the UPDATEs
+below), so a token logged out here is refused at once by this process.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.models import AuthToken, User
 from control.models.base import utcnow
 from control.secrets_hashing import digest, new_secret
+from control.token_cache import TokenCache
 
 
 async def issue_token(db: AsyncSession, user: User, ttl_seconds: int) -> tuple[str, AuthToken]:
@@ -24,20 +29,38 @@ async def issue_token(db: AsyncSession, user: User, ttl_seconds: int) -> tuple[s
     return token, row
 
 
-async def resolve_token(db: AsyncSession, token: str) -> User | None:
-    """The active user behind a live token, or None."""
-    now = utcnow()
-    result = await db.execute(
-        select(User)
+def _live_token_user(token_hash: str) -> Select[User, datetime]:
+    return (
+        select(User, AuthToken.expires_at)
         .join(AuthToken, AuthToken.user_id == User.id)
         .where(
-            AuthToken.token_hash == digest(token),
+            AuthToken.token_hash == token_hash,
             AuthToken.revoked_at.is_(None),
-            AuthToken.expires_at > now,
+            AuthToken.expires_at > utcnow(),
             User.is_active.is_(True),
         )
     )
-    return result.scalar_one_or_none()
+
+
+async def resolve_token(db: AsyncSession, token: str) -> User | None:
+    """The active user behind a live token, or None."""
+    row = (await db.execute(_live_token_user(digest(token)))).first()
+    return None if row is None else row[0]
+
+
+async def resolve_token_cached(db: AsyncSession, cache: TokenCache, token: str) -> User | None:
+    """As `resolve_token`, answered from `cache` when it can (reads only: see token_cache)."""
+    token_hash = digest(token)
+    user = cache.get(token_hash)
+    if user is not None:
+        return user
+    generation = cache.generation
+    row = (await db.execute(_live_token_user(token_hash))).first()
+    if row is None:
+        return None
+    user, expires_at = row
+    cache.put(token_hash, user, expires_at, generation)
+    return user
 
 
 async def revoke_token(db: AsyncSession, token: str) -> None:

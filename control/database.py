@@ -1,4 +1,5 @@
-"""The database connection: an async engine, sessions, and the SQLite writer lock."""
+"""The database connection: an async engine, sessions, the SQLite writer lock, the token
+cache its sessions keep current, and the plain reader for hot read paths."""
 
 from __future__ import annotations
 
@@ -15,9 +16,20 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from control import token_cache
 from control.models import Base
+from control.plain_reads import PlainReads, for_url
+from control.token_cache import TokenCache
+
+
+class AppSession(Session):
+    """This application's sessions: they keep the token cache in their `info` current."""
+
+
+token_cache.watch(AppSession)
 
 
 class Database:
@@ -29,7 +41,7 @@ class Database:
     (capacity checks) atomic. PostgreSQL needs no lock: the code takes row locks.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, plain_reads: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -40,13 +52,39 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.token_cache = TokenCache()
+        self.sessions = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            sync_session_class=AppSession,
+            info={token_cache.INFO_KEY: self.token_cache},
+        )
         self._write_lock = asyncio.Lock()
+        # Created on first use: most processes (tests, CLI commands) never need it.
+        self._plain: PlainReads | None = None
+        self._plain_checked = not plain_reads
+
+    @property
+    def plain_reads(self) -> PlainReads | None:
+        """The driver-level reader (see control/plain_reads.py), or None when turned off
+        or unavailable: hot paths then run the same SQL through a session."""
+        if not self._plain_checked:
+            self._plain = for_url(self.url)
+            self._plain_checked = True
+        return self._plain
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        lock = self._write_lock if (write and self.is_sqlite) else contextlib.nullcontext()
+        if not write:
+            # Reads begin only when they first touch the database (autobegin): a request
+            # answered from caches and plain reads pays for no transaction at all.
+            async with self.sessions() as session:
+                yield session
+                if session.in_transaction():
+                    await session.commit()
+            return
+        lock = self._write_lock if self.is_sqlite else contextlib.nullcontext()
         async with lock, self.sessions() as session, session.begin():
             yield session
 
@@ -62,6 +100,9 @@ class Database:
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
     async def close(self) -> None:
+        if self._plain is not None:
+            await self._plain.close()
+            self._plain = None
         await self.engine.dispose()
 
 

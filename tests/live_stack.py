@@ -154,6 +154,13 @@ class LiveStack:
                                 {"username": "admin", "password": ADMIN_PASSWORD}, auth=False)
         self.admin_token = login["token"]
 
+    async def __aenter__(self) -> LiveStack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         if self.node is not None:
             await self.node.close()

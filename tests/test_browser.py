@@ -46,12 +46,8 @@ RUNGS = {"HD": (1280, 720), "SD": (854, 480), "Mobile": (640, 360)}
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
     assert (STATIC_DIR / "vendor" / "hls.light.min.js").exists(), "run `make assets` first"
-    live = LiveStack(stack_settings(tmp_path / "var"))
-    await live.start()
-    try:
+    async with LiveStack(stack_settings(tmp_path / "var")) as live:
         yield live
-    finally:
-        await live.close()
 
 
 @pytest.fixture

@@ -38,14 +38,10 @@ GRACE_SECONDS = 3
 async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
     assert (STATIC_DIR / "vendor" / "hls.light.min.js").exists(), "run `make assets` first"
     # Host candidates on loopback only, as in test_whip: chromium reaches them on this host.
-    live = LiveStack(stack_settings(tmp_path / "var", whip_ice_addresses="127.0.0.1",
-                                    whip_video_kbps=1000,
-                                    reconnect_grace_seconds=GRACE_SECONDS))
-    await live.start()
-    try:
+    settings = stack_settings(tmp_path / "var", whip_ice_addresses="127.0.0.1",
+                              whip_video_kbps=1000, reconnect_grace_seconds=GRACE_SECONDS)
+    async with LiveStack(settings) as live:
         yield live
-    finally:
-        await live.close()
 
 
 @pytest.fixture

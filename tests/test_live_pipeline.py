@@ -44,12 +44,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LiveStack]:
     overrides: dict[str, Any] = getattr(request, "param", {})
-    live = LiveStack(stack_settings(tmp_path / "var", **overrides))
-    await live.start()
-    try:
+    async with LiveStack(stack_settings(tmp_path / "var", **overrides)) as live:
         yield live
-    finally:
-        await live.close()
 
 
 async def rendition_playlist(stack: LiveStack, master_url: str, uri: str,
@@ -278,12 +274,8 @@ async def s3_stack(
     settings = dataclasses.replace(settings, storage=dataclasses.replace(
         settings.storage, storage_backend="s3", s3_endpoint=s3_server.endpoint,
         s3_access_key="test", s3_secret_key="test-secret", s3_bucket="academia-media"))
-    live = LiveStack(settings)
-    await live.start()
-    try:
+    async with LiveStack(settings) as live:
         yield live
-    finally:
-        await live.close()
 
 
 async def test_media_goes_to_s3_and_plays_from_there(s3_stack: LiveStack) -> None:

@@ -166,13 +166,10 @@ async def request(stack: LiveStack, method: str, path: str, **kwargs: object) ->
 async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LiveStack]:
     overrides: dict[str, Any] = {"reconnect_grace_seconds": 2,
                                  **getattr(request, "param", {})}
-    live = LiveStack(stack_settings(tmp_path / "var", whip_ice_addresses="127.0.0.1",
-                                    whip_video_kbps=1000, **overrides))
-    await live.start()
-    try:
+    settings = stack_settings(tmp_path / "var", whip_ice_addresses="127.0.0.1",
+                              whip_video_kbps=1000, **overrides)
+    async with LiveStack(settings) as live:
         yield live
-    finally:
-        await live.close()
 
 
 async def first_mobile_segment(stack: LiveStack, session_id: int) -> dict[str, object]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, Literal
 
+from aiohttp import web
 from pydantic import Field
-from sqlalchemy import ScalarSelect, Select, delete, func, insert, select, tuple_
+from sqlalchemy import ScalarSelect, Select, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.api.bodies import Body, Query
+from control.api.course_list_json import RenderedItems, cursor_value, page_body
+from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
@@ -26,7 +29,7 @@ from control.models import (
     User,
     course_prerequisites,
 )
-from control.permissions import managed_course, visibility_filter, visible_course
+from control.permissions import managed_course, visible_course
 
 routes = Routes("courses")
 
@@ -158,70 +161,83 @@ async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
     )
 
 
-def _sorted_page(
-    stmt: Select[Course, str, str, str, int], q: CourseListQuery
-) -> Select[Course, str, str, str, int]:
-    column = {"title": Course.title, "created_at": Course.created_at, "id": Course.id}[
-        q.sort.lstrip("-")
-    ]
-    descending = q.sort.startswith("-")
+def _list_values(ctx: Ctx, q: CourseListQuery) -> tuple[Shape, dict[str, Any]]:
+    """The statement's shape and the values of its parameters for this request."""
+    user = ctx.user
+    values: dict[str, Any] = {"arg_limit": q.limit + 1}
+    if user is not None:
+        values["arg_viewer_id"] = user.id
+    if q.category_id is not None:
+        values["arg_category_id"] = q.category_id
+    if q.access_level is not None:
+        values["arg_access_level"] = q.access_level.value
+    if q.is_live is not None:
+        values["arg_is_live"] = q.is_live
+    if q.teacher_id is not None:
+        values["arg_teacher_id"] = q.teacher_id
+    if q.q:
+        values["arg_q"] = search_pattern(q.q.strip())
     if q.cursor:
         value, row_id = decode_cursor(q.cursor, q.sort)
-        if column is Course.created_at:
-            try:
-                value = datetime.fromisoformat(value)
-            except (TypeError, ValueError):
+        field = q.sort.lstrip("-")
+        if field == "created_at":
+            value = cursor_time(value)
+            if value is not None and value.tzinfo is None:
                 value = None
+        elif not isinstance(value, int if field == "id" else str) or isinstance(value, bool):
+            value = None
         if value is None:
             raise bad_request("the cursor is not one this server gave", "bad_cursor")
-        key = tuple_(column, Course.id)
-        stmt = stmt.where(key < (value, row_id) if descending else key > (value, row_id))
-    order = [column.desc(), Course.id.desc()] if descending else [column, Course.id]
-    return stmt.order_by(*order).limit(q.limit + 1)
+        values["arg_cursor_value"] = value
+        values["arg_cursor_id"] = row_id
+    shape = Shape(
+        viewer=None if user is None else user.role,
+        category=q.category_id is not None,
+        access_level=q.access_level is not None,
+        is_live=q.is_live is not None,
+        teacher=q.teacher_id is not None,
+        search=bool(q.q),
+        sort=q.sort,
+        cursor=bool(q.cursor),
+    )
+    return shape, values
+
+
+_rendered = RenderedItems()
+
+
+async def _list_rows(ctx: Ctx, shape: Shape, values: dict[str, Any]) -> Sequence[Sequence[Any]]:
+    database = ctx.state.database
+    compiled = list_statements(database.engine.dialect).get(shape)
+    parameters = compiled.parameters(values)
+    reader = database.plain_reads
+    if reader is not None:
+        return await reader.fetch(compiled.sql, parameters)
+    # No plain reader (in-memory SQLite): the same SQL through the session, rows untouched.
+    conn = await ctx.db.connection()
+    return (await conn.exec_driver_sql(compiled.sql, tuple(parameters))).all()
 
 
 @routes.route("GET", "/courses/", name="courses.list", query=CourseListQuery, public=True,
               summary="List courses: students and visitors see the catalog, teachers their"
               " own, admins all")
 async def list_courses(ctx: Ctx) -> Any:
+    # One precompiled query, run on the driver (see course_list_query, plain_reads): the
+    # catalog is the hottest read of the API.
     q = ctx.parsed_query(CourseListQuery)
-    stmt = course_rows()
-    visible = visibility_filter(ctx.user)
-    if visible is not None:
-        stmt = stmt.where(visible)
-    if q.category_id is not None:
-        stmt = stmt.where(Course.category_id == q.category_id)
-    if q.access_level is not None:
-        stmt = stmt.where(Course.access_level == q.access_level)
-    if q.is_live is not None:
-        stmt = stmt.where(Course.is_live.is_(q.is_live))
-    if q.teacher_id is not None:
-        stmt = stmt.where(Course.teacher_id == q.teacher_id)
-    if q.q:
-        text = q.q.strip()
-        stmt = stmt.where(
-            Course.title.icontains(text, autoescape=True)
-            | Course.description.icontains(text, autoescape=True)
-        )
-    rows = (await ctx.db.execute(_sorted_page(stmt, q))).all()
+    shape, values = _list_values(ctx, q)
+    rows = await _list_rows(ctx, shape, values)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
-    prerequisites = await prerequisite_map(ctx.db, [row[0].id for row in rows])
     public_url = ctx.state.settings.public_url
-    results = [
-        course_json(c, (name, shown), category, prerequisites.get(c.id, []), count, public_url)
-        for c, name, shown, category, count in rows
-    ]
+    items = [_rendered.text(row, public_url) for row in rows]
     next_url = None
     if more:
-        last = rows[-1][0]
-        sort_value: Any = getattr(last, q.sort.lstrip("-"))
-        if isinstance(sort_value, datetime):
-            sort_value = sort_value.isoformat()
+        last = rows[-1]
         params = {k: v for k, v in ctx.request.query.items() if k != "cursor"}
-        params["cursor"] = encode_cursor(q.sort, sort_value, last.id)
+        params["cursor"] = encode_cursor(q.sort, cursor_value(last, q.sort.lstrip("-")), last[0])
         next_url = str(ctx.request.rel_url.with_query(params))
-    return json({"results": results, "next": next_url})
+    return web.Response(text=page_body(items, next_url), content_type="application/json")
 
 
 async def _check_category(ctx: Ctx, category_id: int) -> None:

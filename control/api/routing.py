@@ -1,5 +1,9 @@
 """Declared endpoints: one table that registers routes, runs each request in a
 transaction with its caller resolved, writes the audit trail, and feeds OpenAPI.
+
+Reads (safe methods, not audited) resolve their token through the process's token cache
+(control/token_cache.py: at most a few seconds of revocation lag from other processes);
+writes always ask the database.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.api.state import STATE, AppState
-from control.auth_tokens import resolve_token
+from control.auth_tokens import resolve_token, resolve_token_cached
 from control.errors import ApiError, bad_request, forbidden, unauthorized
 from control.models import AuditEntry, Role, User
 
@@ -169,7 +173,13 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
         )
         token = _bearer(request)
         async with state.database.transaction(write=write) as db:
-            user = await resolve_token(db, token) if token else None
+            user = None
+            if token:
+                user = (
+                    await resolve_token(db, token)
+                    if write
+                    else await resolve_token_cached(db, state.database.token_cache, token)
+                )
             if token and user is None:
                 raise unauthorized("the token is invalid, expired or revoked")
             if user is None and not endpoint.public:

@@ -22,6 +22,7 @@ from types import TracebackType
 from mediaserver.control_port import ControlPort
 from mediaserver.live_registry import LiveRegistry, Publication
 from mediaserver.media_sink import SinkFactory
+from mediaserver.publication_end import end_publication
 from mediaserver.rtmp.chunks import MAX_CHUNK_SIZE
 from mediaserver.rtmp.session import RtmpSession, SessionConfig
 
@@ -187,18 +188,5 @@ class RtmpServer:
             self._last_refusal_log = now
 
     async def _stream_gone(self, publication: Publication) -> None:
-        """A publisher went away (closed, unpublished, dropped, or failed to start).
-
-        The slot is freed for a reconnect; whether the class ends now or after a reconnect
-        grace period is the control port's decision (see mediaserver/live_streams.py).
-        """
-        try:
-            await self.control.stream_ended(publication.course_id)
-        except Exception:
-            # The session stays live in the database; ending it from the web app fixes it.
-            log.exception("RTMP: could not record the end of course %d's stream",
-                          publication.course_id)
-        finally:
-            self.registry.release(publication)
-        log.info("RTMP: course %d stream ended (session %s, %.1f s)", publication.course_id,
-                 publication.session_id, time.monotonic() - publication.since)
+        """A publisher went away (closed, unpublished, dropped, or failed to start)."""
+        await end_publication(self.control, self.registry, publication, protocol="RTMP")

@@ -38,6 +38,7 @@ from control.api.error_middleware import error_response
 from mediaserver.control_port import ControlPort, PublishAllowed
 from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
 from mediaserver.media_sink import SinkFactory
+from mediaserver.publication_end import end_publication
 from mediaserver.rtmp.session import key_fingerprint
 from mediaserver.whip.frame_encoder import FrameEncoder
 from mediaserver.whip.ice_addresses import (
@@ -193,7 +194,7 @@ class WhipEndpoint:
         except Exception:
             log.exception("%s: course %d could not go live", peer, course_id)
             await pc.close()
-            await self._stream_gone(claim)
+            await end_publication(self._control, self._registry, claim, protocol="WHIP")
             return _error(503, "go_live_failed",
                           "the server could not start the live class; try again later")
 
@@ -248,18 +249,8 @@ class WhipEndpoint:
 
     async def _publisher_gone(self, publisher: WhipPublisher) -> None:
         self._publishers.pop(publisher.resource_id, None)
-        await self._stream_gone(publisher.publication)
-
-    async def _stream_gone(self, publication: Publication) -> None:
-        """Like the RTMP server's: tell the control plane (it applies the reconnect grace
-        period), then free the course's slot."""
-        try:
-            await self._control.stream_ended(publication.course_id)
-        except Exception:
-            log.exception("WHIP: could not record the end of course %d's stream",
-                          publication.course_id)
-        finally:
-            self._registry.release(publication)
+        await end_publication(self._control, self._registry, publisher.publication,
+                              protocol="WHIP")
 
     def disconnect_course(self, course_id: int, reason: str) -> bool:
         """End the WHIP publish into `course_id` (the class was ended from the web app)."""

@@ -5,7 +5,7 @@ sink: the same sequence as an RTMP publish), then runs here until it ends: the c
 DELETEs the resource, the connection fails or closes, every track ends, ICE does not
 connect or no media comes within `timeout` (RTMP's), the class is ended from the web
 app, or the server shuts down. Ending closes the sink, then `on_gone` tells the control
-plane and frees the course (mirroring the RTMP server's `_stream_gone`), so the reconnect
+plane and frees the course (mediaserver/publication_end.py, as for RTMP), so the reconnect
 grace period applies exactly as for RTMP.
 
 aiortc decodes the received media in its own threads; the frames are re-encoded

@@ -44,8 +44,9 @@ for _path in (HERE, REPO, REPO / "tests"):  # our helpers, the project, postgres
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from child_processes import Children, free_port, log_tail, tree_cpu_seconds  # noqa: E402
+from child_processes import Children, free_port, log_tail  # noqa: E402
 from seeding import LOGIN_PASSWORD, LOGIN_USERNAME, Seeded, seed  # noqa: E402
+from tree_cpu import tree_cpu_total  # noqa: E402
 from wrk_load import WrkError, WrkReport, run_wrk, write_enroll_script, wrk_version  # noqa: E402
 
 from config.loading import load_settings  # noqa: E402
@@ -154,11 +155,11 @@ class Bench:
             time.sleep(0.5)  # attached before the load starts
         server = [self.server_pid] if self.server_pid else []
         db = [self.db_pid] if self.db_pid else []
-        cpu_server, cpu_db = tree_cpu_seconds(server), tree_cpu_seconds(db)
+        cpu_server, cpu_db = tree_cpu_total(server), tree_cpu_total(db)
         try:
             report = run_wrk(url, duration_s=a.duration, script_args=script_args, **common, **kw)
-            return (report, tree_cpu_seconds(server) - cpu_server,
-                    tree_cpu_seconds(db) - cpu_db)
+            return (report, tree_cpu_total(server) - cpu_server,
+                    tree_cpu_total(db) - cpu_db)
         finally:
             if sampler is not None:
                 try:
@@ -170,7 +171,7 @@ class Bench:
     def our_cpu_seconds(self) -> float:
         """CPU time of everything this benchmark started: its children (servers, wrk) and
         the PostgreSQL servers (which pg_ctl detached from us)."""
-        return tree_cpu_seconds([os.getpid(), *self.postmasters])
+        return tree_cpu_total([os.getpid(), *self.postmasters])
 
     def settle(self, limit_s: float = 30) -> float:
         """Wait until what we started is idle (a server may still be answering the queue
