@@ -15,7 +15,7 @@ from sqlalchemy import select
 from conftest import Api, Person, World
 from control.api import attendance as attendance_api
 from control.attendance import record_presence, total_attendance, union_seconds
-from control.models import AttendanceInterval, CourseSession
+from control.models import AttendanceInterval, AuditEntry, CourseSession
 from frozen_time import EPOCH, Clock, freeze
 
 
@@ -203,3 +203,14 @@ async def test_ending_the_class_totals_its_attendance(
         await beat(api, clock, sid, world.student2, at)
     await api.post(f"/sessions/{sid}/cancel", world.teacher, expect=200)
     assert (await api.get(f"/sessions/{sid}/", world.teacher))["attendance_count"] == 1
+
+
+async def test_heartbeats_do_not_fill_the_audit_log(api: Api, world: World, clock: Clock) -> None:
+    """One row per viewer every 30 s would drown the log; other writes are still audited."""
+    sid = await go_live(api, world)
+    for minute in range(3):
+        await beat(api, clock, sid, world.student, minute)
+    async with api.database.transaction(write=False) as db:
+        actions = list(await db.scalars(select(AuditEntry.action)))
+    assert "live.start" in actions
+    assert "attendance.heartbeat" not in actions

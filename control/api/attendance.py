@@ -31,7 +31,7 @@ class ReportQuery(Query):
 
 
 @routes.route("POST", "/sessions/{session_id}/heartbeat", name="attendance.heartbeat",
-              body=HeartbeatBody, body_optional=True,
+              body=HeartbeatBody, body_optional=True, audited=False,
               summary="I am watching: the player calls this every heartbeat_seconds while the"
               " session is live (a signed-in user who may play it); 409 not_live")
 async def heartbeat(ctx: Ctx) -> Any:

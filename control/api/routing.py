@@ -39,6 +39,9 @@ class Endpoint:
     query: type[BaseModel] | None = None
     public: bool = False  # callable without signing in
     audit_read: bool = False  # a read worth auditing (student rosters)
+    # Writes are audited, except the few so frequent and harmless that the log would drown
+    # in them (a player's heartbeat every 30 s per viewer).
+    audited: bool = True
     tag: str = ""
 
 
@@ -101,6 +104,7 @@ class Routes:
         query: type[BaseModel] | None = None,
         public: bool = False,
         audit_read: bool = False,
+        audited: bool = True,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -115,6 +119,7 @@ class Routes:
                     query=query,
                     public=public,
                     audit_read=audit_read,
+                    audited=audited,
                     tag=self.tag,
                 )
             )
@@ -186,7 +191,7 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise unauthorized()
             ctx = Ctx(request, state, db, user, endpoint, body=body, query=query)
             response = await endpoint.handler(ctx)
-            if write and response.status < 400:
+            if write and endpoint.audited and response.status < 400:
                 db.add(
                     AuditEntry(
                         actor_id=user.id if user else None,
