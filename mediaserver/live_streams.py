@@ -288,6 +288,10 @@ class LiveStreams:
 
     # ------------------------------------------------------------------ status
 
+    def active_sessions(self) -> set[int]:
+        """The sessions whose media this node is carrying or finalising now."""
+        return set(self._sessions)
+
     def details(self, course_id: int) -> dict[str, Any] | None:
         """What live-status shows of the course's stream: input and renditions."""
         live = self._session_of_course(course_id)

@@ -17,6 +17,7 @@ from mediaserver.hls_delivery import HlsDelivery
 from mediaserver.live_registry import LiveRegistry
 from mediaserver.live_streams import LiveStreams
 from mediaserver.metrics import Metrics
+from mediaserver.pending_uploads import PendingUploads
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.whip.endpoint import WhipEndpoint
 from transcode.segment_receiver import SegmentReceiver
@@ -62,6 +63,12 @@ class MediaNode:
                                  settings.streaming)
         self.whip.add_routes(self.app)
         self.live.disconnect = self._disconnect
+        data_dir = settings.server.data_dir
+        self.pending = PendingUploads(
+            self.storage, self.live, spool_dir=data_dir / "spool",
+            unsent_dir=data_dir / "work" / "unsent", active=self.live.active_sessions,
+            events=self.metrics.on_event,
+        )
         self._runner = web.AppRunner(self.app, access_log=None)
         self._site: web.TCPSite | None = None
 
@@ -76,6 +83,7 @@ class MediaNode:
                                  self.settings.server.http_port)
         await self._site.start()
         await self.rtmp.start()
+        self.pending.start()
 
     @property
     def http_port(self) -> int:
@@ -91,6 +99,7 @@ class MediaNode:
         await self.rtmp.close()
         await self.whip.close()
         await self.live.close()
+        await self.pending.close()
         await self.receiver.close()
         await self._runner.cleanup()
         await self.storage.close()

@@ -1,0 +1,135 @@
+"""Media an earlier class left on this disk because storage was down: sent when it is back.
+
+A session's upload queue keeps what storage refused in its spool folder, and a recording
+MP4 that could not be stored is moved to `work/unsent/`. Nothing else would ever look at
+them once the session is over, or after a restart. `PendingUploads` does, on start and
+then every `interval` seconds: it drains each spool left by a session this node is not
+carrying, then stores each unsent MP4 (only once its session's spool is empty, so the
+recording's playlists are there first) and tells the control plane the recording is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from mediaserver.control_port import ControlPort
+from transcode.events import EventSink
+from transcode.storage.backend import Storage, StorageError
+from transcode.storage.upload_queue import UploadQueue
+
+__all__ = ["PendingUploads"]
+
+log = logging.getLogger(__name__)
+
+_SESSION = re.compile(r"session-(\d+)(?:\.mp4)?$")
+
+
+def _session_id(path: Path) -> int | None:
+    found = _SESSION.fullmatch(path.name)
+    return int(found.group(1)) if found else None
+
+
+class PendingUploads:
+    """See the module docstring. `active()` names the sessions live on this node: their
+    spools belong to their own running queues."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        control: ControlPort,
+        *,
+        spool_dir: Path,
+        unsent_dir: Path,
+        active: Callable[[], set[int]],
+        events: EventSink | None = None,
+        interval: float = 60.0,
+        drain_seconds: float = 30.0,
+    ) -> None:
+        self._storage = storage
+        self._control = control
+        self._spool_dir = spool_dir
+        self._unsent_dir = unsent_dir
+        self._active = active
+        self._events = events
+        self._interval = interval
+        # How long one round waits for a spool to drain before moving on (storage down).
+        self._drain_seconds = drain_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _forever(self) -> None:
+        while True:
+            try:
+                await self.retry_once()
+            except Exception:
+                log.exception("sending media left from earlier classes failed; retrying later")
+            await asyncio.sleep(self._interval)
+
+    async def retry_once(self) -> None:
+        """One round: drain the spools, then store the unsent MP4s whose spools are empty."""
+        undrained: set[int] = set()
+        for folder in await asyncio.to_thread(self._leftover_spools):
+            session_id = _session_id(folder)
+            if session_id is None or session_id in self._active():
+                continue
+            if not await self._drain(folder):
+                undrained.add(session_id)
+        for mp4 in await asyncio.to_thread(self._unsent):
+            session_id = _session_id(mp4)
+            if session_id is None or session_id in undrained or session_id in self._active():
+                continue
+            await self._send_mp4(session_id, mp4)
+
+    def _leftover_spools(self) -> list[Path]:
+        if not self._spool_dir.is_dir():
+            return []
+        return sorted(p for p in self._spool_dir.iterdir() if p.is_dir() and any(p.iterdir()))
+
+    def _unsent(self) -> list[Path]:
+        if not self._unsent_dir.is_dir():
+            return []
+        return sorted(self._unsent_dir.glob("session-*.mp4"))
+
+    async def _drain(self, folder: Path) -> bool:
+        queue = UploadQueue(self._storage, folder, events=self._events)
+        await queue.start()
+        count = queue.pending
+        done = await queue.close(timeout=self._drain_seconds)
+        if done:
+            log.info("%s: %d upload(s) left by an earlier run stored", folder.name, count)
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_remove_empty, folder)
+        return done
+
+    async def _send_mp4(self, session_id: int, mp4: Path) -> None:
+        key = f"recordings/{session_id}/recording.mp4"
+        try:
+            await self._storage.put_file(key, str(mp4), "video/mp4")
+        except StorageError as exc:
+            log.warning("session %d: recording still not stored (%s); retrying later",
+                        session_id, exc)
+            return
+        await asyncio.to_thread(mp4.unlink)
+        await self._control.recording_ready(session_id)
+        log.info("session %d: recording stored after all, and marked ready", session_id)
+
+
+def _remove_empty(folder: Path) -> None:
+    # The queue may leave nothing but empty bookkeeping behind: only empty folders go.
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+    folder.rmdir()
