@@ -58,8 +58,8 @@ async def first_start(settings: Settings, database: Database) -> None:
         "  Service:    Custom...",
         f"  Server:     {rtmp_url(settings)}",
         f"  Stream Key: {key}   (shown once: keep it)",
-        f"Then watch it: GET {url}/sessions/<id>/playback gives the player URL;",
-        f"  the live session's id is in GET {url}/courses/{course.id}/live-status.",
+        f"Then watch it in a browser: {url}/learn/{course.id}",
+        f"  (the embeddable player: {url}/embed/{course.id}; the teacher's page: {url}/teach)",
     ]
     print("\n".join(lines), flush=True)
 

@@ -156,6 +156,8 @@ def test_obs_settings_from_first_start_work_and_sigterm_finalises_the_class(
         course = re.search(r"demo course \(id (\d+)\)", text)
         assert server_url and key and course, text
         assert server_url.group(1) == f"rtmp://127.0.0.1:{rtmp_port}/live"
+        # ... and where to watch: the course page, which plays the class.
+        assert f"http://127.0.0.1:{port}/learn/{course.group(1)}" in text
         token = str(_login(port, "admin", "chosen-by-operator")["token"])
         # The server URL and key exactly as OBS would take them.
         publish = subprocess.Popen(
