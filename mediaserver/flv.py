@@ -1,13 +1,10 @@
-"""FLV encoding: the file header and the tags that carry RTMP audio, video and metadata.
+"""FLV as RTMP publishes it: the metadata tag, which streams the metadata announces, and
+recognising Enhanced RTMP.
 
 RTMP audio (8), video (9) and data (18) message payloads are exactly FLV tag bodies, so a
 published stream becomes an FLV byte stream by framing each payload as a tag; that is what
-ffmpeg is fed (`-f flv -i pipe:`) and what `FlvFileSink` writes.
-
-    header:  "FLV" version(1) flags(1: 0x04 audio, 0x01 video) header size(4) = 9
-             then PreviousTagSize0 (4 zero bytes)
-    tag:     type(1) data size(3) timestamp(3) timestamp high byte(1) stream id(3) = 0
-             data, then PreviousTagSize (4) = 11 + data size
+ffmpeg is fed (`-f flv -i pipe:`) and what `FlvFileSink` writes. The framing itself (the
+file header, a tag around a body) is transcode.flv_feed's: the workers read it.
 
 Also here: recognising Enhanced RTMP tag bodies (HEVC/AV1/VP9 via FourCC, OBS 29+),
 which this server refuses because the FLV consumers downstream (Debian's ffmpeg 5.1)
@@ -16,31 +13,20 @@ cannot read them.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 
 from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
+from transcode.flv_feed import TagKind, flv_tag
 
 __all__ = [
-    "HEADER_SIZE",
-    "TAG_HEADER_SIZE",
-    "TagType",
     "enhanced_audio",
     "enhanced_video_fourcc",
-    "file_header",
     "metadata_fourcc",
     "metadata_tag",
     "streams_in_metadata",
-    "tag",
 ]
 
-HEADER_SIZE = 9
-TAG_HEADER_SIZE = 11
-_FLAG_AUDIO = 0x04
-_FLAG_VIDEO = 0x01
-_MAX_DATA_SIZE = 0xFFFFFF  # 3-byte data size field
 _U32 = 0xFFFFFFFF
-
 # Enhanced RTMP: the video tag's first bit (IsExHeader) says a FourCC follows the first
 # byte instead of the classic codec id in its low nibble.
 _VIDEO_EX_HEADER = 0x80
@@ -50,43 +36,9 @@ _AUDIO_EX_HEADER_FORMAT = 9
 _MAX_CLASSIC_CODEC_ID = 0x0F
 
 
-class TagType(enum.IntEnum):
-    AUDIO = 8
-    VIDEO = 9
-    SCRIPT = 18
-
-
-def file_header(*, audio: bool = True, video: bool = True) -> bytes:
-    """The 9-byte FLV header followed by PreviousTagSize0."""
-    flags = (_FLAG_AUDIO if audio else 0) | (_FLAG_VIDEO if video else 0)
-    return b"FLV\x01" + bytes((flags,)) + HEADER_SIZE.to_bytes(4, "big") + bytes(4)
-
-
-def tag(tag_type: TagType | int, timestamp: int, data: bytes) -> bytes:
-    """One FLV tag and the PreviousTagSize that follows it.
-
-    `timestamp` is in milliseconds; like RTMP's it is a 32-bit value that wraps (FLV keeps
-    its top byte apart).
-    """
-    size = len(data)
-    if size > _MAX_DATA_SIZE:
-        raise ValueError(f"tag data of {size} bytes does not fit a 3-byte size")
-    timestamp &= _U32
-    header = b"".join(
-        (
-            bytes((int(tag_type),)),
-            size.to_bytes(3, "big"),
-            (timestamp & 0xFFFFFF).to_bytes(3, "big"),
-            bytes((timestamp >> 24,)),
-            bytes(3),  # stream id: always 0
-        )
-    )
-    return header + data + (TAG_HEADER_SIZE + size).to_bytes(4, "big")
-
-
 def metadata_tag(metadata: Mapping[str, Amf0Value], timestamp: int = 0) -> bytes:
     """A script tag `onMetaData` carrying `metadata` as an ECMA array, as ffmpeg writes it."""
-    return tag(TagType.SCRIPT, timestamp, encode("onMetaData", EcmaArray(metadata)))
+    return flv_tag(TagKind.SCRIPT, timestamp, encode("onMetaData", EcmaArray(metadata)))
 
 
 def streams_in_metadata(metadata: Mapping[str, Amf0Value]) -> tuple[bool, bool]:

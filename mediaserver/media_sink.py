@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeAlias
 
-from mediaserver.flv import TagType, file_header, metadata_tag, streams_in_metadata, tag
+from mediaserver.flv import metadata_tag, streams_in_metadata
 from mediaserver.rtmp.amf0 import Amf0Value
+from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 __all__ = ["FlvFileSink", "MediaSink", "SinkFactory"]
 
@@ -56,7 +57,7 @@ class FlvFileSink:
             if self.closed:
                 raise RuntimeError(f"{self.path}: sink already closed")
             self._file = self.path.open("wb")
-            self._file.write(file_header(audio=audio, video=video))
+            self._file.write(flv_header(audio=audio, video=video))
         return self._file
 
     def on_metadata(self, data: dict[str, Amf0Value]) -> None:
@@ -66,11 +67,11 @@ class FlvFileSink:
 
     def on_audio(self, ts: int, payload: bytes) -> None:
         self.audio_tags += 1
-        self._open(audio=True, video=True).write(tag(TagType.AUDIO, ts, payload))
+        self._open(audio=True, video=True).write(flv_tag(TagKind.AUDIO, ts, payload))
 
     def on_video(self, ts: int, payload: bytes) -> None:
         self.video_tags += 1
-        self._open(audio=True, video=True).write(tag(TagType.VIDEO, ts, payload))
+        self._open(audio=True, video=True).write(flv_tag(TagKind.VIDEO, ts, payload))
 
     async def close(self) -> None:
         self.closed = True

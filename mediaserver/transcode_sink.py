@@ -11,7 +11,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from mediaserver.flv import TagType
 from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
 from transcode.flv_feed import FeedTag, TagKind
 from transcode.worker import TranscodeWorker
@@ -65,11 +64,11 @@ class TranscodeSink:
 
     def on_audio(self, ts: int, payload: bytes) -> None:
         self._count(len(payload))
-        self.worker.push(FeedTag.from_body(TagKind(TagType.AUDIO), ts, payload))
+        self.worker.push(FeedTag.from_body(TagKind.AUDIO, ts, payload))
 
     def on_video(self, ts: int, payload: bytes) -> None:
         self._count(len(payload))
-        self.worker.push(FeedTag.from_body(TagKind(TagType.VIDEO), ts, payload))
+        self.worker.push(FeedTag.from_body(TagKind.VIDEO, ts, payload))
 
     async def close(self) -> None:
         if not self.closed:

@@ -1,4 +1,5 @@
-"""FLV encoding (mediaserver.flv) and the FLV file sink: exact bytes, checked by hand."""
+"""FLV encoding (transcode.flv_feed's framing, mediaserver.flv's metadata) and the FLV file
+sink: exact bytes, checked by hand."""
 
 from __future__ import annotations
 
@@ -7,28 +8,26 @@ from pathlib import Path
 import pytest
 
 from mediaserver.flv import (
-    TagType,
     enhanced_audio,
     enhanced_video_fourcc,
-    file_header,
     metadata_fourcc,
     metadata_tag,
     streams_in_metadata,
-    tag,
 )
 from mediaserver.media_sink import FlvFileSink
 from mediaserver.rtmp.amf0 import EcmaArray, decode_all
+from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 
 def test_file_header_flags() -> None:
-    assert file_header() == b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"
-    assert file_header(audio=False)[4] == 0x01
-    assert file_header(video=False)[4] == 0x04
+    assert flv_header() == b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00"
+    assert flv_header(audio=False)[4] == 0x01
+    assert flv_header(video=False)[4] == 0x04
 
 
 def test_tag_layout_and_timestamp_high_byte() -> None:
     data = b"\x17\x01abc"
-    out = tag(TagType.VIDEO, 0x12345678, data)
+    out = flv_tag(TagKind.VIDEO, 0x12345678, data)
     assert out[0] == 9
     assert out[1:4] == (5).to_bytes(3, "big")
     assert out[4:7] == bytes.fromhex("345678")  # low 24 bits
@@ -36,12 +35,12 @@ def test_tag_layout_and_timestamp_high_byte() -> None:
     assert out[8:11] == b"\x00\x00\x00"
     assert out[11:16] == data
     assert out[16:] == (11 + 5).to_bytes(4, "big")
-    assert tag(TagType.AUDIO, 2**32 + 7, b"")[4:8] == bytes.fromhex("00000700")  # wraps
+    assert flv_tag(TagKind.AUDIO, 2**32 + 7, b"")[4:8] == bytes.fromhex("00000700")  # wraps
 
 
 def test_tag_size_limit() -> None:
     with pytest.raises(ValueError):
-        tag(TagType.VIDEO, 0, bytes(0x1000000))
+        flv_tag(TagKind.VIDEO, 0, bytes(0x1000000))
 
 
 def test_metadata_tag_is_on_metadata_with_an_ecma_array() -> None:
@@ -82,8 +81,8 @@ async def test_flv_file_sink(tmp_path: Path) -> None:
     sink.on_video(33, b"\x27\x01frame")
     await sink.close()
     data = path.read_bytes()
-    assert data[:13] == file_header(audio=False, video=True)
-    assert data.endswith(tag(TagType.VIDEO, 33, b"\x27\x01frame"))
+    assert data[:13] == flv_header(audio=False, video=True)
+    assert data.endswith(flv_tag(TagKind.VIDEO, 33, b"\x27\x01frame"))
     assert (sink.video_tags, sink.audio_tags) == (2, 0)
     with pytest.raises(RuntimeError):
         sink.on_audio(0, b"\xaf\x01")

@@ -40,6 +40,7 @@ from mediaserver.media_sink import FlvFileSink
 from mediaserver.whip.frame_encoder import EncodedTag, FrameEncoder
 from mediaserver.whip.media_clock import MediaClock
 from mediaserver.whip.publisher import MAX_PENDING_VIDEO, WhipPublisher
+from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"
@@ -433,13 +434,13 @@ def test_the_frame_encoder_makes_an_flv_stream_ffmpeg_reads(tmp_path: Path) -> N
     assert tags[0].kind == "metadata" and tags[0].metadata["width"] == 320.0
     path = tmp_path / "whip.flv"
     with path.open("wb") as out:
-        out.write(flv.file_header())
+        out.write(flv_header())
         for tag in tags:
             if tag.kind == "metadata":
                 out.write(flv.metadata_tag(tag.metadata))
             else:
-                kind = flv.TagType.AUDIO if tag.kind == "audio" else flv.TagType.VIDEO
-                out.write(flv.tag(kind, tag.ts_ms, tag.body))
+                kind = TagKind.AUDIO if tag.kind == "audio" else TagKind.VIDEO
+                out.write(flv_tag(kind, tag.ts_ms, tag.body))
     for track in ("video", "audio"):
         stamps = [t.ts_ms for t in tags if t.kind == track]
         assert stamps == sorted(stamps)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from transcode.events import BufferOverflow, EventSink
 
-__all__ = ["TAG_HEADER_SIZE", "FeedTag", "FlvFeed", "TagKind", "flv_header"]
+__all__ = ["TAG_HEADER_SIZE", "FeedTag", "FlvFeed", "TagKind", "flv_header", "flv_tag"]
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,29 @@ class TagKind(enum.IntEnum):
     SCRIPT = 18
 
 
-def flv_header(*, audio: bool, video: bool) -> bytes:
+def flv_header(*, audio: bool = True, video: bool = True) -> bytes:
     """The 9-byte FLV file header followed by PreviousTagSize0."""
     flags = (_FLAG_AUDIO if audio else 0) | (_FLAG_VIDEO if video else 0)
     return b"FLV\x01" + bytes((flags,)) + (9).to_bytes(4, "big") + bytes(4)
+
+
+def flv_tag(kind: TagKind | int, timestamp_ms: int, body: bytes) -> bytes:
+    """One FLV tag around `body` and the PreviousTagSize that follows it.
+
+    `timestamp_ms` is a 32-bit value that wraps, like RTMP's (FLV keeps its top byte apart).
+    """
+    size = len(body)
+    if size > _MAX_DATA_SIZE:
+        raise ValueError(f"tag body of {size} bytes does not fit a 3-byte size")
+    timestamp_ms &= _U32
+    header = (
+        bytes((int(kind),))
+        + size.to_bytes(3, "big")
+        + (timestamp_ms & 0xFFFFFF).to_bytes(3, "big")
+        + bytes((timestamp_ms >> 24,))
+        + bytes(3)  # stream id: always 0
+    )
+    return header + body + (TAG_HEADER_SIZE + size).to_bytes(4, "big")
 
 
 @dataclass(frozen=True)
@@ -63,18 +82,7 @@ class FeedTag:
     @classmethod
     def from_body(cls, kind: TagKind, timestamp_ms: int, body: bytes) -> FeedTag:
         """Frame an RTMP message payload (an FLV tag body) as a tag and classify it."""
-        size = len(body)
-        if size > _MAX_DATA_SIZE:
-            raise ValueError(f"tag body of {size} bytes does not fit a 3-byte size")
-        timestamp_ms &= _U32
-        header = (
-            bytes((int(kind),))
-            + size.to_bytes(3, "big")
-            + (timestamp_ms & 0xFFFFFF).to_bytes(3, "big")
-            + bytes((timestamp_ms >> 24,))
-            + bytes(3)
-        )
-        data = header + body + (TAG_HEADER_SIZE + size).to_bytes(4, "big")
+        data = flv_tag(kind, timestamp_ms, body)
         keyframe, config = _classify(kind, body)
         return cls(data, kind, keyframe, config)
 
