@@ -178,7 +178,7 @@ class LiveStreams:
         metrics = self._metrics
         if metrics is None:
             return lambda size: None
-        return lambda size: metrics.ingest_bytes(course_id, size)
+        return metrics.ingest_counter(course_id)
 
     async def _finish_worker(self, live: _LiveSession, token: str, worker: TranscodeWorker) -> None:
         try:

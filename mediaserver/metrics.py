@@ -9,6 +9,7 @@ servers, or several tests, each count on their own. Transcode events arrive thro
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -139,8 +140,18 @@ class Metrics:
         self.active_publishers.dec()
 
     def ingest_bytes(self, course_id: int, n: int) -> None:
-        if n > 0:
-            self.ingest_bytes_total.labels(course=str(course_id)).inc(n)
+        self.ingest_counter(course_id)(n)
+
+    def ingest_counter(self, course_id: int) -> Callable[[int], None]:
+        """`count(n)` for one course's input: the labelled series is looked up once per
+        publish, not once per RTMP message."""
+        series = self.ingest_bytes_total.labels(course=str(course_id))
+
+        def count(n: int) -> None:
+            if n > 0:
+                series.inc(n)
+
+        return count
 
     # -- delivery ---------------------------------------------------------------------
 
