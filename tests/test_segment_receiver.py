@@ -34,7 +34,8 @@ class RecordingOutput(SessionOutput):
 
 
 class _NoQueue:
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
+            ) -> None:
         raise AssertionError("nothing may be queued")
 
     def delete(self, key: str) -> None:

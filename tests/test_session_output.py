@@ -59,9 +59,10 @@ class SpyQueue:
         self.queue = queue
         self.ops: list[tuple[str, str, bytes]] = []
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.ops.append(("put", key, data))
-        self.queue.put(key, data, content_type)
+    def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
+            ) -> None:
+        self.ops.extend(("put", k, data) for k in (key, *also))
+        self.queue.put(key, data, content_type, also=also)
 
     def delete(self, key: str) -> None:
         self.ops.append(("delete", key, b""))
@@ -362,8 +363,9 @@ class KeyLog:
     def __init__(self) -> None:
         self.puts: list[str] = []
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.puts.append(key)
+    def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
+            ) -> None:
+        self.puts.extend((key, *also))
 
     def delete(self, key: str) -> None:
         pass

@@ -325,3 +325,26 @@ async def test_a_new_queue_resends_what_the_spool_holds(
     finally:
         await second.close(timeout=5)
         await storage.close()
+
+
+async def test_one_put_under_several_keys_is_spooled_once(spool: Path) -> None:
+    """A live segment that is also part of the recording: one spool file, both keys
+    stored in order, and a queue restarted on the spool still stores both."""
+    storage = FakeStorage(gate=asyncio.Event())
+    queue = UploadQueue(storage, spool)
+    await queue.start()
+    segment = bytes(50_000)
+    queue.put("live/5/hd/000001.ts", segment, TS, also=("recordings/5/hd/000001.ts",))
+    await eventually(lambda: len(spool_files(spool)) == 1, "one spool file")
+    await queue.close(timeout=0.05)  # storage stuck: the operation stays spooled
+
+    again = FakeStorage()
+    queue = UploadQueue(again, spool)
+    await queue.start()
+    assert await queue.flush(timeout=20)
+    assert again.stored == [("put", "live/5/hd/000001.ts", segment),
+                            ("put", "recordings/5/hd/000001.ts", segment)]
+    assert spool_files(spool) == []
+    with pytest.raises(ValueError):
+        queue.put("live/5/x.ts", b"", TS, also=("../escape",))
+    await queue.close(timeout=5)

@@ -72,7 +72,8 @@ MP4_PUT_ATTEMPTS = 3
 class OutputQueue(Protocol):
     """What we need of the upload queue (transcode.storage.upload_queue.UploadQueue)."""
 
-    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
+            ) -> None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -167,8 +168,8 @@ class SessionOutput:
                 grew = True
         if grew:
             master = render_master_playlist(list(self._ladder.values())).encode()
-            self._queue.put(self._live("master.m3u8"), master, M3U8_TYPE)
-            self._queue.put(self._recording("master.m3u8"), master, M3U8_TYPE)
+            self._queue.put(self._live("master.m3u8"), master, M3U8_TYPE,
+                            also=(self._recording("master.m3u8"),))
 
     # Receiving -------------------------------------------------------------------------
 
@@ -251,11 +252,15 @@ class SessionOutput:
             new_epoch = False
             name = f"{number:06d}.ts"
             track.segments.append(Segment(name, duration, discontinuity))
+            recorded = self._recording(f"{rendition}/{name}")
             if live:
                 if track.live_since is None:
                     track.live_since = track.live_floor = number
-                self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE)
-            self._queue.put(self._recording(f"{rendition}/{name}"), data, TS_TYPE)
+                # Spooled once, stored under both keys.
+                self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE,
+                                also=(recorded,))
+            else:
+                self._queue.put(recorded, data, TS_TYPE)
             if rendition == SOURCE:
                 await self._append_source(ordinal, data)
         track.last_epoch = ordinal

@@ -12,6 +12,9 @@ sync code on the loop). Each operation is then:
    the SAME operation with capped exponential backoff (nothing overtakes it), emitting
    `UploadFailed` per attempt; success emits `SegmentStored` (puts) and removes the file.
 
+A put may name more keys for the same bytes (`also`): a segment that is both live and
+part of the recording is spooled once and stored under each key, in order.
+
 Playlists are rewritten every segment, so consecutive puts of the same key are coalesced:
 only the newest is sent. That never lets an operation on another key overtake.
 
@@ -58,6 +61,8 @@ class _Op:
     content_type: str = ""
     # The bytes of a put, held only until its spool file is written.
     data: bytes | None = None
+    # More keys a put stores the same bytes under, after `key`.
+    also: tuple[str, ...] = ()
 
 
 class _SpoolFileLost(Exception):
@@ -133,9 +138,12 @@ class UploadQueue:
         self._uploader = asyncio.create_task(self._upload_loop(), name="upload-queue-upload")
         self._upload_wake.set()
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
-        """Queue `data` for `key` (returns at once; ValueError for a bad key)."""
-        self._submit(_Op(0, "put", check_key(key), content_type, bytes(data)))
+    def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
+            ) -> None:
+        """Queue `data` for `key`, and for each key in `also` after it (returns at once;
+        ValueError for a bad key)."""
+        extra = tuple(check_key(k) for k in also)
+        self._submit(_Op(0, "put", check_key(key), content_type, bytes(data), extra))
 
     def delete(self, key: str) -> None:
         """Queue the removal of `key`, after everything queued before it."""
@@ -234,12 +242,16 @@ class UploadQueue:
         if kind not in _KINDS or not isinstance(key, str):
             raise ValueError(f"bad spool header {header!r}")
         check_key(key.rstrip("/"))
-        return _Op(seq, kind, key, str(header.get("content_type", "")))
+        also = tuple(check_key(k) for k in header.get("also", []))
+        return _Op(seq, kind, key, str(header.get("content_type", "")), also=also)
 
     def _write_spool(self, ops: list[_Op]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         for op in ops:
-            header = {"op": op.kind, "key": op.key, "content_type": op.content_type}
+            header: dict[str, object] = {
+                "op": op.kind, "key": op.key, "content_type": op.content_type}
+            if op.also:
+                header["also"] = list(op.also)
             path = self._path(op)
             temp = path.with_suffix(_TEMP_SUFFIX)
             with temp.open("wb") as handle:
@@ -303,6 +315,7 @@ class UploadQueue:
             and self._spooled[0].kind == "put"
             and self._spooled[1].kind == "put"
             and self._spooled[0].key == self._spooled[1].key
+            and self._spooled[0].also == self._spooled[1].also
         ):
             superseded.append(self._spooled.popleft())
         if superseded:
@@ -312,7 +325,8 @@ class UploadQueue:
     async def _apply(self, op: _Op, data: bytes | None) -> None:
         if op.kind == "put":
             assert data is not None
-            await self.storage.put(op.key, data, op.content_type)
+            for key in (op.key, *op.also):
+                await self.storage.put(key, data, op.content_type)
         elif op.kind == "delete":
             await self.storage.delete(op.key)
         else:
