@@ -236,9 +236,8 @@ class LiveStreams:
             self._end_soon(live)
 
     async def _finalise(self, live: _LiveSession) -> None:
-        for worker in live.workers.values():
-            if live.sink is not None and live.sink.worker is worker and not live.sink.closed:
-                await live.sink.close()
+        if live.sink is not None and not live.sink.closed:
+            await live.sink.close()  # the current publisher's worker finishes too
         if live.finishing:
             await asyncio.gather(*live.finishing, return_exceptions=True)
         key: str | None = None

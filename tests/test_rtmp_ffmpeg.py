@@ -20,10 +20,9 @@ import pytest
 
 from client_process import run_client
 from conftest import Api, World
+from control_fakes import IngestOnlyControl
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import (
-    PlaybackDecision,
-    PlaybackRefused,
     PublishAllowed,
     PublishDecision,
     PublishDenied,
@@ -46,7 +45,7 @@ COURSE = 21
 
 
 @dataclass
-class FakeControl:
+class FakeControl(IngestOnlyControl):
     asked: list[str] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
@@ -56,12 +55,6 @@ class FakeControl:
         if app == "live" and key == KEY:
             return PublishAllowed(COURSE)
         return PublishDenied("unknown_key")
-
-    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
-        return PlaybackRefused("not_available")  # nothing plays in RTMP-only tests
-
-    async def recording_ready(self, session_id: int) -> None:
-        return None
 
     async def stream_started(self, course_id: int) -> int:
         self.started.append(course_id)

@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
+from control_fakes import IngestOnlyControl
 from mediaserver.control_port import (
     ControlUnavailable,
-    PlaybackDecision,
-    PlaybackRefused,
     PublishAllowed,
     PublishDecision,
     PublishDenied,
@@ -60,7 +59,7 @@ def aac_frame(n: int) -> bytes:
 
 
 @dataclass
-class FakeControl:
+class FakeControl(IngestOnlyControl):
     """Keys map to courses; every call is recorded."""
 
     keys: dict[str, int] = field(
@@ -79,12 +78,6 @@ class FakeControl:
             return PublishDenied("wrong_app")
         course = self.keys.get(key)
         return PublishDenied("unknown_key") if course is None else PublishAllowed(course)
-
-    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
-        return PlaybackRefused("not_available")  # nothing plays in RTMP-only tests
-
-    async def recording_ready(self, session_id: int) -> None:
-        return None
 
     async def stream_started(self, course_id: int) -> int:
         self.started.append(course_id)
