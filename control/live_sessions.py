@@ -93,6 +93,19 @@ async def end_live(
             # Heal a stale flag (nothing is live, whatever the course row says).
             course.is_live = False
         return None
-    await transition(db, session, course, SessionStatus.ENDED, now=now)
-    await total_attendance(db, session, now, present_percent=present_percent)
+    await move_session(db, session, course, SessionStatus.ENDED, now=now,
+                       present_percent=present_percent)
     return session
+
+
+async def move_session(
+    db: AsyncSession, session: CourseSession, course: Course, target: SessionStatus, *,
+    now: datetime, present_percent: int = DEFAULT_PRESENT_PERCENT,
+) -> bool:
+    """Move `session` to `target` (control.session_states rules); when that ends a class
+    (it leaves live, ended or cancelled), total its attendance. True when it was live."""
+    was_live = session.status == SessionStatus.LIVE
+    await transition(db, session, course, target, now=now)
+    if was_live:
+        await total_attendance(db, session, now, present_percent=present_percent)
+    return was_live

@@ -22,9 +22,9 @@ from control.api.cursor import decode_cursor, encode_cursor
 from control.api.live_notice import notify_session_ended
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
-from control.attendance import total_attendance
 from control.double_booking import refuse_clash
 from control.errors import bad_request, conflict, forbidden, unprocessable
+from control.live_sessions import move_session
 from control.models import (
     Course,
     CourseSession,
@@ -43,7 +43,6 @@ from control.permissions import (
     visible_course,
 )
 from control.recurrence import Occurrence
-from control.session_states import transition
 
 routes = Routes("sessions")
 
@@ -255,11 +254,8 @@ async def get(ctx: Ctx) -> Any:
     return json(session_json(session))
 
 
-async def _class_over(ctx: Ctx, course: Course, session: CourseSession) -> None:
-    """A live session was ended or cancelled by hand: total its attendance, stop its media."""
-    await total_attendance(ctx.db, session, utcnow(),
-                           present_percent=ctx.state.settings.courses.attendance_present_percent)
-    notify_session_ended(ctx, course.id, session.id)
+def _present_percent(ctx: Ctx) -> int:
+    return ctx.state.settings.courses.attendance_present_percent
 
 
 async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
@@ -288,10 +284,9 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
         if value is not None:
             setattr(session, name, value)
     if target is not None and target != session.status:
-        was_live = session.status == SessionStatus.LIVE
-        await transition(ctx.db, session, course, target, now=utcnow())
-        if was_live:
-            await _class_over(ctx, course, session)
+        if await move_session(ctx.db, session, course, target, now=utcnow(),
+                              present_percent=_present_percent(ctx)):
+            notify_session_ended(ctx, course.id, session.id)
     await ctx.db.flush()
     return json(session_json(session))
 
@@ -314,10 +309,9 @@ async def update(ctx: Ctx) -> Any:
               summary="Cancel a scheduled or live session (the course's teacher or an admin)")
 async def cancel(ctx: Ctx) -> Any:
     session, course = await _session(ctx, write=True)
-    was_live = session.status == SessionStatus.LIVE
-    await transition(ctx.db, session, course, SessionStatus.CANCELLED, now=utcnow())
-    if was_live:
-        await _class_over(ctx, course, session)
+    if await move_session(ctx.db, session, course, SessionStatus.CANCELLED, now=utcnow(),
+                          present_percent=_present_percent(ctx)):
+        notify_session_ended(ctx, course.id, session.id)
     return json(session_json(session))
 
 
