@@ -79,6 +79,12 @@ DEFAULT_LADDER = (
 class StreamingSettings:
     rtmp_port: int = 1935
     rtmp_timeout_seconds: int = 30
+    # From connecting to an accepted publish: an idle stranger holds a slot this long.
+    rtmp_auth_timeout_seconds: int = 10
+    # Open RTMP connections in all (checked against the open-files limit at start), and
+    # from one address without publishing (publishers behind one NAT do not count).
+    rtmp_max_connections: int = 1000
+    rtmp_max_connections_per_ip: int = 20
     reconnect_grace_seconds: int = 30
     segment_seconds: int = 2
     max_streams: int = 50

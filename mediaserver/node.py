@@ -56,6 +56,9 @@ class MediaNode:
             host=settings.server.host,
             port=settings.streaming.rtmp_port,
             timeout=settings.streaming.rtmp_timeout_seconds,
+            auth_timeout=settings.streaming.rtmp_auth_timeout_seconds,
+            max_connections=settings.streaming.rtmp_max_connections,
+            max_connections_per_ip=settings.streaming.rtmp_max_connections_per_ip,
             registry=LiveRegistry(max_streams=settings.streaming.max_streams),
         )
         # WHIP publishers share the RTMP registry: one publisher per course, either way.

@@ -161,8 +161,10 @@ class Client:
         self.received: list[Message] = []  # everything, in order
 
     @classmethod
-    async def open(cls, port: int) -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(cls, port: int, source: str | None = None) -> Client:
+        """Connects from `source` (another loopback address: 127.0.0.2, ...) if given."""
+        local = (source, 0) if source else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         return cls(reader, writer)
 
     async def read_exactly(self, size: int) -> bytes:
@@ -281,8 +283,8 @@ class Client:
             self.media(MessageType.AUDIO, n * 23, aac_frame(n))
 
 
-async def publisher(port: int, key: str = GOOD_KEY) -> Client:
-    client = await Client.open(port)
+async def publisher(port: int, key: str = GOOD_KEY, source: str | None = None) -> Client:
+    client = await Client.open(port, source)
     await client.start_publishing(key)
     return client
 
@@ -691,8 +693,10 @@ async def test_idle_connections_and_idle_publishers_are_dropped(harness: Harness
 
 
 async def test_many_idle_connections_then_a_publish_still_works(harness: Harness) -> None:
-    server = await harness.server(max_connections=1000)
-    idle = await asyncio.gather(*(Client.open(server.port) for _ in range(500)))
+    server = await harness.server(max_connections=1000, max_connections_per_ip=20)
+    # 500 idle sockets from 25 addresses, 20 each: within both caps.
+    idle = await asyncio.gather(*(
+        Client.open(server.port, f"127.0.0.{2 + n % 25}") for n in range(500)))
     await eventually(lambda: server.connection_count == 500)
     good = await publisher(server.port)
     good.stream_media(range(0, 3))
@@ -703,21 +707,38 @@ async def test_many_idle_connections_then_a_publish_still_works(harness: Harness
     good.close()
 
 
-async def test_at_max_connections_idle_ones_make_room(harness: Harness) -> None:
-    server = await harness.server(max_connections=5)
-    idle = [await Client.open(server.port) for _ in range(5)]
+async def test_at_the_caps_newcomers_are_refused_and_nobody_is_evicted(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await harness.server(max_connections=6, max_connections_per_ip=2)
+    # Two strangers from one address fill its share: a third is refused at once.
+    first = [await Client.open(server.port) for _ in range(2)]
+    await eventually(lambda: server.connection_count == 2)
+    third = await Client.open(server.port)
+    assert await third.closed(within=2)
+    assert "rtmp_max_connections_per_ip" in caplog.text
+    # Publishers leave the per-address share: one address may carry several classes.
+    good = await publisher(server.port, source="127.0.0.2")
+    other = await publisher(server.port, OTHER_KEY, source="127.0.0.2")
+    mid_handshake = await Client.open(server.port, "127.0.0.2")
+    mid_handshake.writer.write(client_c0c1(False)[:700])
     await eventually(lambda: server.connection_count == 5)
-    good = await publisher(server.port)  # evicts the oldest idle connection
-    assert await idle[0].closed()
-    assert server.connection_count == 5
-    # Five publishers fill the server: a sixth connection is dropped at once.
-    others = [await publisher(server.port, OTHER_KEY)]
-    harness.control.keys.update({f"sk_more_{i}": 20 + i for i in range(3)})
-    others += [await publisher(server.port, f"sk_more_{i}") for i in range(3)]
-    late = await Client.open(server.port)
+    harness.control.keys["sk_more"] = 30
+    idle = await Client.open(server.port, "127.0.0.3")
+    await eventually(lambda: server.connection_count == 6)
+    # Full: a newcomer from anywhere is refused, and nobody already here is pushed out.
+    late = await Client.open(server.port, "127.0.0.4")
     assert await late.closed(within=2)
-    assert server.connection_count == 5 and len(server.registry) == 5
-    for client in [good, *others, *idle]:
+    for client in [*first, good, other, mid_handshake, idle]:
+        assert not await client.closed(within=0.1)
+    assert server.connection_count == 6 and len(server.registry) == 2
+    # The half-done handshake still completes, and room made is room taken.
+    mid_handshake.writer.write(client_c0c1(False)[700:])
+    idle.close()
+    await eventually(lambda: server.connection_count == 5)
+    late = await publisher(server.port, "sk_more", source="127.0.0.4")
+    assert len(server.registry) == 3
+    for client in [*first, good, other, mid_handshake, late]:
         client.close()
 
 

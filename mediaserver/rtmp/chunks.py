@@ -35,7 +35,13 @@ Decisions that are not spelled out by the spec, or where real peers disagree wit
   buffered), distinct chunk streams (`max_chunk_streams`, 64) and the declared lengths
   of all partially assembled messages together (`max_pending_bytes`, 32 MiB). Breaking
   a limit, or a malformed stream, raises `ChunkError`; the reader is then unusable and
-  the connection should be closed.
+  the connection should be closed. `min_chunk_size` (1 unless the session raises it)
+  refuses a Set Chunk Size below it: parsing costs per chunk, not per byte, so tiny
+  chunks multiply the work of every byte.
+
+* Parsing work per call is bounded too: `feed(data, max_chunks=N)` stops after N chunks
+  and sets `more_buffered`; the caller yields to its event loop, then calls `feed(b"")`
+  to go on. Without it one large read of 1-byte chunks holds the caller for tens of ms.
 """
 
 from __future__ import annotations
@@ -112,6 +118,9 @@ class ChunkReader:
         self.max_chunk_size = max_chunk_size
         self.max_chunk_streams = max_chunk_streams
         self.max_pending_bytes = max_pending_bytes
+        self.min_chunk_size = 1
+        # True when the last feed() stopped at its `max_chunks` with bytes left to parse.
+        self.more_buffered = False
         # Counts only bytes given to feed(); a session that wants sequence numbers
         # including the handshake may add those bytes to this attribute itself.
         self.bytes_received = 0
@@ -130,6 +139,8 @@ class ChunkReader:
     def set_chunk_size(self, size: int) -> None:
         """Use `size` for subsequent chunks (done automatically on Set Chunk Size)."""
         _check_chunk_size(size, self.max_chunk_size)
+        if size < self.min_chunk_size:
+            raise ChunkError(f"chunk size {size} is below the minimum {self.min_chunk_size}")
         self._chunk_size = size
 
     def abort(self, chunk_stream_id: int) -> None:
@@ -139,16 +150,25 @@ class ChunkReader:
             self._pending -= state.length
             state.partial = None
 
-    def feed(self, data: bytes) -> list[Message]:
-        """Buffer `data` and return every message it completes, in arrival order."""
+    def feed(self, data: bytes, *, max_chunks: int | None = None) -> list[Message]:
+        """Buffer `data` and return every message it completes, in arrival order.
+
+        With `max_chunks`, parse at most that many chunks; `more_buffered` then tells
+        whether to call `feed(b"")` again for the rest.
+        """
+        if max_chunks is not None and max_chunks < 1:
+            raise ValueError(f"max_chunks must be at least 1, not {max_chunks}")
         if self._failed:
             raise ChunkError("chunk reader already failed; close the connection")
         self.bytes_received += len(data)
         self._buf += data
         messages: list[Message] = []
+        budget = -1 if max_chunks is None else max_chunks
+        self.more_buffered = False
         try:
-            while self._read_chunk(messages):
-                pass
+            while budget != 0 and self._read_chunk(messages):
+                budget -= 1
+            self.more_buffered = budget == 0 and self._pos < len(self._buf)
         except ChunkError:
             self._failed = True
             raise

@@ -1,13 +1,22 @@
 """The RTMP server: accepts encoder connections and runs one `RtmpSession` per connection.
 
-It owns what outlives a connection: the listening socket, the table of open connections
-(bounded by `max_connections`), the `LiveRegistry` of courses being published, and what
-happens once a publisher is gone (`_stream_gone`). Everything about a single connection
-lives in session.py.
+It owns what outlives a connection: the listening socket, the table of open connections,
+the `LiveRegistry` of courses being published, and what happens once a publisher is gone
+(`_stream_gone`). Everything about a single connection lives in session.py.
 
-At `max_connections`, a new connection evicts the oldest one that is not publishing (idle,
-or still handshaking): a flood of idle sockets then churns among itself instead of locking
-teachers out. Only when every connection publishes is the newcomer refused.
+Two caps bound the connections: `max_connections` in all, and `max_connections_per_ip`
+connections from one address that are not publishing (handshaking, connecting, waiting
+for their key check, or idle). Publishers do not count toward the second, so a school
+whose classrooms share one NAT address can run many classes at once; a single address
+cannot hold more than a few not-yet-trusted slots. A connection over either cap is
+refused: closed at once, before any byte is read. Nobody already connected is ever
+evicted for a newcomer, so a flood cannot push out a teacher in the middle of the
+handshake or the key check; idle strangers leave by themselves at the session's
+`auth_timeout`.
+
+At `start()`, `max_connections` is checked against the open-files limit (see
+mediaserver/open_files.py): the soft limit is raised if it must be, and the cap is lowered,
+with a warning, if even the hard limit cannot hold it.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from types import TracebackType
 from mediaserver.control_port import ControlPort
 from mediaserver.live_registry import LiveRegistry, Publication
 from mediaserver.media_sink import SinkFactory
+from mediaserver.open_files import fit_connection_cap
 from mediaserver.publication_end import end_publication
 from mediaserver.rtmp.chunks import MAX_CHUNK_SIZE
 from mediaserver.rtmp.session import RtmpSession, SessionConfig
@@ -35,6 +45,11 @@ _LISTEN_BACKLOG = 1024
 # Under a connection flood, one log line per this many seconds, not one per socket.
 _REFUSAL_LOG_INTERVAL = 10.0
 _WRITE_BUFFER_HIGH = 64 * 1024
+# File descriptors kept for everything else than RTMP connections (HTTP clients, the
+# database, log and media files), and per live stream (the worker's pipes, spool files).
+_OTHER_FILES = 256
+_FILES_PER_STREAM = 8
+_STREAMS_IF_UNBOUNDED = 50
 
 
 class RtmpServer:
@@ -42,10 +57,12 @@ class RtmpServer:
 
     `control` answers "may this key publish?" and records streams starting and ending;
     `sink_factory(course_id, session_id)` makes the sink an accepted publish's media goes
-    to. `timeout` bounds the handshake, the wait for a publish, idle reads and blocked
-    writes (settings.streaming.rtmp_timeout_seconds); `max_connections` bounds open
-    sockets; `chunk_size` is what we announce and send with; `config` holds the rarer
-    per-connection limits (its timeout and chunk size are replaced by the arguments).
+    to. `timeout` bounds a publisher's idle reads and blocked writes
+    (settings.streaming.rtmp_timeout_seconds); `auth_timeout` the time from connecting to
+    an accepted publish (rtmp_auth_timeout_seconds; by default the smaller of `timeout` and
+    10 s); `max_connections` and `max_connections_per_ip` bound open sockets (see the module
+    docstring); `chunk_size` is what we announce and send with; `config` holds the rarer
+    per-connection limits (its timeouts and chunk size are replaced by the arguments).
     `port=0` picks a free port (see `port` after `start()`).
     """
 
@@ -57,15 +74,24 @@ class RtmpServer:
         host: str = "127.0.0.1",
         port: int = 1935,
         timeout: float = 30.0,
+        auth_timeout: float | None = None,
         max_connections: int = 1000,
+        max_connections_per_ip: int = 20,
         chunk_size: int = 4096,
         registry: LiveRegistry | None = None,
         config: SessionConfig | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
+        if auth_timeout is None:
+            auth_timeout = min(timeout, SessionConfig.auth_timeout)
+        if auth_timeout <= 0:
+            raise ValueError(f"auth_timeout must be positive, not {auth_timeout}")
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        if max_connections_per_ip < 1:
+            raise ValueError(
+                f"max_connections_per_ip must be at least 1, not {max_connections_per_ip}")
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk size {chunk_size} outside 1..{MAX_CHUNK_SIZE}")
         self.control = control
@@ -73,13 +99,15 @@ class RtmpServer:
         self.host = host
         self._requested_port = port
         self.max_connections = max_connections
+        self.max_connections_per_ip = max_connections_per_ip
         self.registry = registry if registry is not None else LiveRegistry()
         base = config if config is not None else SessionConfig()
-        self.config = dataclasses.replace(base, timeout=timeout, chunk_size=chunk_size)
+        self.config = dataclasses.replace(base, timeout=timeout, auth_timeout=auth_timeout,
+                                          chunk_size=chunk_size)
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(1)
-        # Insertion order is age order: the eviction scan finds the oldest first.
         self._sessions: dict[int, RtmpSession] = {}
+        self._by_address: dict[str, set[RtmpSession]] = {}
         self._refused_since_log = 0
         self._last_refusal_log = -_REFUSAL_LOG_INTERVAL
 
@@ -88,6 +116,11 @@ class RtmpServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the RTMP server is already started")
+        streams = self.registry.max_streams or _STREAMS_IF_UNBOUNDED
+        self.max_connections = fit_connection_cap(
+            self.max_connections, reserve=_OTHER_FILES + _FILES_PER_STREAM * streams,
+            setting="rtmp_max_connections",
+        )
         self._server = await asyncio.start_server(
             self._accept, self.host, self._requested_port, backlog=_LISTEN_BACKLOG
         )
@@ -134,8 +167,19 @@ class RtmpServer:
     # ------------------------------------------------------------------ connections
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._sessions) >= self.max_connections and not self._evict_one():
-            self._log_refusal()
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        same_address = self._by_address.setdefault(address, set())
+        refusal = None
+        if len(self._sessions) >= self.max_connections:
+            refusal = f"{len(self._sessions)} connections open (rtmp_max_connections)"
+        elif sum(not s.publishing for s in same_address) >= self.max_connections_per_ip:
+            refusal = (f"{self.max_connections_per_ip} connections from {address} not "
+                       "publishing (rtmp_max_connections_per_ip)")
+        if refusal is not None:
+            if not same_address:
+                del self._by_address[address]
+            self._log_refusal(refusal)
             writer.transport.abort()
             return
         writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
@@ -151,14 +195,18 @@ class RtmpServer:
             config=self.config,
         )
         self._sessions[connection_id] = session
+        same_address.add(session)
         try:
             await session.run()
         except asyncio.CancelledError:
-            # Stopped (shutdown, eviction) and already cleaned up. Ending normally matters:
+            # Stopped (shutdown) and already cleaned up. Ending normally matters:
             # asyncio 3.11 reports a cancelled connection callback as an unhandled error.
             pass
         finally:
             self._sessions.pop(connection_id, None)
+            same_address.discard(session)
+            if not same_address and self._by_address.get(address) is same_address:
+                del self._by_address[address]
 
     def disconnect_course(self, course_id: int, reason: str) -> bool:
         """Close the connection publishing into `course_id` (the class was ended from the
@@ -169,21 +217,12 @@ class RtmpServer:
                 return True
         return False
 
-    def _evict_one(self) -> bool:
-        """Stop the oldest connection that holds no course; False if all publish."""
-        for connection_id, session in self._sessions.items():
-            if not session.publishing:
-                del self._sessions[connection_id]
-                session.stop(f"evicted: {self.max_connections} connections open")
-                return True
-        return False
-
-    def _log_refusal(self) -> None:
+    def _log_refusal(self, why: str) -> None:
         self._refused_since_log += 1
         now = time.monotonic()
         if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
-            log.warning("RTMP: refused %d connection(s): %d open, all publishing",
-                        self._refused_since_log, len(self._sessions))
+            log.warning("RTMP: refused %d connection(s) since the last report; the last: %s",
+                        self._refused_since_log, why)
             self._refused_since_log = 0
             self._last_refusal_log = now
 

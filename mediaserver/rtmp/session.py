@@ -17,10 +17,17 @@ connection: librtmp (OBS) closes on Publish.BadName/Rejected/Denied/Failed and l
 description; ffmpeg prints "Server error: <description>" and exits non-zero. Both show
 only the description, so it says what to fix; it never repeats the stream key.
 
-Hostile peers: every limit breaks only this connection. The handshake must finish within
-`timeout`; a publish must start within `timeout` of it; a read idle for `timeout` closes
-the connection; writes wait for the peer at most `timeout`; the chunk reader's limits are
-small until a publish is accepted. Stream keys are never logged: at most a short hash.
+Hostile peers: every limit breaks only this connection. Until a publish is accepted the
+peer is a stranger and gets little: the handshake and the publish must both be done within
+`auth_timeout` of connecting (short: encoders do it in well under a second), it may send at
+most `max_bytes_before_publish` bytes in at most `max_messages_before_publish` messages,
+no chunk size below `min_chunk_size_before_publish` (every encoder we know sends 128 or
+4096; 1-byte chunks cost the parser ~30 ms of loop per 64 KiB), and the chunk reader's
+message limits are small. Once publishing: a read idle for `timeout` closes the
+connection and writes wait for the peer at most `timeout`. Always: one read is parsed
+`parse_budget_chunks` chunks at a time, with a yield to the event loop in between, so no
+connection holds the loop for more than about a millisecond at a time. Stream keys are
+never logged: at most a short hash.
 """
 
 from __future__ import annotations
@@ -80,6 +87,15 @@ class SessionConfig:
     max_chunk_streams: int = 64
     # Bytes queued for a peer that does not read, beyond which it is dropped.
     max_outgoing_bytes: int = 1024 * 1024
+    # From connecting to an accepted publish (handshake, connect, key check included):
+    # long for an encoder, short for an idle socket holding a connection slot.
+    auth_timeout: float = 10.0
+    # Before publish: OBS, ffmpeg and GStreamer send a handful of small commands.
+    min_chunk_size_before_publish: int = 128
+    max_bytes_before_publish: int = 256 * 1024
+    max_messages_before_publish: int = 100
+    # Chunks parsed between two yields to the event loop (about 1 us each).
+    parse_budget_chunks: int = 1024
 
 
 def key_fingerprint(key: str) -> str:
@@ -149,6 +165,7 @@ class RtmpSession:
             max_pending_bytes=_UNAUTHENTICATED_MAX_PENDING,
             max_chunk_streams=_UNAUTHENTICATED_MAX_CHUNK_STREAMS,
         )
+        self._chunks.min_chunk_size = config.min_chunk_size_before_publish
         self._out = ChunkWriter()
         self._acks = messages.Acknowledger()
         self._task: asyncio.Task[None] | None = None
@@ -160,13 +177,16 @@ class RtmpSession:
         self._sink: MediaSink | None = None
         self._media_stream_id = 0
         self._publish_deadline = 0.0
+        # What the peer sent since connecting (or unpublishing) without publishing.
+        self._bytes_before_publish = 0
+        self._messages_before_publish = 0
         self._published = False  # has this connection published and then stopped?
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def publishing(self) -> bool:
-        """Whether this connection holds a course (the server never evicts those)."""
+        """Whether this connection holds a course (it then leaves the per-address cap)."""
         return self._publication is not None
 
     @property
@@ -180,7 +200,7 @@ class RtmpSession:
         return self._task
 
     def stop(self, reason: str) -> None:
-        """Close this connection from outside (server shutdown, eviction); cleanup runs."""
+        """Close this connection from outside (server shutdown, class ended); cleanup runs."""
         self._stop_reason = reason
         if self._task is not None:
             self._task.cancel()
@@ -268,11 +288,12 @@ class RtmpSession:
     # ------------------------------------------------------------------ handshake
 
     async def _handshake(self) -> None:
-        timeout = self._config.timeout
+        timeout = self._config.auth_timeout
         handshake = ServerHandshake(epoch_ms=int(time.monotonic() * 1000))
-        deadline = asyncio.get_running_loop().time() + timeout
+        # One deadline for the handshake and the publish: a slot is held only so long.
+        self._publish_deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(self._publish_deadline):
                 while not handshake.done:
                     data = await self._reader.read(READ_SIZE)
                     if not data:
@@ -285,7 +306,6 @@ class RtmpSession:
             raise _Close(f"handshake not completed within {timeout:g} s") from None
         log.debug("rtmp#%d: handshake done (%s)", self.connection_id,
                   "digest" if handshake.digest else "plain")
-        self._publish_deadline = asyncio.get_running_loop().time() + timeout
         if handshake.leftover:
             await self._received(handshake.leftover)
 
@@ -303,7 +323,8 @@ class RtmpSession:
             else:
                 left = self._publish_deadline - loop.time()
                 data = await self._read(
-                    max(left, 0.0), idle=f"no publish within {timeout:g} s of connecting",
+                    max(left, 0.0),
+                    idle=f"no publish within {self._config.auth_timeout:g} s of connecting",
                     closed=(
                         "the peer closed the connection after unpublishing"
                         if self._published
@@ -313,12 +334,33 @@ class RtmpSession:
             await self._received(data)
 
     async def _received(self, data: bytes) -> None:
-        for message in self._chunks.feed(data):
-            await self._dispatch(message)
+        config = self._config
+        if self._publication is None:
+            self._bytes_before_publish += len(data)
+            if self._bytes_before_publish > config.max_bytes_before_publish:
+                raise _Close(f"sent {self._bytes_before_publish} bytes without publishing "
+                             f"(at most {config.max_bytes_before_publish})")
+        batch = self._chunks.feed(data, max_chunks=config.parse_budget_chunks)
+        while True:
+            for message in batch:
+                if self._publication is None:
+                    self._count_message_before_publish()
+                await self._dispatch(message)
+            if not self._chunks.more_buffered:
+                break
+            # Let everyone else run before parsing the rest of this read.
+            await asyncio.sleep(0)
+            batch = self._chunks.feed(b"", max_chunks=config.parse_budget_chunks)
         ack = self._acks.on_received(self._chunks.bytes_received)
         if ack is not None:
             self._send(ack)
         await self._flush()
+
+    def _count_message_before_publish(self) -> None:
+        self._messages_before_publish += 1
+        limit = self._config.max_messages_before_publish
+        if self._messages_before_publish > limit:
+            raise _Close(f"sent more than {limit} messages without publishing")
 
     async def _dispatch(self, message: Message) -> None:
         kind = message.type_id
@@ -483,6 +525,7 @@ class RtmpSession:
         self._chunks.max_message_size = self._config.max_message_size
         self._chunks.max_pending_bytes = self._config.max_pending_bytes
         self._chunks.max_chunk_streams = self._config.max_chunk_streams
+        self._chunks.min_chunk_size = 1
         self._send(messages.stream_begin(stream_id))
         self._on_status(stream_id, "status", "NetStream.Publish.Start", "publishing started")
         log.info("rtmp#%d %s: publishing course %d, session %d, key %s", self.connection_id,
@@ -504,8 +547,9 @@ class RtmpSession:
         await self._end_publishing()
         self._on_status(stream_id, "status", "NetStream.Unpublish.Success", "publishing stopped")
         # The client may stay to publish again (or to say goodbye): a fresh window for
-        # that, instead of the long-expired one from connecting.
-        self._publish_deadline = asyncio.get_running_loop().time() + self._config.timeout
+        # that, instead of the long-expired one from connecting, with fresh allowances.
+        self._publish_deadline = asyncio.get_running_loop().time() + self._config.auth_timeout
+        self._bytes_before_publish = self._messages_before_publish = 0
         self._published = True
 
     async def _end_publishing(self) -> None:
