@@ -455,3 +455,45 @@ def test_bytes_received_counts_everything_fed() -> None:
     reader.feed(b"\x04\x00")
     reader.feed(fmt0(4, 0, 1, AUDIO, 1)[2:] + b"a" + b"\x05")
     assert reader.bytes_received == 2 + 10 + 1 + 1
+
+
+# --- bounded work: minimum chunk size, chunks parsed per feed ----------------------------
+
+
+def test_min_chunk_size_refuses_tiny_chunks() -> None:
+    reader = ChunkReader()
+    reader.min_chunk_size = 128
+    reader.feed(fmt0(2, 0, 4, SET_CHUNK_SIZE, 0) + u32(128))  # the spec's default: fine
+    assert reader.chunk_size == 128
+    with pytest.raises(ChunkError, match="chunk size 1 is below the minimum 128"):
+        reader.feed(fmt0(2, 0, 4, SET_CHUNK_SIZE, 0) + u32(1))
+    # Lowered (once a publish is authorised), any legal size goes.
+    reader = ChunkReader()
+    reader.min_chunk_size = 128
+    reader.min_chunk_size = 1
+    reader.feed(fmt0(2, 0, 4, SET_CHUNK_SIZE, 0) + u32(1))
+    assert reader.chunk_size == 1
+
+
+def test_max_chunks_bounds_the_work_of_one_feed() -> None:
+    writer = ChunkWriter(1)
+    msgs = [Message(AUDIO, 1, n, payload_of(50), 4) for n in range(40)]
+    data = fmt0(2, 0, 4, SET_CHUNK_SIZE, 0) + u32(1) + b"".join(writer.encode(m) for m in msgs)
+    reader = ChunkReader()
+    got = reader.feed(data, max_chunks=100)
+    rounds = 1
+    # 1 Set Chunk Size + 40 messages of 50 one-byte chunks: 2001 chunks, 100 a round.
+    assert reader.more_buffered and len(got) == 2  # Set Chunk Size, then one audio
+    while reader.more_buffered:
+        batch = reader.feed(b"", max_chunks=100)
+        assert len(batch) <= 2
+        got += batch
+        rounds += 1
+    assert rounds == 21
+    assert got[1:] == msgs
+    # Without a budget, the same bytes in one go; a budget never splits what it need not.
+    assert ChunkReader().feed(data)[1:] == msgs
+    reader = ChunkReader()
+    assert reader.feed(data, max_chunks=5000)[1:] == msgs and not reader.more_buffered
+    with pytest.raises(ValueError):
+        ChunkReader().feed(b"", max_chunks=0)

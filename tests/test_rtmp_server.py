@@ -69,9 +69,12 @@ class FakeControl(IngestOnlyControl):
     started: list[int] = field(default_factory=list)
     ended: list[int] = field(default_factory=list)
     unavailable: bool = False
+    gate: asyncio.Event | None = None  # when set, key checks wait for it
 
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         self.asked.append((app, key))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.unavailable:
             raise ControlUnavailable("database down")
         if app != "live":
@@ -664,6 +667,124 @@ async def test_garbage_closes_only_its_own_connection(
     assert harness.control.ended == [] and server.registry.is_live(GOOD_COURSE)
     assert "handshake refused" in caplog.text and "protocol error" in caplog.text
     good.close()
+
+
+async def test_before_publish_tiny_chunks_are_refused(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = await harness.server()
+    # The attack: handshake, Set Chunk Size 1, then audio nobody asked for.
+    bad = await Client.open(server.port)
+    await bad.handshake()
+    bad.set_chunk_size(1)
+    bad.media(MessageType.AUDIO, 0, aac_frame(0))
+    assert await bad.closed()
+    assert "chunk size 1 is below the minimum 128" in caplog.text
+    # 128, what GStreamer's rtmp2sink may keep, is fine; once publishing anything legal is.
+    client = await Client.open(server.port)
+    await client.handshake()
+    client.set_chunk_size(128)
+    client.command("connect", 1.0, {"app": "live"})
+    assert (await client.next_command())[0] == "_result"
+    stream_id = await client.create_stream(GOOD_KEY)
+    assert (await client.publish(GOOD_KEY, int(stream_id)))["code"] == "NetStream.Publish.Start"
+    client.set_chunk_size(1)
+    client.stream_media(range(0, 3))
+    await eventually(lambda: len(harness.sinks[0].audio) == 3)
+    assert harness.sinks[0].audio[2] == (2 * 23, aac_frame(2))
+    client.close()
+
+
+async def test_before_publish_bytes_and_messages_are_capped(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = await harness.server()
+    good = await publisher(server.port)
+    # Ignored audio at a normal chunk size, no connect: cut off after 256 KiB.
+    streaming = await Client.open(server.port)
+    await streaming.handshake()
+    streaming.set_chunk_size(4096)
+    for n in range(200):
+        streaming.media(MessageType.AUDIO, n, bytes([0xAF, 0x01]) + bytes(4000))
+    assert await streaming.closed()
+    assert f"bytes without publishing (at most {256 * 1024})" in caplog.text
+    # Many small messages: cut off after 100.
+    chatty = await Client.open(server.port)
+    await chatty.handshake()
+    for n in range(101):
+        chatty.send(messages.window_ack_size(1_000_000 + n))
+    assert await chatty.closed()
+    assert "sent more than 100 messages without publishing" in caplog.text
+    # The publisher already live is not concerned: its media is not counted.
+    good.stream_media(range(0, 150))
+    await eventually(lambda: len(harness.sinks[0].video) == 150)
+    assert server.registry.is_live(GOOD_COURSE)
+    good.close()
+
+
+async def test_a_large_read_is_parsed_with_yields_to_the_loop(harness: Harness) -> None:
+    server = await harness.server()
+    client = await publisher(server.port)
+    # Count the event loop's turns; note the turn each audio message is delivered in.
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    sink = harness.sinks[0]
+    seen_at: list[int] = []
+    deliver = sink.on_audio
+
+    def on_audio(ts: int, payload: bytes) -> None:
+        seen_at.append(turns)
+        deliver(ts, payload)
+
+    sink.on_audio = on_audio  # type: ignore[method-assign]
+    # An authorised publisher at chunk size 1: 300 messages of ~200 one-byte chunks each,
+    # written at once, so the server's reads are as large as they get (64 KiB).
+    client.set_chunk_size(1)
+    for n in range(300):
+        client.media(MessageType.AUDIO, n, aac_frame(n))
+    await client.writer.drain()
+    await eventually(lambda: len(sink.audio) == 300, within=20)
+    task.cancel()
+    per_turn = max(seen_at.count(turn) for turn in set(seen_at))
+    # 1024 chunks parsed, then a yield: 5 or 6 of these messages at a time, not the 300
+    # in a 64 KiB read (a whole read parsed in one go held the loop ~30 ms).
+    assert per_turn <= 8, per_turn
+    client.close()
+
+
+async def test_strangers_time_out_but_a_key_check_in_progress_is_never_cut(
+    harness: Harness,
+) -> None:
+    server = await harness.server(timeout=5, auth_timeout=0.5)
+    harness.control.gate = asyncio.Event()
+    teacher = await Client.open(server.port)
+    await teacher.handshake()
+    await teacher.connect()
+    stream_id = await teacher.create_stream(GOOD_KEY)
+    teacher.command("publish", 5.0, None, GOOD_KEY, "live", stream_id=int(stream_id), csid=4)
+    await eventually(lambda: len(harness.control.asked) == 1)
+    # Strangers arrive while the key is checked: handshaken or not, idle ones go.
+    silent = await Client.open(server.port, "127.0.0.2")
+    idle = await Client.open(server.port, "127.0.0.2")
+    await idle.handshake()
+    assert await silent.closed(within=3) and await idle.closed(within=3)
+    # The key check outlived the auth timeout; the teacher still goes live.
+    harness.control.gate.set()
+    reply = await teacher.next_command()
+    assert isinstance(reply[3], dict) and reply[3]["code"] == "NetStream.Publish.Start"
+    teacher.stream_media(range(0, 3))
+    await eventually(lambda: len(harness.sinks[0].video) == 3)
+    assert server.connection_count == 1
+    teacher.close()
 
 
 async def test_handshake_must_finish_within_the_timeout(harness: Harness) -> None:
