@@ -25,6 +25,7 @@ from mediaserver.control_port import (
 )
 from mediaserver.hls_delivery import HlsDelivery, RangeNotSatisfiable, parse_range
 from mediaserver.metrics import Metrics
+from mediaserver.metrics_endpoint import add_metrics_route
 from transcode.storage.backend import StorageError
 from transcode.storage.local import LocalStorage
 
@@ -576,7 +577,7 @@ async def test_metrics_count_playback_without_tokens_in_labels(
     metrics = Metrics()
     app = web.Application(middlewares=[metrics.middleware])
     HlsDelivery(FakeControl(tokens()), storage, metrics=metrics).add_routes(app)
-    metrics.add_routes(app)
+    add_metrics_route(app, metrics, token="scrape")
     client = await aiohttp_client(app)
     assert (await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")).status == 200
     assert (await client.get(f"/play/{LIVE_SID}/expired/master.m3u8")).status == 403
@@ -587,5 +588,5 @@ async def test_metrics_count_playback_without_tokens_in_labels(
     assert get("academia_http_requests_total", {**labels, "status": "403"}) == 1
     assert get("academia_playback_refusals_total", {"reason": "expired"}) == 1
     assert get("academia_playback_bytes_total") == len(SEGMENT)
-    text = await (await client.get("/metrics")).text()
+    text = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape"})).text()
     assert "live-ok" not in text
