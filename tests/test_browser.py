@@ -21,7 +21,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, launch_chromium, screenshot, sign_in, video_state, wait_playing
+from browser import (
+    CHROMIUM,
+    csp_violations,
+    launch_chromium,
+    screenshot,
+    sign_in,
+    video_state,
+    wait_playing,
+)
 from playwright.async_api import Browser, Request, Route
 
 from control.web.pages import STATIC_DIR
@@ -91,6 +99,8 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     # The enrolled student watches.
     ana_page = await (await chromium.new_context(viewport={"width": 1100, "height": 900})
                       ).new_page()
+    # The pages' Content-Security-Policy must not get in the way of anything they do.
+    refused = csp_violations(ana_page)
     await sign_in(ana_page, base, "ana", PASSWORD, course)
     playing = await wait_playing(ana_page)
     assert playing["state"] == "playing"
@@ -143,6 +153,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
             media_requests.append(request.url)
 
     bob_page.on("request", watch)
+    bob_refused = csp_violations(bob_page)
     await sign_in(bob_page, base, "bob", PASSWORD, course)
     await bob_page.wait_for_selector("#player[data-state=refused]")
     refusal = await bob_page.text_content("#player-status")
@@ -153,6 +164,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     # The teacher's dashboard while live: the class, its graphs, the OBS settings.
     admin_page = await (await chromium.new_context(viewport={"width": 1100, "height": 900})
                         ).new_page()
+    admin_refused = csp_violations(admin_page)
     await sign_in(admin_page, base, "admin", ADMIN_PASSWORD, f"/teach?course={stack.course_id}")
     await admin_page.wait_for_selector("#live-summary .badge.live")
     await admin_page.wait_for_selector("#graph-bitrate")
@@ -207,6 +219,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     assert (replay["width"], replay["height"]) in RUNGS.values()
     download = await ana_page.get_attribute("#replay .player-download a", "href")
     assert download is not None and download.endswith("/recording.mp4")
+    assert refused + bob_refused + admin_refused == []
 
 
 async def test_the_catalog_and_a_class_not_live_yet(stack: LiveStack, chromium: Browser) -> None:
