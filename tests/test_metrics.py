@@ -275,3 +275,10 @@ def test_listen_addresses() -> None:
     for bad in ("9108", "127.0.0.1", ":9108", "host:port", "127.0.0.1:70000"):
         with pytest.raises(SettingsError, match="metrics_listen"):
             parse_listen_address(bad)
+
+
+async def test_a_bad_admin_address_stops_the_start(
+    node_with: Callable[..., Awaitable[MediaNode]],
+) -> None:
+    with pytest.raises(SettingsError, match="metrics_listen"):
+        await node_with(metrics_listen="everywhere")
