@@ -41,6 +41,7 @@ async def first_start(settings: Settings, database: Database) -> None:
     """On an empty database, make the admin account and a demo course with a stream key,
     and say how to sign in and what to paste into OBS (the secrets themselves only on a
     terminal, else in a private file: see first_start_credentials)."""
+    url = settings.public_url
     async with database.transaction(write=True) as db:
         if await count_users(db):
             return
@@ -51,27 +52,29 @@ async def first_start(settings: Settings, database: Database) -> None:
         course, key = await create_demo_course(
             db, admin, capacity=settings.courses.course_enrollment_limit
         )
-    url = settings.public_url
 
-    def notice(show: Callable[[str], str]) -> str:
-        lines = [
-            "First start: created the admin account.",
-            "  username: admin",
-            "  password: the one in ACADEMIA_ADMIN_PASSWORD" if settings.auth.admin_password
-            else f"  password: {show(password)}",
-            f'  sign in:  POST {url}/auth/login {{"username": "admin", "password": "..."}}',
-            f"And a public demo course (id {course.id}) to try streaming. "
-            "In OBS, Settings > Stream:",
-            "  Service:    Custom...",
-            f"  Server:     {rtmp_url(settings)}",
-            f"  Stream Key: {show(key)}",
-            f"Then watch it in a browser: {url}/learn/{course.id}",
-            f"  (the embeddable player: {url}/embed/{course.id}; the teacher's page: {url}/teach)",
-        ]
-        return "\n".join(lines)
+        def notice(show: Callable[[str], str]) -> str:
+            lines = [
+                "First start: created the admin account.",
+                "  username: admin",
+                "  password: the one in ACADEMIA_ADMIN_PASSWORD" if settings.auth.admin_password
+                else f"  password: {show(password)}",
+                f'  sign in:  POST {url}/auth/login {{"username": "admin", "password": "..."}}',
+                f"And a public demo course (id {course.id}) to try streaming. "
+                "In OBS, Settings > Stream:",
+                "  Service:    Custom...",
+                f"  Server:     {rtmp_url(settings)}",
+                f"  Stream Key: {show(key)}",
+                f"Then watch it in a browser: {url}/learn/{course.id}",
+                f"  (the embeddable player: {url}/embed/{course.id}; "
+                f"the teacher's page: {url}/teach)",
+            ]
+            return "\n".join(lines)
 
-    # Printed on a terminal only: elsewhere stdout is a log that would keep the secrets.
-    announce_credentials(notice, settings.server.data_dir, sys.stdout)
+        # Printed on a terminal only: elsewhere stdout is a log that would keep the secrets.
+        # Inside the transaction: if the file cannot be written, no admin is made either,
+        # and the next start tries again (rather than leaving secrets no one ever saw).
+        announce_credentials(notice, settings.server.data_dir, sys.stdout)
 
 
 SESSION_GENERATION_INTERVAL = 3600.0

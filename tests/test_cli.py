@@ -20,11 +20,15 @@ from typing import Any
 
 import pytest
 
+from config.settings import Settings
+from control.accounts import count_users
+from control.database import Database
 from mediaserver.first_start_credentials import (
     CREDENTIALS_FILE,
     announce_credentials,
     write_private,
 )
+from mediaserver.server import first_start
 
 ACADEMIA = [sys.executable, "-m", "mediaserver.cli"]
 
@@ -277,3 +281,25 @@ def test_obs_settings_from_first_start_work_and_sigterm_finalises_the_class(
     assert sorted(s["codec_name"] for s in probed["streams"]) == ["aac", "h264"]
     assert float(probed["format"]["duration"]) >= 4
     assert not list((tmp_path / "var" / "media" / "live").rglob("*.ts"))
+
+
+async def test_a_first_start_that_cannot_hand_over_its_secrets_makes_no_admin(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    """Secrets no one ever saw would lock the operator out: if the credentials file cannot
+    be written, nothing is created, and the next start tries again."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'first.sqlite3'}")
+    await database.create_all()
+    try:
+        (settings.server.data_dir / CREDENTIALS_FILE).mkdir(parents=True)  # in the way
+        with pytest.raises(OSError):
+            await first_start(settings, database)
+        async with database.transaction(write=False) as db:
+            assert await count_users(db) == 0
+        (settings.server.data_dir / CREDENTIALS_FILE).rmdir()
+        await first_start(settings, database)
+        async with database.transaction(write=False) as db:
+            assert await count_users(db) == 1
+        assert "Stream Key: " in (settings.server.data_dir / CREDENTIALS_FILE).read_text()
+    finally:
+        await database.close()
