@@ -9,7 +9,8 @@ teacher's dashboard shows the live class, and the chat carries a student's messa
 as text and takes back what the teacher deletes. After the class ends, its recording
 replays in the page. Screenshots of the course page and the dashboard are saved under
 test-artifacts/. Without a stream: the catalog, registering, the countdown before a class,
-enrolling, the embeddable player and signing out.
+enrolling, the embeddable player and signing out; another site frames the player (and no
+other page). No page reports a Content-Security-Policy violation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from browser import (
     CHROMIUM,
     csp_violations,
@@ -236,6 +238,7 @@ async def test_the_catalog_and_a_class_not_live_yet(stack: LiveStack, chromium: 
         "start_time": start.isoformat(), "end_time": (start + timedelta(hours=1)).isoformat(),
     }, expect=201)
     page = await (await chromium.new_context(timezone_id="Asia/Tokyo")).new_page()
+    refused = csp_violations(page)
 
     # Signed out, the catalog shows each course with its teacher, access, seats and next class.
     await page.goto(f"{base}/")
@@ -298,3 +301,35 @@ async def test_the_catalog_and_a_class_not_live_yet(stack: LiveStack, chromium: 
     await admin.locator("#categories li", has_text="Physics").wait_for()
     names = [c["name"] for c in (await stack.json("GET", "/categories/"))["results"]]
     assert "Physics" in names
+    assert refused == []
+
+    # Another site (another origin) may frame the embeddable player, and no other page.
+    frames = "".join(
+        f'<iframe id="{name}" src="{base}{path}"></iframe>'
+        for name, path in (("embed", f"/embed/{stack.course_id}"),
+                           ("course", f"/learn/{stack.course_id}"),
+                           ("signin", "/signin"), ("shell", "/assets/embed.html")))
+
+    async def school_page(_request: web.Request) -> web.Response:
+        return web.Response(text=frames, content_type="text/html")
+
+    school_app = web.Application()
+    school_app.router.add_get("/", school_page)
+    school_site = web.AppRunner(school_app)
+    await school_site.setup()
+    await web.TCPSite(school_site, "127.0.0.1", 0).start()
+    try:
+        school = await (await chromium.new_context()).new_page()
+        blocked = csp_violations(school)
+        await school.goto(f"http://localhost:{school_site.addresses[0][1]}/")
+        # The player works framed by another site, storage blocked (headless chromium
+        # blocks third-party storage): signed out, it says the class is not live yet.
+        await school.frame_locator("#embed").locator(".not-live .countdown").wait_for()
+        await school.wait_for_function(
+            "() => [...document.querySelectorAll('iframe')].length === 4")
+        await wait_for(lambda: len(blocked) >= 3, within=10, what="three refused frames")
+        assert all("frame-ancestors 'none'" in message for message in blocked), blocked
+        for name in ("course", "signin", "shell"):
+            assert await school.frame_locator(f"#{name}").locator("#main").count() == 0
+    finally:
+        await school_site.cleanup()
