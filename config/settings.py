@@ -14,6 +14,10 @@ class ServerSettings:
     database_url: str = ""
     public_url: str = ""
     max_body_bytes: int = 1_048_576
+    # Who may read /metrics: holders of this bearer secret (on the public port), and/or
+    # anyone reaching the admin address "host:port". Neither set: /metrics is not served.
+    metrics_token: str = field(default="", repr=False)
+    metrics_listen: str = ""
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from mediaserver.server import serve_forever
 
-        asyncio.run(serve_forever(settings))
+        try:
+            asyncio.run(serve_forever(settings))
+        except SettingsError as exc:  # a setting only serving can judge (an address)
+            print(f"academia: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "migrate":
         asyncio.run(_migrate(settings))

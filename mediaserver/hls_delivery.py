@@ -71,8 +71,13 @@ MP4_TYPE = "video/mp4"
 
 # Segment numbers run on within a session (a reconnect continues them), so a segment's URL
 # never names different bytes: it may be cached for good. Playlists change every segment.
+# Every media answer is `private`: a shared cache keyed by URL would keep serving a student
+# whose access was taken away, since it cannot check the token itself. Until the scale-out
+# edge checks tokens (and keys its cache without them), only the viewer's browser caches.
 PLAYLIST_CACHE = "no-cache"
-SEGMENT_CACHE = "public, max-age=86400, immutable"
+SEGMENT_CACHE = "private, max-age=86400, immutable"
+# The recording is final once it exists, but a short lifetime lets a re-encode show up.
+RECORDING_CACHE = "private, max-age=3600"
 ERROR_CACHE = "no-store"
 
 CORS_HEADERS = {
@@ -156,9 +161,8 @@ def _content_type(path: str) -> tuple[str, str]:
     if path.endswith(".ts"):
         return SEGMENT_TYPE, SEGMENT_CACHE
     if path.endswith(".jpg"):
-        return "image/jpeg", "public, max-age=3600"
-    # The recording is final once it exists, but a short lifetime lets a re-encode show up.
-    return MP4_TYPE, "public, max-age=3600"
+        return "image/jpeg", RECORDING_CACHE
+    return MP4_TYPE, RECORDING_CACHE
 
 
 class HlsDelivery:
@@ -313,7 +317,7 @@ class HlsDelivery:
         headers = {
             **CORS_HEADERS,
             "Content-Type": MP4_TYPE,
-            "Cache-Control": "public, max-age=3600",
+            "Cache-Control": RECORDING_CACHE,
             "Content-Disposition": f'attachment; filename="session-{session_id}.mp4"',
         }
         byte_range: ByteRange | None = None

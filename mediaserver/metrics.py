@@ -3,7 +3,8 @@
 `Metrics` owns its own `CollectorRegistry` (never the process-global one), so several
 servers, or several tests, each count on their own. Transcode events arrive through
 `on_event` (an `EventSink`), the RTMP side calls `publisher_started` / `publisher_stopped` /
-`ingest_bytes`, and `middleware` counts every HTTP request by route template.
+`ingest_bytes`, and `middleware` counts every HTTP request by route template. Who may read
+the rendered text, and on which address, is mediaserver.metrics_endpoint's business.
 """
 
 from __future__ import annotations
@@ -187,9 +188,7 @@ class Metrics:
         return response
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
+        """The registry as Prometheus text; never routed directly (see metrics_endpoint)."""
         # Rendering a registry this size takes well under a millisecond: no thread needed.
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/metrics", self.handle_metrics)

@@ -1,4 +1,5 @@
-"""One Academia Live node, composed: the HTTP API, HLS delivery, /metrics, RTMP and WHIP ingest,
+"""One Academia Live node, composed: the HTTP API, HLS delivery, /metrics (on the public port
+behind a bearer token, and/or on an admin address), RTMP and WHIP ingest,
 the live streams and their storage, started and stopped in the right order.
 
 `academia serve` runs one; end-to-end tests start one in-process on free ports.
@@ -17,6 +18,7 @@ from mediaserver.hls_delivery import HlsDelivery
 from mediaserver.live_registry import LiveRegistry
 from mediaserver.live_streams import LiveStreams
 from mediaserver.metrics import Metrics
+from mediaserver.metrics_endpoint import MetricsListener, add_metrics_route
 from mediaserver.pending_uploads import PendingUploads
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.whip.endpoint import WhipEndpoint
@@ -46,7 +48,12 @@ class MediaNode:
                                 receiver=self.receiver, metrics=self.metrics, ffmpeg=ffmpeg)
         self.app = build_app(settings, database, live_observer=self.live)
         self.app.middlewares.append(self.metrics.middleware)
-        self.metrics.add_routes(self.app)
+        metrics_token = settings.server.metrics_token
+        add_metrics_route(self.app, self.metrics, token=metrics_token)
+        self.metrics_listener = (
+            MetricsListener(self.metrics, settings.server.metrics_listen, token=metrics_token)
+            if settings.server.metrics_listen else None
+        )
         self.delivery = HlsDelivery(self.live, self.storage, metrics=self.metrics)
         self.delivery.add_routes(self.app)
         self.live.viewers = self.delivery.viewers
@@ -85,6 +92,8 @@ class MediaNode:
         self._site = web.TCPSite(self._runner, self.settings.server.host,
                                  self.settings.server.http_port)
         await self._site.start()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.start()
         await self.rtmp.start()
         self.pending.start()
 
@@ -104,5 +113,7 @@ class MediaNode:
         await self.live.close()
         await self.pending.close()
         await self.receiver.close()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.close()
         await self._runner.cleanup()
         await self.storage.close()

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import secrets
 import signal
+import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 from config.settings import Settings
@@ -19,6 +21,7 @@ from control.models.base import utcnow
 from control.passwords import Passwords
 from control.publishing import rtmp_url
 from control.session_generation import generate_sessions
+from mediaserver.first_start_credentials import announce_credentials
 from mediaserver.node import MediaNode
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,9 @@ async def prepare_database(settings: Settings, database: Database) -> None:
 
 async def first_start(settings: Settings, database: Database) -> None:
     """On an empty database, make the admin account and a demo course with a stream key,
-    and say how to sign in and what to paste into OBS."""
+    and say how to sign in and what to paste into OBS (the secrets themselves only on a
+    terminal, else in a private file: see first_start_credentials)."""
+    url = settings.public_url
     async with database.transaction(write=True) as db:
         if await count_users(db):
             return
@@ -47,21 +52,29 @@ async def first_start(settings: Settings, database: Database) -> None:
         course, key = await create_demo_course(
             db, admin, capacity=settings.courses.course_enrollment_limit
         )
-    url = settings.public_url
-    lines = [
-        "First start: created the admin account.",
-        "  username: admin",
-        "  password: the one in ACADEMIA_ADMIN_PASSWORD" if settings.auth.admin_password
-        else f"  password: {password}   (shown once: keep it)",
-        f'  sign in:  POST {url}/auth/login {{"username": "admin", "password": "..."}}',
-        f"And a public demo course (id {course.id}) to try streaming. In OBS, Settings > Stream:",
-        "  Service:    Custom...",
-        f"  Server:     {rtmp_url(settings)}",
-        f"  Stream Key: {key}   (shown once: keep it)",
-        f"Then watch it in a browser: {url}/learn/{course.id}",
-        f"  (the embeddable player: {url}/embed/{course.id}; the teacher's page: {url}/teach)",
-    ]
-    print("\n".join(lines), flush=True)
+
+        def notice(show: Callable[[str], str]) -> str:
+            lines = [
+                "First start: created the admin account.",
+                "  username: admin",
+                "  password: the one in ACADEMIA_ADMIN_PASSWORD" if settings.auth.admin_password
+                else f"  password: {show(password)}",
+                f'  sign in:  POST {url}/auth/login {{"username": "admin", "password": "..."}}',
+                f"And a public demo course (id {course.id}) to try streaming. "
+                "In OBS, Settings > Stream:",
+                "  Service:    Custom...",
+                f"  Server:     {rtmp_url(settings)}",
+                f"  Stream Key: {show(key)}",
+                f"Then watch it in a browser: {url}/learn/{course.id}",
+                f"  (the embeddable player: {url}/embed/{course.id}; "
+                f"the teacher's page: {url}/teach)",
+            ]
+            return "\n".join(lines)
+
+        # Printed on a terminal only: elsewhere stdout is a log that would keep the secrets.
+        # Inside the transaction: if the file cannot be written, no admin is made either,
+        # and the next start tries again (rather than leaving secrets no one ever saw).
+        announce_credentials(notice, settings.server.data_dir, sys.stdout)
 
 
 SESSION_GENERATION_INTERVAL = 3600.0

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -42,6 +42,19 @@ async def launch_chromium(*, fake_media: bool = False) -> AsyncIterator[Browser]
             yield browser
         finally:
             await browser.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The Content-Security-Policy violations the browser reports on `page` from now on
+    (chromium logs each to the console); the list fills as the page runs."""
+    found: list[str] = []
+
+    def check(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", check)
+    return found
 
 
 async def sign_in(page: Page, base: str, username: str, password: str, then: str) -> None:

@@ -32,6 +32,7 @@ from mediaserver.node import MediaNode
 from mediaserver.server import prepare_database
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+METRICS_TOKEN = "metrics-token-for-tests"
 
 
 def free_port() -> int:
@@ -45,7 +46,8 @@ def stack_settings(data_dir: Path, **streaming: Any) -> Settings:
     http_port = free_port()
     return dataclasses.replace(
         base,
-        server=dataclasses.replace(base.server, data_dir=data_dir, http_port=http_port),
+        server=dataclasses.replace(base.server, data_dir=data_dir, http_port=http_port,
+                                   metrics_token=METRICS_TOKEN),
         auth=dataclasses.replace(base.auth, password_time_cost=1, password_memory_cost_kib=64,
                                  admin_password=ADMIN_PASSWORD),
         streaming=dataclasses.replace(
@@ -202,6 +204,14 @@ class LiveStack:
         assert self.http is not None
         async with self.http.get(urlsplit(url).path) as response:
             return response.status, await response.read(), response.headers
+
+    async def metrics(self) -> str:
+        """/metrics as Prometheus scrapes it: with the bearer token."""
+        assert self.http is not None
+        headers = {"Authorization": f"Bearer {self.settings.server.metrics_token}"}
+        async with self.http.get("/metrics", headers=headers) as response:
+            assert response.status == 200, response.status
+            return await response.text()
 
     async def live_status(self, course_id: int | None = None) -> dict[str, Any]:
         status: dict[str, Any] = await self.json(

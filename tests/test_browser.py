@@ -9,7 +9,8 @@ teacher's dashboard shows the live class, and the chat carries a student's messa
 as text and takes back what the teacher deletes. After the class ends, its recording
 replays in the page. Screenshots of the course page and the dashboard are saved under
 test-artifacts/. Without a stream: the catalog, registering, the countdown before a class,
-enrolling, the embeddable player and signing out.
+enrolling, the embeddable player and signing out; another site frames the player (and no
+other page). No page reports a Content-Security-Policy violation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, launch_chromium, screenshot, sign_in, video_state, wait_playing
+from aiohttp import web
+from browser import (
+    CHROMIUM,
+    csp_violations,
+    launch_chromium,
+    screenshot,
+    sign_in,
+    video_state,
+    wait_playing,
+)
 from playwright.async_api import Browser, Request, Route
 
 from control.web.pages import STATIC_DIR
@@ -91,6 +101,8 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     # The enrolled student watches.
     ana_page = await (await chromium.new_context(viewport={"width": 1100, "height": 900})
                       ).new_page()
+    # The pages' Content-Security-Policy must not get in the way of anything they do.
+    refused = csp_violations(ana_page)
     await sign_in(ana_page, base, "ana", PASSWORD, course)
     playing = await wait_playing(ana_page)
     assert playing["state"] == "playing"
@@ -143,6 +155,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
             media_requests.append(request.url)
 
     bob_page.on("request", watch)
+    bob_refused = csp_violations(bob_page)
     await sign_in(bob_page, base, "bob", PASSWORD, course)
     await bob_page.wait_for_selector("#player[data-state=refused]")
     refusal = await bob_page.text_content("#player-status")
@@ -153,6 +166,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     # The teacher's dashboard while live: the class, its graphs, the OBS settings.
     admin_page = await (await chromium.new_context(viewport={"width": 1100, "height": 900})
                         ).new_page()
+    admin_refused = csp_violations(admin_page)
     await sign_in(admin_page, base, "admin", ADMIN_PASSWORD, f"/teach?course={stack.course_id}")
     await admin_page.wait_for_selector("#live-summary .badge.live")
     await admin_page.wait_for_selector("#graph-bitrate")
@@ -207,6 +221,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     assert (replay["width"], replay["height"]) in RUNGS.values()
     download = await ana_page.get_attribute("#replay .player-download a", "href")
     assert download is not None and download.endswith("/recording.mp4")
+    assert refused + bob_refused + admin_refused == []
 
 
 async def test_the_catalog_and_a_class_not_live_yet(stack: LiveStack, chromium: Browser) -> None:
@@ -223,6 +238,7 @@ async def test_the_catalog_and_a_class_not_live_yet(stack: LiveStack, chromium: 
         "start_time": start.isoformat(), "end_time": (start + timedelta(hours=1)).isoformat(),
     }, expect=201)
     page = await (await chromium.new_context(timezone_id="Asia/Tokyo")).new_page()
+    refused = csp_violations(page)
 
     # Signed out, the catalog shows each course with its teacher, access, seats and next class.
     await page.goto(f"{base}/")
@@ -285,3 +301,35 @@ async def test_the_catalog_and_a_class_not_live_yet(stack: LiveStack, chromium: 
     await admin.locator("#categories li", has_text="Physics").wait_for()
     names = [c["name"] for c in (await stack.json("GET", "/categories/"))["results"]]
     assert "Physics" in names
+    assert refused == []
+
+    # Another site (another origin) may frame the embeddable player, and no other page.
+    frames = "".join(
+        f'<iframe id="{name}" src="{base}{path}"></iframe>'
+        for name, path in (("embed", f"/embed/{stack.course_id}"),
+                           ("course", f"/learn/{stack.course_id}"),
+                           ("signin", "/signin"), ("shell", "/assets/embed.html")))
+
+    async def school_page(_request: web.Request) -> web.Response:
+        return web.Response(text=frames, content_type="text/html")
+
+    school_app = web.Application()
+    school_app.router.add_get("/", school_page)
+    school_site = web.AppRunner(school_app)
+    await school_site.setup()
+    await web.TCPSite(school_site, "127.0.0.1", 0).start()
+    try:
+        school = await (await chromium.new_context()).new_page()
+        blocked = csp_violations(school)
+        await school.goto(f"http://localhost:{school_site.addresses[0][1]}/")
+        # The player works framed by another site, storage blocked (headless chromium
+        # blocks third-party storage): signed out, it says the class is not live yet.
+        await school.frame_locator("#embed").locator(".not-live .countdown").wait_for()
+        await school.wait_for_function(
+            "() => [...document.querySelectorAll('iframe')].length === 4")
+        await wait_for(lambda: len(blocked) >= 3, within=10, what="three refused frames")
+        assert all("frame-ancestors 'none'" in message for message in blocked), blocked
+        for name in ("course", "signin", "shell"):
+            assert await school.frame_locator(f"#{name}").locator("#main").count() == 0
+    finally:
+        await school_site.cleanup()

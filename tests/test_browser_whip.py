@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import CHROMIUM, launch_chromium, screenshot, sign_in, wait_playing
+from browser import (
+    CHROMIUM,
+    csp_violations,
+    launch_chromium,
+    screenshot,
+    sign_in,
+    wait_playing,
+)
 from playwright.async_api import Browser, Page, Request
 
 from control.web.pages import STATIC_DIR
@@ -101,6 +108,8 @@ async def test_a_teacher_goes_live_from_the_browser_and_a_student_watches(
 
     teacher = await (await chromium.new_context(viewport={"width": 1100, "height": 1000})
                      ).new_page()
+    # The page's Content-Security-Policy must allow all it does (camera, WebRTC, WHIP).
+    refused = csp_violations(teacher)
     await sign_in(teacher, base, "tess", PASSWORD, f"/teach?course={course_id}")
     await teacher.wait_for_selector("#golive[data-state=idle]")
     help_text = await teacher.text_content("#golive") or ""
@@ -146,6 +155,7 @@ async def test_a_teacher_goes_live_from_the_browser_and_a_student_watches(
     await sign_in(student, base, "sam", PASSWORD, f"/learn/{course_id}")
     watched = await wait_playing(student, timeout_ms=45_000)
     assert watched["state"] == "playing" and watched["width"] > 0
+    assert refused == []
 
     # Stop: the publish ends at once, the class after the grace period, with its recording.
     await teacher.click("#golive-stop")

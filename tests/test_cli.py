@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -17,6 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from config.settings import Settings
+from control.accounts import count_users
+from control.database import Database
+from mediaserver.first_start_credentials import (
+    CREDENTIALS_FILE,
+    announce_credentials,
+    write_private,
+)
+from mediaserver.server import first_start
 
 ACADEMIA = [sys.executable, "-m", "mediaserver.cli"]
 
@@ -83,25 +95,81 @@ def test_first_start_creates_admin_and_serves(tmp_path: Path) -> None:
             if "listening on" in line:
                 break
         text = "".join(printed)
-        found = re.search(r"password: (\S+)\s+\(shown once", text)
-        assert found, text
-        login = _login(port, "admin", found.group(1))
+        password, key = _credentials(tmp_path / "var", text)
+        login = _login(port, "admin", password)
         assert login["user"]["role"] == "admin"  # type: ignore[index]
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=15) == 0
-    # A second start finds the admin and prints no new password.
+    written = (tmp_path / "var" / CREDENTIALS_FILE).read_text()
+    # A second start finds the admin: no new secrets, printed or written.
     server = subprocess.Popen([*ACADEMIA, "serve"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
         for line in server.stdout:
-            assert "shown once" not in line
+            assert "First start" not in line and password not in line and key not in line
             if "listening on" in line:
                 break
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
+    assert (tmp_path / "var" / CREDENTIALS_FILE).read_text() == written
+
+
+def _credentials(data_dir: Path, printed: str) -> tuple[str, str]:
+    """The admin password and demo stream key from the first start's credentials file,
+    checked to be private and absent from what the process printed (its stdout is a pipe,
+    as in a container: a log)."""
+    path = data_dir / CREDENTIALS_FILE
+    assert path.exists(), printed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert str(path.absolute()) in printed
+    text = path.read_text()
+    password = re.search(r"password: (\S+)", text)
+    key = re.search(r"Stream Key: (\S+)", text)
+    assert password and key, text
+    assert password.group(1) not in printed and key.group(1) not in printed, printed
+    assert "Stream Key:" in printed  # what to paste where is still said, without the key
+    return password.group(1), key.group(1)
+
+
+def test_first_start_credentials_on_a_terminal_are_printed_not_written(
+    tmp_path: Path,
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    written = announce_credentials(lambda show: f"password: {show('pw-123')}",
+                                   tmp_path / "var", out)
+    assert written is None and not (tmp_path / "var").exists()
+    assert "password: pw-123   (shown once: keep it)" in out.getvalue()
+    # Anywhere else (a pipe, a log file): the file has the secret, the output does not.
+    log = io.StringIO()
+    written = announce_credentials(lambda show: f"password: {show('pw-123')}",
+                                   tmp_path / "var", log)
+    assert written == tmp_path / "var" / CREDENTIALS_FILE
+    assert written.read_text() == "password: pw-123\n"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert "pw-123" not in log.getvalue() and str(written.absolute()) in log.getvalue()
+
+
+def test_credentials_file_is_private_even_if_it_existed_open(tmp_path: Path) -> None:
+    path = tmp_path / CREDENTIALS_FILE
+    path.write_text("old")
+    path.chmod(0o644)
+    write_private(path, "new secrets")
+    assert path.read_text() == "new secrets"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # A symlink planted in its place is not followed (the secrets never land elsewhere).
+    path.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    path.symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        write_private(path, "secrets")
+    assert not elsewhere.exists()
 
 
 def test_admin_password_from_environment(tmp_path: Path) -> None:
@@ -112,11 +180,19 @@ def test_admin_password_from_environment(tmp_path: Path) -> None:
                               stderr=subprocess.STDOUT, text=True)
     try:
         assert server.stdout is not None
+        printed = []
         for line in server.stdout:
             assert "chosen-by-operator" not in line
+            printed.append(line)
             if "listening on" in line:
                 break
         assert _login(port, "admin", "chosen-by-operator")["token"]
+        # The operator's own password is not repeated in the file; the stream key is there.
+        path = tmp_path / "var" / CREDENTIALS_FILE
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert "chosen-by-operator" not in path.read_text()
+        key = re.search(r"Stream Key: (\S+)", path.read_text())
+        assert key and key.group(1) not in "".join(printed)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
@@ -152,7 +228,8 @@ def test_obs_settings_from_first_start_work_and_sigterm_finalises_the_class(
                 break
         text = "".join(banner)
         server_url = re.search(r"Server:\s+(\S+)", text)
-        key = re.search(r"Stream Key:\s+(\S+)", text)
+        key = re.search(r"Stream Key:\s+(\S+)",
+                        (tmp_path / "var" / CREDENTIALS_FILE).read_text())
         course = re.search(r"demo course \(id (\d+)\)", text)
         assert server_url and key and course, text
         assert server_url.group(1) == f"rtmp://127.0.0.1:{rtmp_port}/live"
@@ -204,3 +281,25 @@ def test_obs_settings_from_first_start_work_and_sigterm_finalises_the_class(
     assert sorted(s["codec_name"] for s in probed["streams"]) == ["aac", "h264"]
     assert float(probed["format"]["duration"]) >= 4
     assert not list((tmp_path / "var" / "media" / "live").rglob("*.ts"))
+
+
+async def test_a_first_start_that_cannot_hand_over_its_secrets_makes_no_admin(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    """Secrets no one ever saw would lock the operator out: if the credentials file cannot
+    be written, nothing is created, and the next start tries again."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'first.sqlite3'}")
+    await database.create_all()
+    try:
+        (settings.server.data_dir / CREDENTIALS_FILE).mkdir(parents=True)  # in the way
+        with pytest.raises(OSError):
+            await first_start(settings, database)
+        async with database.transaction(write=False) as db:
+            assert await count_users(db) == 0
+        (settings.server.data_dir / CREDENTIALS_FILE).rmdir()
+        await first_start(settings, database)
+        async with database.transaction(write=False) as db:
+            assert await count_users(db) == 1
+        assert "Stream Key: " in (settings.server.data_dir / CREDENTIALS_FILE).read_text()
+    finally:
+        await database.close()

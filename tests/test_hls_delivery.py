@@ -25,6 +25,7 @@ from mediaserver.control_port import (
 )
 from mediaserver.hls_delivery import HlsDelivery, RangeNotSatisfiable, parse_range
 from mediaserver.metrics import Metrics
+from mediaserver.metrics_endpoint import add_metrics_route
 from transcode.storage.backend import StorageError
 from transcode.storage.local import LocalStorage
 
@@ -212,7 +213,7 @@ async def test_live_playlists_and_segments(make: Make) -> None:
     assert resp.status == 200
     assert await resp.read() == SEGMENT
     assert resp.headers["Content-Type"] == "video/mp2t"
-    assert resp.headers["Cache-Control"] == "public, max-age=86400, immutable"
+    assert resp.headers["Cache-Control"] == "private, max-age=86400, immutable"
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
     assert spy(client).read_keys == [
         f"live/{LIVE_SID}/master.m3u8",
@@ -246,6 +247,31 @@ async def test_recording_mp4_is_streamed_whole(make: Make) -> None:
     )
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
     assert resp.headers["Accept-Ranges"] == "bytes"
+
+
+async def test_no_shared_cache_may_keep_token_gated_media(make: Make) -> None:
+    """A shared cache (CDN, proxy) keys by URL and cannot check the token: were media
+    `public`, a removed student's cached URLs would keep playing from it. Only the viewer's
+    own browser may keep a copy; playlists are revalidated with the origin every time."""
+    client, _ = await make()
+    await spy(client).put(f"recordings/{ENDED_SID}/poster.jpg", b"\xff\xd8jpeg", "x")
+    answers = [
+        await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts"),
+        await client.head(f"/play/{LIVE_SID}/live-ok/sd/00042.ts"),
+        await client.get(f"/play/{ENDED_SID}/ended-ok/sd/00042.ts"),
+        await client.get(f"/play/{ENDED_SID}/ended-ok/recording.mp4"),
+        await client.head(f"/play/{ENDED_SID}/ended-ok/recording.mp4"),
+        await client.get(f"/play/{ENDED_SID}/ended-ok/recording.mp4",
+                         headers={"Range": "bytes=0-3"}),
+        await client.get(f"/play/{ENDED_SID}/ended-ok/poster.jpg"),
+    ]
+    for resp in answers:
+        assert resp.status in (200, 206), resp.url
+        directives = {d.strip().split("=")[0] for d in resp.headers["Cache-Control"].split(",")}
+        assert "private" in directives and "public" not in directives, resp.url
+    for path in ("master.m3u8", "sd/index.m3u8"):
+        resp = await client.get(f"/play/{LIVE_SID}/live-ok/{path}")
+        assert resp.headers["Cache-Control"] == "no-cache", path
 
 
 async def test_recording_is_not_served_while_live(make: Make) -> None:
@@ -551,7 +577,7 @@ async def test_metrics_count_playback_without_tokens_in_labels(
     metrics = Metrics()
     app = web.Application(middlewares=[metrics.middleware])
     HlsDelivery(FakeControl(tokens()), storage, metrics=metrics).add_routes(app)
-    metrics.add_routes(app)
+    add_metrics_route(app, metrics, token="scrape")
     client = await aiohttp_client(app)
     assert (await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")).status == 200
     assert (await client.get(f"/play/{LIVE_SID}/expired/master.m3u8")).status == 403
@@ -562,5 +588,5 @@ async def test_metrics_count_playback_without_tokens_in_labels(
     assert get("academia_http_requests_total", {**labels, "status": "403"}) == 1
     assert get("academia_playback_refusals_total", {"reason": "expired"}) == 1
     assert get("academia_playback_bytes_total") == len(SEGMENT)
-    text = await (await client.get("/metrics")).text()
+    text = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape"})).text()
     assert "live-ok" not in text

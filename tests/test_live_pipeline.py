@@ -216,7 +216,7 @@ async def test_a_worker_that_dies_is_restarted_and_the_stream_goes_on(stack: Liv
     stream = (await stack.live_status())["stream"]
     assert stream["worker"]["restarts"] == 1 and not stream["worker"]["failed"]
     assert (await finished(publisher, within=30))[0] == 0
-    metrics = (await stack.get("http://x/metrics"))[1].decode()
+    metrics = await stack.metrics()
     assert "academia_worker_restarts_total 1.0" in metrics
 
 

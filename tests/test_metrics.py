@@ -1,17 +1,29 @@
 """Metrics: transcode events and ingest calls move the right series, the HTTP middleware
-counts by route template, and GET /metrics is valid Prometheus text."""
+counts by route template, GET /metrics is valid Prometheus text, and only Prometheus may
+read it (a bearer token, or an admin address of its own)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.loading import SettingsError
+from config.settings import Settings
 from control.api.error_middleware import error_middleware
+from control.database import Database
 from mediaserver.metrics import Metrics
+from mediaserver.metrics_endpoint import add_metrics_route, parse_listen_address
+from mediaserver.node import MediaNode
 from transcode.events import (
     BufferOverflow,
     RunStarted,
@@ -23,6 +35,8 @@ from transcode.events import (
 )
 
 ClientMaker = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+TOKEN = "scrape-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
@@ -96,7 +110,7 @@ def app_with(m: Metrics, *, error_json: bool) -> web.Application:
     app = web.Application(middlewares=middlewares)
     app.router.add_get("/items/{item_id}", item)
     app.router.add_post("/boom", boom)
-    m.add_routes(app)
+    add_metrics_route(app, m, token=TOKEN)
     return app
 
 
@@ -123,7 +137,7 @@ async def test_middleware_counts_by_route_template(aiohttp_client: ClientMaker) 
             m, "academia_http_request_duration_seconds_count", route="/items/{item_id}"
         ) == 3
 
-        text = await (await client.get("/metrics")).text()
+        text = await (await client.get("/metrics", headers=AUTH)).text()
         # Raw paths never become label values.
         assert "/items/41" not in text
         assert "/no/such/thing" not in text
@@ -136,7 +150,7 @@ async def test_metrics_endpoint_parses(aiohttp_client: ClientMaker) -> None:
     m.ingest_bytes(9, 123)
     m.on_event(SegmentStored("live/1/sd/00001.ts", 10, 0.2))
     await client.get("/items/1")
-    resp = await client.get("/metrics")
+    resp = await client.get("/metrics", headers=AUTH)
     assert resp.status == 200
     assert resp.headers["Content-Type"] == CONTENT_TYPE_LATEST
     families = {f.name: f for f in text_string_to_metric_families(await resp.text())}
@@ -166,3 +180,105 @@ async def test_metrics_endpoint_parses(aiohttp_client: ClientMaker) -> None:
     assert {
         "method": "GET", "route": "/items/{item_id}", "status": "200"
     } in [s.labels for s in requests]
+
+
+# -- who may read /metrics, on the node `academia serve` runs ---------------------------
+
+
+@pytest.fixture
+async def node_with(settings: Settings, tmp_path: Path) -> AsyncIterator[
+    Callable[..., Awaitable[MediaNode]]
+]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'metrics.sqlite3'}")
+    await database.create_all()
+    nodes: list[MediaNode] = []
+
+    async def start(**server: Any) -> MediaNode:
+        node = MediaNode(dataclasses.replace(
+            settings,
+            server=dataclasses.replace(settings.server, http_port=0, **server),
+            streaming=dataclasses.replace(settings.streaming, rtmp_port=0),
+        ), database)
+        await node.start()
+        nodes.append(node)
+        return node
+
+    try:
+        yield start
+    finally:
+        for node in nodes:
+            await node.close()
+        await database.close()
+
+
+async def _get(port: int, path: str, **headers: str) -> tuple[int, str, dict[str, str]]:
+    async with aiohttp.ClientSession() as http, http.get(
+        f"http://127.0.0.1:{port}{path}", headers=headers
+    ) as response:
+        return response.status, await response.text(), dict(response.headers)
+
+
+async def test_metrics_are_not_served_publicly_unless_configured(
+    node_with: Callable[..., Awaitable[MediaNode]],
+) -> None:
+    node = await node_with()
+    status, body, answer = await _get(node.http_port, "/metrics")
+    assert status == 404 and "academia_" not in body
+    assert answer["Content-Type"].startswith("application/json")
+    # Any bearer at all changes nothing: there is no secret to match.
+    status, body, _ = await _get(node.http_port, "/metrics", Authorization="Bearer ")
+    assert status == 404 and "academia_" not in body
+
+
+async def test_metrics_token_is_required_on_the_public_port(
+    node_with: Callable[..., Awaitable[MediaNode]],
+) -> None:
+    node = await node_with(metrics_token=TOKEN)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
+                    {"Authorization": f"Basic {TOKEN}"},
+                    {"Authorization": f"Bearer {TOKEN}x"}):
+        status, body, answer = await _get(node.http_port, "/metrics", **headers)
+        assert status == 401 and "academia_" not in body, headers
+        assert answer["WWW-Authenticate"].startswith("Bearer")
+        assert json.loads(body)["error"]["code"] == "unauthorized"
+    status, body, _ = await _get(node.http_port, "/metrics", **AUTH)
+    assert status == 200 and "academia_http_requests_total" in body
+
+
+async def test_metrics_on_an_admin_address_of_their_own(
+    node_with: Callable[..., Awaitable[MediaNode]],
+) -> None:
+    node = await node_with(metrics_listen="127.0.0.1:0")
+    assert node.metrics_listener is not None
+    admin = node.metrics_listener.bound_port
+    assert (await _get(node.http_port, "/metrics"))[0] == 404
+    status, body, _ = await _get(admin, "/metrics")
+    assert status == 200 and "academia_active_publishers" in body
+    # The admin address serves metrics and nothing else.
+    assert (await _get(admin, "/courses/"))[0] == 404
+    assert (await _get(admin, "/"))[0] == 404
+
+
+async def test_admin_address_checks_the_token_when_one_is_set(
+    node_with: Callable[..., Awaitable[MediaNode]],
+) -> None:
+    node = await node_with(metrics_listen="127.0.0.1:0", metrics_token=TOKEN)
+    assert node.metrics_listener is not None
+    admin = node.metrics_listener.bound_port
+    assert (await _get(admin, "/metrics"))[0] == 401
+    assert (await _get(admin, "/metrics", **AUTH))[0] == 200
+
+
+def test_listen_addresses() -> None:
+    assert parse_listen_address("127.0.0.1:9108") == ("127.0.0.1", 9108)
+    assert parse_listen_address("[::1]:9108") == ("::1", 9108)
+    for bad in ("9108", "127.0.0.1", ":9108", "host:port", "127.0.0.1:70000"):
+        with pytest.raises(SettingsError, match="metrics_listen"):
+            parse_listen_address(bad)
+
+
+async def test_a_bad_admin_address_stops_the_start(
+    node_with: Callable[..., Awaitable[MediaNode]],
+) -> None:
+    with pytest.raises(SettingsError, match="metrics_listen"):
+        await node_with(metrics_listen="everywhere")

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from config.settings import Settings
 from control.api.app import build_app
 from control.database import Database
-from control.web.pages import PAGES, STATIC_DIR
+from control.web.pages import ASSETS_PREFIX, PAGES, STATIC_DIR
 
 PAGE_PATHS = {
     "/": "home.js",
@@ -96,10 +96,70 @@ async def test_the_api_keeps_its_paths(client: TestClient[Any, Any]) -> None:
     assert page_roots.isdisjoint(api_roots) and "/assets" not in api_roots
 
 
+def _policy(header: str) -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        name, *sources = part.split()
+        assert name not in directives, name
+        directives[name] = sources
+    return directives
+
+
+def _html_answers() -> list[str]:
+    """Every path that answers HTML: the pages, and each shell as a file under /assets/."""
+    shells = sorted(f"{ASSETS_PREFIX}/{f.relative_to(STATIC_DIR)}"
+                    for f in STATIC_DIR.rglob("*.htm*"))
+    assert len(shells) >= len(PAGES)
+    return [*PAGE_PATHS, *shells]
+
+
+async def test_every_html_answer_has_a_strict_content_security_policy(
+    client: TestClient[Any, Any], settings: Settings,
+) -> None:
+    for path in _html_answers():
+        for method in ("GET", "HEAD"):
+            response = await client.request(method, path)
+            assert response.status == 200 and response.content_type == "text/html", path
+            assert response.headers["X-Content-Type-Options"] == "nosniff", path
+            policy = _policy(response.headers["Content-Security-Policy"])
+            # Nothing runs that is not a file of this site: no inline code, no eval.
+            assert policy["default-src"] == ["'none'"], path
+            assert policy["script-src"] == ["'self'"], path
+            assert policy["style-src"] == ["'self'"], path
+            assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'none'"]
+            assert policy["form-action"] == ["'self'"], path
+            # What the player and the chat need: blob: media and workers (hls.js), media
+            # and its requests from the playback origin, the WebSocket to this site.
+            assert "blob:" in policy["media-src"] and "blob:" in policy["worker-src"]
+            assert settings.public_url in policy["media-src"]
+            assert settings.public_url in policy["connect-src"]
+            assert "ws://" + settings.public_url.split("://")[1] in policy["connect-src"]
+
+
 async def test_only_the_embeddable_player_may_be_framed(client: TestClient[Any, Any]) -> None:
-    assert "X-Frame-Options" not in (await client.get("/embed/3")).headers
-    for path in ("/", "/learn/3", "/signin", "/teach", "/admin"):
-        assert (await client.get(path)).headers["X-Frame-Options"] == "DENY", path
+    """The player at /embed/ is made for other sites' iframes (the API hands out that
+    snippet): any site may frame it. Every other page, and every HTML file under /assets/
+    (the player's shell included), may be framed by no one."""
+    embed = await client.get("/embed/3")
+    assert "X-Frame-Options" not in embed.headers
+    assert _policy(embed.headers["Content-Security-Policy"])["frame-ancestors"] == ["*"]
+    for path in [p for p in _html_answers() if not p.startswith("/embed/")]:
+        response = await client.get(path)
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        policy = _policy(response.headers["Content-Security-Policy"])
+        assert policy["frame-ancestors"] == ["'none'"], path
+
+
+def test_pages_need_no_inline_code() -> None:
+    """The policy forbids inline scripts, handlers and styles: the pages have none."""
+    for page in STATIC_DIR.rglob("*.htm*"):
+        html = page.read_text()
+        for script in re.findall(r"<script\b[^>]*>", html, flags=re.IGNORECASE):
+            assert re.search(r'\bsrc="/assets/', script), (page.name, script)
+        assert not re.search(r"<script\b[^>]*>[^<]+</script>", html), page.name
+        assert not re.search(r"\son[a-z]+\s*=", html, flags=re.IGNORECASE), page.name
+        assert not re.search(r"\sstyle\s*=|<style\b", html, flags=re.IGNORECASE), page.name
+        assert "javascript:" not in html.lower(), page.name
 
 
 async def test_pages_revalidate_and_assets_carry_validators(

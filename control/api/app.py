@@ -62,6 +62,6 @@ def build_app(
         return json(document)
 
     app.router.add_get("/openapi.json", serve_openapi)
-    add_page_routes(app)  # the web pages and their assets, at paths of their own
+    add_page_routes(app, settings.public_url)  # the web pages and their assets
     install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
     return app

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from control.web.content_security import html_headers, protect_html
+
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_PREFIX = "/assets"
 
@@ -27,19 +29,21 @@ PAGES: dict[str, str] = {
     "/teach": "teach.html",
     "/admin": "admin.html",
 }
-# Only the player is meant to be framed by other sites.
+# Only the player is meant to be framed by other sites (see content_security), and only at
+# its page path: under /assets/ it is as unframeable as the rest.
 FRAMEABLE = frozenset({"embed.html"})
 
 
-def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _page(
+    file: Path, public_url: str
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     headers = {
         # Revalidate with the ETag each time: pages are tiny, and a deploy shows at once.
         "Cache-Control": "no-cache",
         "Referrer-Policy": "same-origin",
         "X-Content-Type-Options": "nosniff",
+        **html_headers(public_url, frameable=file.name in FRAMEABLE),
     }
-    if file.name not in FRAMEABLE:
-        headers["X-Frame-Options"] = "DENY"
 
     async def serve(_request: web.Request) -> web.StreamResponse:
         # FileResponse reads the file off the event loop.
@@ -48,8 +52,11 @@ def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     return serve
 
 
-def add_page_routes(app: web.Application) -> None:
-    """Register every page and the /assets/ folder on the API's application."""
+def add_page_routes(app: web.Application, public_url: str) -> None:
+    """Register every page and the /assets/ folder on the API's application; every HTML
+    answer (a page, or a shell fetched under /assets/) carries the content security policy.
+    `public_url` is where playback media comes from."""
     for path, name in PAGES.items():
-        app.router.add_get(path, _page(STATIC_DIR / name))
+        app.router.add_get(path, _page(STATIC_DIR / name, public_url))
     app.router.add_static(ASSETS_PREFIX, STATIC_DIR, show_index=False, follow_symlinks=False)
+    protect_html(app, public_url)

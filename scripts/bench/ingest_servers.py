@@ -111,6 +111,8 @@ class Academia:
         self.http_port = free_port()
         self.rtmp_port = free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
+        # /metrics is not on the public port: an admin address of its own, as Prometheus uses.
+        self.metrics_base = f"http://127.0.0.1:{free_port()}"
         env = {
             **os.environ,
             "ACADEMIA_HOST": "127.0.0.1",
@@ -126,6 +128,7 @@ class Academia:
             "ACADEMIA_TRANSCODE_MODE": mode,
             "ACADEMIA_SEGMENT_SECONDS": str(segment_seconds),
             "ACADEMIA_MAX_STREAMS": str(max_streams),
+            "ACADEMIA_METRICS_LISTEN": self.metrics_base.removeprefix("http://"),
         }
         if preset:
             env["ACADEMIA_X264_PRESET"] = preset
@@ -205,7 +208,7 @@ class Academia:
 
     def metric(self, name: str) -> float:
         """A counter's value from /metrics (summed over its labels); 0 if absent."""
-        body = fetch(self.base + "/metrics")
+        body = fetch(self.metrics_base + "/metrics")
         total = 0.0
         for line in (body or b"").decode(errors="replace").splitlines():
             if line.startswith(name) and not line.startswith("#"):

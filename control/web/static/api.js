@@ -12,12 +12,22 @@ export class ApiError extends Error {
   }
 }
 
+// Reading localStorage throws where the browser keeps storage from a page framed by
+// another site (the embeddable player, third-party storage blocked): signed out, then.
+function stored(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
 export function token() {
-  return localStorage.getItem(TOKEN_KEY);
+  return stored(TOKEN_KEY);
 }
 
 export function currentUser() {
-  const raw = localStorage.getItem(USER_KEY);
+  const raw = stored(USER_KEY);
   return raw ? JSON.parse(raw) : null;
 }
 

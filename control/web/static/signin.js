@@ -1,15 +1,14 @@
 // Signing in: the token goes to localStorage, then back to where the viewer came from.
 
 import { api, el, header, message, remember } from "./api.js";
+import { signInDestination } from "./sign_in_destination.js";
 
 header();
 const form = document.getElementById("signin");
 const notice = document.getElementById("notice");
 
 function destination() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  // Only paths on this site: never an open redirect.
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  return signInDestination(location.search, location.origin);
 }
 
 form.addEventListener("submit", async (event) => {
