@@ -18,10 +18,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def trusted_networks(setting: str) -> tuple[Network, ...]:
     """Parses `trusted_proxies` (comma-separated addresses or networks); ValueError if bad."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False)
-        for part in setting.split(",") if part.strip()
-    )
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in setting.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise ValueError(f"trusted_proxies: {exc}") from None
 
 
 def _parse(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
