@@ -72,12 +72,13 @@ class SignInLimits:
     async def _take(self, key: str, rule: Rule, message: str) -> None:
         wait = await self.store.take(key, rule.burst, rule.period, self._clock())
         if wait > 0:
-            raise RateLimited(max(1, math.ceil(wait)), message)
+            seconds = max(1, math.ceil(wait))
+            raise RateLimited(seconds, f"{message}; try again in {seconds} s")
 
     async def before_login(self, address: str, username: str) -> LoginAttempt:
         """Count a sign-in attempt; raises RateLimited when a limit says wait."""
         attempt = LoginAttempt(address, _account_key(username))
-        message = "too many failed sign-ins; try again later"
+        message = "too many failed sign-ins"
         if self._per_address.on:
             await self._take(f"login:ip:{address}", self._per_address, message)
             attempt.taken.append((f"login:ip:{address}", self._per_address))
@@ -104,7 +105,7 @@ class SignInLimits:
         if self._registrations.on:
             await self._take(
                 f"register:ip:{address}", self._registrations,
-                "too many registrations from your address; try again later",
+                "too many registrations from your address",
             )
 
     async def _give_back(self, attempt: LoginAttempt) -> None:
