@@ -28,8 +28,9 @@ class AuthSettings:
     admin_password: str = field(default="", repr=False)
     password_time_cost: int = 3
     password_memory_cost_kib: int = 65_536
-    # Threads that hash and verify passwords, off the event loop (each holds the memory cost).
-    password_hash_threads: int = 2
+    # Threads that hash and verify passwords, off the event loop (each holds the memory
+    # cost); 0: half the CPU cores, at least one, so hashing never takes every core.
+    password_hash_threads: int = 0
     # Failed sign-ins per client address: a burst, then one more per refill period.
     login_ip_burst: int = 30
     login_ip_refill_seconds: int = 10

@@ -11,6 +11,7 @@ beyond it wait their turn without holding anything.
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -25,7 +26,8 @@ class Passwords:
             time_cost=settings.password_time_cost,
             memory_cost=settings.password_memory_cost_kib,
         )
-        self._threads = max(1, settings.password_hash_threads)
+        chosen = settings.password_hash_threads
+        self._threads = chosen if chosen > 0 else max(1, (os.cpu_count() or 2) // 2)
         # Made on first use: the command line and the tests' fixtures only hash inline.
         self._pool: ThreadPoolExecutor | None = None
 
