@@ -89,7 +89,9 @@ async def check_login(pre: Before) -> VerifiedPassword:
               public=True, prepare=check_login)
 async def login(ctx: Ctx) -> Any:
     verified: VerifiedPassword = ctx.prepared
-    user = await ctx.db.get(User, verified.user_id)
+    # Locked (PostgreSQL), so a password change or deactivation committing meanwhile is
+    # either seen here or revokes the token issued here, never neither.
+    user = await ctx.db.get(User, verified.user_id, with_for_update=True)
     # Deactivated, or the password changed, since it was checked: as if it had not matched.
     if user is None or not user.is_active or user.password_hash != verified.password_hash:
         raise unauthorized(WRONG_CREDENTIALS)

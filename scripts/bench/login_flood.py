@@ -6,7 +6,9 @@ production argon2 cost, and measures `GET /categories/` one request after anothe
 
   1. with no other load (the reference, measured in the same run);
   2. while `--clients` clients POST /auth/login with a wrong password, each in a loop,
-     as fast as the server answers them.
+     as fast as the server answers them;
+
+in `--rounds` alternating windows (idle, loaded, idle, ...) of `--duration` in all for each.
 
 It prints the median and p99 of each, the ratios (loaded / idle), and how the sign-in
 flood was answered (401 = argon2 ran, 429 = refused by a rate limit before any hashing).
@@ -14,7 +16,7 @@ flood was answered (401 = argon2 ran, 429 = refused by a rate limit before any h
 event loop alone). Everything it starts is stopped at the end, also on Ctrl-C.
 
     .venv/bin/python scripts/bench/login_flood.py [--repo PATH] [--clients 4]
-        [--duration 10] [--no-limits]
+        [--duration 20] [--rounds 4] [--no-limits]
 """
 
 from __future__ import annotations
@@ -75,20 +77,27 @@ async def fail_logins(base: str, stop: asyncio.Event, statuses: Counter[int], n:
                 statuses[response.status] += 1
 
 
-async def measure(base: str, clients: int, seconds: float) -> None:
+async def measure(base: str, clients: int, seconds: float, rounds: int) -> None:
+    idle: list[float] = []
+    loaded: list[float] = []
+    statuses: Counter[int] = Counter()
+    flooded = 0.0
     async with aiohttp.ClientSession() as session:
         await probe(session, base, 1.0)  # warm-up, not counted
-        idle = await probe(session, base, seconds)
-        stop = asyncio.Event()
-        statuses: Counter[int] = Counter()
-        flood = [asyncio.create_task(fail_logins(base, stop, statuses, n))
-                 for n in range(clients)]
-        await asyncio.sleep(0.5)  # let the flood get going
-        started = time.monotonic()
-        loaded = await probe(session, base, seconds)
-        elapsed = time.monotonic() - started
-        stop.set()
-        await asyncio.gather(*flood)
+        # Idle and loaded windows alternate, so that other load on a shared machine, which
+        # changes from minute to minute, weighs on both alike.
+        for _ in range(rounds):
+            idle += await probe(session, base, seconds / rounds)
+            stop = asyncio.Event()
+            flood = [asyncio.create_task(fail_logins(base, stop, statuses, n))
+                     for n in range(clients)]
+            await asyncio.sleep(0.5)  # let the flood get going
+            started = time.monotonic()
+            loaded += await probe(session, base, seconds / rounds)
+            flooded += time.monotonic() - started
+            stop.set()
+            await asyncio.gather(*flood)
+    elapsed = flooded
 
     def row(name: str, values: list[float]) -> str:
         return (f"{name:<28} n={len(values):>6}  median {statistics.median(values):8.2f} ms"
@@ -106,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout to run the server from")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--duration", type=float, default=20.0,
+                        help="seconds measured idle, and as many loaded")
+    parser.add_argument("--rounds", type=int, default=4, help="idle/loaded windows, alternated")
     parser.add_argument("--no-limits", action="store_true", help="turn sign-in limits off")
     args = parser.parse_args()
 
@@ -139,7 +150,7 @@ def main() -> None:
             limits = "limits off" if args.no_limits else "limits as configured"
             print(f"server: {args.repo.resolve()} ({limits}), {args.clients} clients, "
                   f"{args.duration:g} s per measurement", flush=True)
-            asyncio.run(measure(base, args.clients, args.duration))
+            asyncio.run(measure(base, args.clients, args.duration, args.rounds))
         except Exception:
             print(f"--- server log ---\n{log_tail(folder / 'academia.log')}", file=sys.stderr)
             raise
