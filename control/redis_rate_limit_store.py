@@ -3,7 +3,9 @@
 The same buckets as control/rate_limit_store.py, each updated by one Lua script so that
 two processes taking from one bucket at once cannot both get its last attempt. When Redis
 cannot be reached, each process limits alone (an in-process store, logged) rather than
-failing every sign-in or letting every attempt through.
+failing every sign-in or letting every attempt through, and tries Redis again a few
+seconds later (not on every call: a Redis that does not answer would cost each sign-in
+its timeout).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ T = TypeVar("T")
 PREFIX = "academia:rl:"
 TIMEOUT_SECONDS = 1.0
 WARN_EVERY_SECONDS = 60.0
+RETRY_AFTER_SECONDS = 5.0
 
 # KEYS[1] the bucket; ARGV now, burst, period. Returns "0" (taken) or the seconds to wait.
 _TAKE = """
@@ -64,12 +67,16 @@ class RedisRateLimitStore:
         self._give_back = self._redis.register_script(_GIVE_BACK)
         self._fallback = InProcessStore()
         self._warned_at = -WARN_EVERY_SECONDS
+        self._down_until = 0.0
 
     async def _shared(self, call: Callable[[], Awaitable[Any]], alone: Callable[[], Awaitable[T]],
                       ) -> T | Any:
+        if time.monotonic() < self._down_until:
+            return await alone()
         try:
             return await call()
         except (RedisError, OSError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER_SECONDS
             if time.monotonic() - self._warned_at >= WARN_EVERY_SECONDS:
                 self._warned_at = time.monotonic()
                 log.warning("rate limits: Redis unreachable (%s); this process limits alone",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from config.loading import load_settings
 from conftest import Api
 from control.database import Database
 from control.models import Role
@@ -167,3 +168,10 @@ async def test_unreachable_redis_leaves_each_process_limiting_alone(
     await api.post("/auth/login", json={"username": "ana", "password": student.password},
                    headers=source("198.51.100.7"), expect=200)
     assert await fail_logins(api, 3) == [401, 401, 429]
+
+
+def test_redis_url_is_a_setting_kept_out_of_reprs() -> None:
+    settings = load_settings(environ={"ACADEMIA_REDIS_URL": "redis://:secret@127.0.0.1:6379/0"})
+    assert settings.server.redis_url == "redis://:secret@127.0.0.1:6379/0"
+    assert "secret" not in repr(settings)
+    assert load_settings(environ={}).server.redis_url == ""
