@@ -18,6 +18,11 @@ class ServerSettings:
     # anyone reaching the admin address "host:port". Neither set: /metrics is not served.
     metrics_token: str = field(default="", repr=False)
     metrics_listen: str = ""
+    # Shared state of several processes (sign-in rate limits); empty: each process alone.
+    redis_url: str = field(default="", repr=False)
+    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed;
+    # empty (the default): the client is the TCP peer, whatever the header says.
+    trusted_proxies: str = ""
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,21 @@ class AuthSettings:
     admin_password: str = field(default="", repr=False)
     password_time_cost: int = 3
     password_memory_cost_kib: int = 65_536
+    # Threads that hash and verify passwords, off the event loop (each holds the memory
+    # cost); 0: half the CPU cores, at least one, so hashing never takes every core.
+    password_hash_threads: int = 0
+    # Failed sign-ins per client address: a burst, then one more per refill period.
+    login_ip_burst: int = 30
+    login_ip_refill_seconds: int = 10
+    # Failed sign-ins per account (from anywhere): a burst, then one more per refill period.
+    # It slows guessing down and never locks out: an address that signed in to the account
+    # within login_known_source_days is not held back by other addresses' failures.
+    login_account_burst: int = 10
+    login_account_refill_seconds: int = 60
+    login_known_source_days: int = 30
+    # Self-registrations per client address: a burst, then one more per refill period.
+    register_ip_burst: int = 10
+    register_ip_refill_seconds: int = 360
 
 
 @dataclass(frozen=True)

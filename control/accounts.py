@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control.errors import conflict
+from control.errors import ApiError, conflict
 from control.models import Role, User
 from control.passwords import Passwords
 
@@ -25,12 +25,29 @@ async def create_user(
     email: str = "",
     display_name: str = "",
 ) -> User:
+    """For the command line and first start: hashes inline (no event loop to keep free)."""
+    return await add_user(
+        db, username=username, password_hash=passwords.hash(password), role=role,
+        email=email, display_name=display_name,
+    )
+
+
+async def add_user(
+    db: AsyncSession,
+    *,
+    username: str,
+    password_hash: str,
+    role: Role,
+    email: str = "",
+    display_name: str = "",
+) -> User:
+    """A new account whose password was hashed beforehand (the API hashes off the loop)."""
     # Usernames are unique regardless of case, so "Ana" cannot impersonate "ana".
     if await find_user(db, username) is not None:
-        raise conflict("username_taken", f"the username {username!r} is taken")
+        raise username_taken(username)
     user = User(
         username=username,
-        password_hash=passwords.hash(password),
+        password_hash=password_hash,
         role=role,
         email=email,
         display_name=display_name,
@@ -38,6 +55,10 @@ async def create_user(
     db.add(user)
     await db.flush()
     return user
+
+
+def username_taken(username: str) -> ApiError:
+    return conflict("username_taken", f"the username {username!r} is taken")
 
 
 async def count_users(db: AsyncSession) -> int:

@@ -14,6 +14,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {}  # sent with the error response (Retry-After)
 
 
 def bad_request(message: str, code: str = "bad_request") -> ApiError:
@@ -38,3 +39,11 @@ def conflict(code: str, message: str, **extra: Any) -> ApiError:
 
 def unprocessable(message: str, code: str = "invalid") -> ApiError:
     return ApiError(422, code, message)
+
+
+class RateLimited(ApiError):
+    """429 with Retry-After: the caller must wait `retry_after` seconds."""
+
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__(429, "rate_limited", message, retry_after=retry_after)
+        self.headers["Retry-After"] = str(retry_after)

@@ -21,6 +21,7 @@ from control.api import (
     stream_keys,
     users,
 )
+from control.api.client_address import trusted_networks
 from control.api.error_middleware import error_middleware
 from control.api.openapi import openapi_document
 from control.api.responses import json
@@ -31,6 +32,8 @@ from control.database import Database
 from control.live_observer import LiveObserver
 from control.passwords import Passwords, dummy_hash
 from control.playback_tokens import PlaybackSigner, signing_key
+from control.rate_limit_store import InProcessStore, RateLimitStore
+from control.sign_in_limits import SignInLimits
 from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
@@ -43,6 +46,15 @@ def all_endpoints() -> list[Endpoint]:
     return [e for module in ENDPOINT_MODULES for e in module.routes.endpoints]
 
 
+def _rate_limit_store(settings: Settings) -> RateLimitStore:
+    """Shared through Redis when there is one (several processes), else this process's."""
+    if settings.server.redis_url:
+        from control.redis_rate_limit_store import RedisRateLimitStore
+
+        return RedisRateLimitStore(settings.server.redis_url)
+    return InProcessStore()
+
+
 def build_app(
     settings: Settings, database: Database, *, live_observer: LiveObserver | None = None
 ) -> web.Application:
@@ -50,10 +62,19 @@ def build_app(
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
     )
     passwords = Passwords(settings.auth)
+    limits = SignInLimits(settings.auth, _rate_limit_store(settings))
     app[STATE] = AppState(
         settings, database, passwords, dummy_hash(passwords),
-        playback_signer=PlaybackSigner(signing_key(settings)), live_observer=live_observer,
+        playback_signer=PlaybackSigner(signing_key(settings)), sign_in_limits=limits,
+        trusted_proxies=trusted_networks(settings.server.trusted_proxies),
+        live_observer=live_observer,
     )
+
+    async def release(_app: web.Application) -> None:
+        await limits.close()
+        passwords.close()
+
+    app.on_cleanup.append(release)
     endpoints = all_endpoints()
     add_endpoints(app, endpoints)
     document = openapi_document(endpoints)

@@ -4,6 +4,10 @@ transaction with its caller resolved, writes the audit trail, and feeds OpenAPI.
 Reads (safe methods, not audited) resolve their token through the process's token cache
 (control/token_cache.py: at most a few seconds of revocation lag from other processes);
 writes always ask the database.
+
+An endpoint may declare a `prepare` step: slow work (password hashing) that runs with the
+caller resolved and the body parsed but before the transaction opens, so that it holds
+neither the SQLite writer lock nor a database connection; its result is `ctx.prepared`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from control.errors import ApiError, bad_request, forbidden, unauthorized
 from control.models import AuditEntry, Role, User
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
+Prepare = Callable[["Before"], Awaitable[Any]]
 M = TypeVar("M", bound=BaseModel)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -43,6 +48,7 @@ class Endpoint:
     # in them (a player's heartbeat every 30 s per viewer).
     audited: bool = True
     tag: str = ""
+    prepare: Prepare | None = None  # run before the transaction (see the module's docstring)
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Ctx:
     body: BaseModel | None = None
     query: BaseModel | None = None
     audit_detail: dict[str, Any] = field(default_factory=dict)
+    prepared: Any = None  # what the endpoint's prepare step returned
     # Run once the transaction has committed (telling the media edge a class ended).
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -85,6 +92,27 @@ class Ctx:
         return user
 
 
+@dataclass
+class Before:
+    """One request as a prepare step sees it: no database session of its own."""
+
+    request: web.Request
+    state: AppState
+    user: User | None
+    body: BaseModel | None
+
+    def parsed(self, model: type[M]) -> M:
+        assert isinstance(self.body, model)
+        return self.body
+
+    def require_role(self, *roles: Role) -> User:
+        if self.user is None:
+            raise unauthorized()
+        if self.user.role not in roles:
+            raise forbidden()
+        return self.user
+
+
 class Routes:
     """Collects endpoints from the modules that declare them."""
 
@@ -105,6 +133,7 @@ class Routes:
         public: bool = False,
         audit_read: bool = False,
         audited: bool = True,
+        prepare: Prepare | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -121,6 +150,7 @@ class Routes:
                     audit_read=audit_read,
                     audited=audited,
                     tag=self.tag,
+                    prepare=prepare,
                 )
             )
             return handler
@@ -166,6 +196,19 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
+async def _caller_before(state: AppState, endpoint: Endpoint, token: str | None) -> User | None:
+    """The caller for a prepare step, from a short read (the transaction checks again)."""
+    if not token:
+        if not endpoint.public:
+            raise unauthorized()
+        return None
+    async with state.database.transaction(write=False) as db:
+        user = await resolve_token_cached(db, state.database.token_cache, token)
+    if user is None:
+        raise unauthorized("the token is invalid, expired or revoked")
+    return user
+
+
 def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     write = endpoint.method not in SAFE_METHODS or endpoint.audit_read
 
@@ -177,6 +220,11 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
             endpoint.query.model_validate(dict(request.query)) if endpoint.query else None
         )
         token = _bearer(request)
+        prepared = None
+        if endpoint.prepare is not None:
+            prepared = await endpoint.prepare(
+                Before(request, state, await _caller_before(state, endpoint, token), body)
+            )
         async with state.database.transaction(write=write) as db:
             user = None
             if token:
@@ -189,7 +237,8 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise unauthorized("the token is invalid, expired or revoked")
             if user is None and not endpoint.public:
                 raise unauthorized()
-            ctx = Ctx(request, state, db, user, endpoint, body=body, query=query)
+            ctx = Ctx(request, state, db, user, endpoint, body=body, query=query,
+                      prepared=prepared)
             response = await endpoint.handler(ctx)
             if write and endpoint.audited and response.status < 400:
                 db.add(

@@ -1,5 +1,5 @@
-"""What every request handler can reach: settings, the database, password hashing and
-the playback token signer."""
+"""What every request handler can reach: settings, the database, password hashing, the
+sign-in rate limits and the playback token signer."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from config.settings import Settings
+from control.api.client_address import Network
 from control.database import Database
 from control.live_observer import LiveObserver
 from control.passwords import Passwords
 from control.playback_tokens import PlaybackSigner
+from control.sign_in_limits import SignInLimits
 
 
 @dataclass
@@ -22,6 +24,9 @@ class AppState:
     # Verified against when a username is unknown, so timing does not reveal accounts.
     dummy_password_hash: str
     playback_signer: PlaybackSigner
+    sign_in_limits: SignInLimits
+    # Reverse proxies whose X-Forwarded-For is believed (control/api/client_address.py).
+    trusted_proxies: tuple[Network, ...]
     # The media edge in this process, when there is one (see control/live_observer.py).
     live_observer: LiveObserver | None = None
 

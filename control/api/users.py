@@ -7,13 +7,20 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import func, select
 
-from control.accounts import create_user, find_user
+from control.accounts import add_user
 from control.api.bodies import Body, Query
+from control.api.client_address import client_address
 from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
+from control.api.routing import Before, Ctx, Routes
 from control.auth_tokens import issue_token, revoke_all_for, revoke_token
 from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
 from control.models import Role, User
+from control.sign_in import (
+    WRONG_CREDENTIALS,
+    VerifiedPassword,
+    new_account_hash,
+    verify_credentials,
+)
 
 routes = Routes("users")
 
@@ -64,17 +71,30 @@ class UserListQuery(Query):
     offset: int = Field(default=0, ge=0)
 
 
+# Password work runs in each endpoint's prepare step: before the write transaction, off
+# the event loop (control/sign_in.py). Only the writes are left to the handlers.
+
+
+async def check_login(pre: Before) -> VerifiedPassword:
+    body = pre.parsed(LoginBody)
+    state = pre.state
+    return await verify_credentials(
+        state.database, state.passwords, state.sign_in_limits, state.dummy_password_hash,
+        address=client_address(pre.request, state.trusted_proxies),
+        username=body.username, password=body.password,
+    )
+
+
 @routes.route("POST", "/auth/login", name="auth.login", summary="Sign in", body=LoginBody,
-              public=True)
+              public=True, prepare=check_login)
 async def login(ctx: Ctx) -> Any:
-    body = ctx.parsed(LoginBody)
-    user = await find_user(ctx.db, body.username)
-    passwords = ctx.state.passwords
-    if user is None:
-        passwords.verify(ctx.state.dummy_password_hash, body.password)
-        raise unauthorized("wrong username or password")
-    if not passwords.verify(user.password_hash, body.password) or not user.is_active:
-        raise unauthorized("wrong username or password")
+    verified: VerifiedPassword = ctx.prepared
+    # Locked (PostgreSQL), so a password change or deactivation committing meanwhile is
+    # either seen here or revokes the token issued here, never neither.
+    user = await ctx.db.get(User, verified.user_id, with_for_update=True)
+    # Deactivated, or the password changed, since it was checked: as if it had not matched.
+    if user is None or not user.is_active or user.password_hash != verified.password_hash:
+        raise unauthorized(WRONG_CREDENTIALS)
     token, row = await issue_token(ctx.db, user, ctx.state.settings.auth.token_ttl_seconds)
     ctx.audit_detail["user_id"] = user.id
     ctx.user = user
@@ -93,14 +113,25 @@ async def me(ctx: Ctx) -> Any:
     return json(user_json(ctx.me))
 
 
-@routes.route("POST", "/auth/register", name="auth.register", body=RegisterBody, public=True,
-              summary="Create a student account (when settings allow self-registration)")
-async def register(ctx: Ctx) -> Any:
-    if not ctx.state.settings.auth.allow_self_registration:
+async def hash_registration(pre: Before) -> str:
+    state = pre.state
+    if not state.settings.auth.allow_self_registration:
         raise forbidden("self-registration is turned off on this server")
+    body = pre.parsed(RegisterBody)
+    return await new_account_hash(
+        state.database, state.passwords, state.sign_in_limits,
+        address=client_address(pre.request, state.trusted_proxies),
+        username=body.username, password=body.password,
+    )
+
+
+@routes.route("POST", "/auth/register", name="auth.register", body=RegisterBody, public=True,
+              summary="Create a student account (when settings allow self-registration)",
+              prepare=hash_registration)
+async def register(ctx: Ctx) -> Any:
     body = ctx.parsed(RegisterBody)
-    user = await create_user(
-        ctx.db, ctx.state.passwords, username=body.username, password=body.password,
+    user = await add_user(
+        ctx.db, username=body.username, password_hash=ctx.prepared,
         role=Role.STUDENT, email=body.email, display_name=body.display_name,
     )
     ctx.user = user
@@ -122,13 +153,18 @@ async def list_users(ctx: Ctx) -> Any:
     return json({"count": total, "results": [user_json(u) for u in rows]})
 
 
+async def hash_new_user_password(pre: Before) -> str:
+    pre.require_role(Role.ADMIN)  # nobody else may make the server hash
+    return await pre.state.passwords.hash_off_loop(pre.parsed(UserCreateBody).password)
+
+
 @routes.route("POST", "/users/", name="users.create", summary="Create a user (admin)",
-              body=UserCreateBody)
+              body=UserCreateBody, prepare=hash_new_user_password)
 async def create(ctx: Ctx) -> Any:
     ctx.require_role(Role.ADMIN)
     body = ctx.parsed(UserCreateBody)
-    user = await create_user(
-        ctx.db, ctx.state.passwords, username=body.username, password=body.password,
+    user = await add_user(
+        ctx.db, username=body.username, password_hash=ctx.prepared,
         role=body.role, email=body.email, display_name=body.display_name,
     )
     return json(user_json(user), status=201)
@@ -149,8 +185,17 @@ async def get(ctx: Ctx) -> Any:
     return json(user_json(await _user_for_admin(ctx)))
 
 
+async def hash_changed_password(pre: Before) -> str | None:
+    password = pre.parsed(UserUpdateBody).password
+    if password is None:
+        return None
+    pre.require_role(Role.ADMIN)
+    return await pre.state.passwords.hash_off_loop(password)
+
+
 @routes.route("PATCH", "/users/{user_id}/", name="users.update", body=UserUpdateBody,
-              summary="Change a user's role, details, password or active flag (admin)")
+              summary="Change a user's role, details, password or active flag (admin)",
+              prepare=hash_changed_password)
 async def update(ctx: Ctx) -> Any:
     user = await _user_for_admin(ctx)
     body = ctx.parsed(UserUpdateBody)
@@ -162,8 +207,8 @@ async def update(ctx: Ctx) -> Any:
         value = getattr(body, name)
         if value is not None:
             setattr(user, name, value)
-    if body.password is not None:
-        user.password_hash = ctx.state.passwords.hash(body.password)
+    if ctx.prepared is not None:
+        user.password_hash = ctx.prepared
     if body.password is not None or body.is_active is False:
         await revoke_all_for(ctx.db, user.id)
     return json(user_json(user))
