@@ -39,6 +39,7 @@ from control.models.base import utcnow
 from control.permissions import (
     is_staff,
     managed_course,
+    teaches_filter,
     visibility_filter,
     visible_course,
 )
@@ -163,7 +164,7 @@ def _hide_inactive_from(me: User) -> Any:
     """Non-staff do not see sessions their course's staff switched off."""
     if me.role == Role.ADMIN:
         return None
-    return or_(CourseSession.is_active.is_(True), Course.teacher_id == me.id)
+    return or_(CourseSession.is_active.is_(True), teaches_filter(me))
 
 
 @routes.route("GET", "/sessions/", name="sessions.list", query=SessionListQuery,
