@@ -63,7 +63,8 @@ class SessionReplace(Body):
     start_time: AwareDatetime
     end_time: AwareDatetime
     status: SessionStatus | None = None
-    recording_url: str = Field(default="", max_length=500)
+    # No recording_url in either body: media URLs are the server's alone (set when the
+    # recording is ready), so a body naming one is refused like any unknown field.
     is_active: bool = True
 
 
@@ -73,7 +74,6 @@ class SessionPatch(Body):
     start_time: AwareDatetime | None = None
     end_time: AwareDatetime | None = None
     status: SessionStatus | None = None
-    recording_url: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
 
 
