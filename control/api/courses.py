@@ -29,7 +29,7 @@ from control.models import (
     User,
     course_prerequisites,
 )
-from control.permissions import managed_course, visible_course
+from control.permissions import can_view, managed_course, visible_course
 
 routes = Routes("courses")
 
@@ -257,7 +257,21 @@ async def _set_prerequisites(ctx: Ctx, course: Course, ids: list[int]) -> None:
     if course.id in wanted:
         raise unprocessable("a course cannot be its own prerequisite")
     if wanted:
-        found = set((await ctx.db.scalars(select(Course.id).where(Course.id.in_(wanted)))).all())
+        current = set(
+            (
+                await ctx.db.scalars(
+                    select(course_prerequisites.c.prerequisite_id).where(
+                        course_prerequisites.c.course_id == course.id
+                    )
+                )
+            ).all()
+        )
+        found = set()
+        for candidate in await ctx.db.scalars(select(Course).where(Course.id.in_(wanted))):
+            # A course the caller may not see is named like a missing one (its id would
+            # then show on this course publicly); links already in place may stay.
+            if candidate.id in current or await can_view(ctx.db, ctx.me, candidate):
+                found.add(candidate.id)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise unprocessable(f"prerequisite courses not found: {missing}")
