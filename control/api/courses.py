@@ -14,10 +14,12 @@ from control.api.bodies import Body, Query
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
 from control.api.cursor import decode_cursor, encode_cursor
+from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.enrollment_rules import promote_waitlist
 from control.errors import bad_request, forbidden, unprocessable
+from control.key_revocation import revoke_course_keys
 from control.models import (
     AccessLevel,
     Category,
@@ -29,6 +31,7 @@ from control.models import (
     User,
     course_prerequisites,
 )
+from control.models.base import utcnow
 from control.permissions import can_view, managed_course, visible_course
 
 routes = Routes("courses")
@@ -359,6 +362,10 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
             values.pop("teacher_id")
         else:
             await _check_teacher(ctx, values["teacher_id"])
+            if values["teacher_id"] != course.teacher_id:
+                # The previous teacher knows the course's stream keys: none survive.
+                notify_keys_revoked(ctx, await revoke_course_keys(ctx.db, course.id,
+                                                                  now=utcnow()))
     if values.get("category_id") is not None and values["category_id"] != course.category_id:
         await _check_category(ctx, values["category_id"])
     prerequisites = values.pop("prerequisite_ids", None)
