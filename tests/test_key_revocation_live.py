@@ -10,6 +10,7 @@ key (here, the rotated one) continues the same session; without one it ends.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -101,3 +102,23 @@ async def test_the_encoder_is_cut_off_and_the_key_refused(stack: LiveStack, acti
 
         await wait_for(ended, within=20, what="the class to end after the grace period")
         assert (await stack.json("GET", f"/sessions/{session_id}/"))["status"] == "ended"
+
+
+async def test_another_key_of_the_course_going_leaves_the_encoder_alone(
+    stack: LiveStack,
+) -> None:
+    # E.g. the web page's "browser" key is rotated at each start while OBS publishes.
+    other = await stack.json("POST", f"/courses/{stack.course_id}/stream-keys",
+                             {"label": "browser"}, expect=201)
+    publisher = await publish_ffmpeg(stack.rtmp_url, seconds=120, size="320x180", fps=10,
+                                     gop_seconds=1)
+    session_id = await stack.live_session_id()
+    await stack.json("POST", f"/stream-keys/{other['id']}/rotate")
+    await stack.json("POST", f"/stream-keys/{other['id']}/revoke")
+    await asyncio.sleep(1)  # a disconnect, were there one, would have taken effect by now
+    status = await stack.live_status()
+    assert stack.node is not None and stack.node.rtmp.registry.is_live(stack.course_id)
+    assert status["stream"]["publisher_connected"] and status["session_id"] == session_id
+    assert publisher.returncode is None
+    publisher.terminate()
+    await finished(publisher, within=15)
