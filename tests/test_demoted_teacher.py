@@ -49,3 +49,25 @@ async def test_promoted_again_the_owner_has_the_course_back(api: Api, world: Wor
     await api.get(f"/courses/{c}/enrollments", world.teacher, expect=200)
     await api.post(f"/courses/{c}/start-live", world.teacher, expect=200)
     await api.post(f"/courses/{c}/end-live", world.teacher, expect=200)
+
+
+async def test_a_demoted_owner_no_longer_sees_what_only_staff_see(
+    api: Api, world: World
+) -> None:
+    scene = await _scene(api, world)
+    session_id, schedule_id = scene.ids["session_id"], scene.ids["schedule_id"]
+    await api.patch(f"/sessions/{session_id}/", world.teacher, json={"is_active": False},
+                    expect=200)
+    await api.patch(f"/schedules/{schedule_id}/", world.teacher, json={"is_active": False},
+                    expect=200)
+
+    async def listed() -> tuple[bool, bool]:
+        sessions = await api.get("/sessions/", world.teacher, expect=200)
+        schedules = await api.get("/schedules/", world.teacher, expect=200)
+        return (session_id in [s["id"] for s in sessions["results"]],
+                schedule_id in [s["id"] for s in schedules["results"]])
+
+    assert await listed() == (True, True)
+    await api.patch(f"/users/{world.teacher.id}/", world.admin, json={"role": "student"},
+                    expect=200)
+    assert await listed() == (False, False)
