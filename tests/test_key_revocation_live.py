@@ -2,8 +2,8 @@
 
 A whole node in-process (RTMP server, worker in passthrough mode, storage, API) and a
 real ffmpeg publishing: revoking its key, rotating it, handing the course to another
-teacher and deactivating the course's teacher each disconnect the encoder at once, and
-publishing again with that key is refused. The class is not ended on the spot: like
+teacher, deactivating and demoting the course's teacher each disconnect the encoder at
+once, and publishing again with that key is refused. The class is not ended on the spot: like
 after a dropped encoder it waits the reconnect grace period, so a teacher with a good
 key (here, the rotated one) continues the same session; without one it ends.
 """
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"
 )
 
-ACTIONS = ["revoke", "rotate", "transfer", "deactivate"]
+ACTIONS = ["revoke", "rotate", "transfer", "deactivate", "demote"]
 
 
 @pytest.fixture
@@ -62,14 +62,17 @@ async def take_key_away(stack: LiveStack, action: str, course_id: int, key: str)
             expect=201)
         await stack.json("PATCH", f"/courses/{course_id}/", {"teacher_id": teacher["id"]})
     else:
-        course = await stack.json("GET", f"/courses/{course_id}/")
-        await stack.json("DELETE", f"/users/{course['teacher']['id']}/", expect=204)
+        teacher_id = (await stack.json("GET", f"/courses/{course_id}/"))["teacher"]["id"]
+        if action == "deactivate":
+            await stack.json("DELETE", f"/users/{teacher_id}/", expect=204)
+        else:
+            await stack.json("PATCH", f"/users/{teacher_id}/", {"role": "student"})
     return None
 
 
 @pytest.mark.parametrize("action", ACTIONS)
 async def test_the_encoder_is_cut_off_and_the_key_refused(stack: LiveStack, action: str) -> None:
-    if action == "deactivate":
+    if action in ("deactivate", "demote"):
         # The demo course's teacher is the admin signed in here: use a teacher's course.
         course_id, key = await stack.add_course("Teacher's course")
     else:
