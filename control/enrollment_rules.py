@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.settings import CourseSettings
 from control.enrollment_states import Action, move
 from control.errors import ApiError
-from control.models import AccessLevel, Course, Enrollment, EnrollmentStatus, course_prerequisites
+from control.models import (
+    AccessLevel,
+    Course,
+    Enrollment,
+    EnrollmentEvent,
+    EnrollmentStatus,
+    course_prerequisites,
+)
 
 S = EnrollmentStatus
 
@@ -57,6 +64,38 @@ def approved_status(course: Course, settings: CourseSettings, enrollment: Enroll
     if payment_needed(course, settings) and not enrollment.paid:
         return S.PENDING_PAYMENT
     return S.ACTIVE
+
+
+async def removed_by_staff(db: AsyncSession, enrollment: Enrollment) -> bool:
+    """Whether the enrollment is `removed` by someone other than the student (the
+    course's teacher or an admin), as opposed to the student withdrawing.
+
+    Both end in `removed`; the last event into it says who acted (a missing actor, whose
+    account is gone, counts as staff: the stricter reading).
+    """
+    if enrollment.status != S.REMOVED:
+        return False
+    actor = await db.scalar(
+        select(EnrollmentEvent.actor_id)
+        .where(EnrollmentEvent.enrollment_id == enrollment.id,
+               EnrollmentEvent.to_status == S.REMOVED)
+        .order_by(EnrollmentEvent.id.desc())
+        .limit(1)
+    )
+    return actor != enrollment.student_id
+
+
+async def refuse_if_removed(db: AsyncSession, enrollment: Enrollment) -> None:
+    """403 removed_from_course when the student asks back into a course whose staff took
+    them out: removal sticks until the teacher or an admin re-admits them (enroll-student),
+    whatever the student holds (an invite code, a payment kept from before)."""
+    if await removed_by_staff(db, enrollment):
+        raise ApiError(
+            403,
+            "removed_from_course",
+            f"you were removed from course {enrollment.course_id}: only its teacher or an"
+            " admin can admit you again",
+        )
 
 
 async def active_count(db: AsyncSession, course_id: int) -> int:

@@ -36,6 +36,21 @@ def _refused(code: str, message: str) -> ApiError:
     return ApiError(403, code, message)
 
 
+async def opens_hidden_course(db: AsyncSession, course_id: int, code: str | None) -> bool:
+    """Whether `code` is one of this course's invites, in any state.
+
+    A restricted course is hidden from students it has not admitted: to them it answers
+    like a missing course, unless they name one of its codes (a code shows they were told
+    of the course; whether it is still usable is `usable_invite`'s answer).
+    """
+    if not code:
+        return False
+    found = await db.scalar(
+        select(InviteCode.id).where(InviteCode.code == code, InviteCode.course_id == course_id)
+    )
+    return found is not None
+
+
 async def usable_invite(db: AsyncSession, course_id: int, code: str | None) -> InviteCode:
     """The invite `code` opens for this course, or 403 saying why not."""
     if not code:

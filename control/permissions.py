@@ -6,7 +6,7 @@ may see but not manage answers 403.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.errors import forbidden, not_found
@@ -24,7 +24,18 @@ HOLDING_STATES = (
 
 
 def is_staff(user: User | None, course: Course) -> bool:
-    return user is not None and (user.role == Role.ADMIN or course.teacher_id == user.id)
+    # Ownership alone is not enough: a teacher demoted to student keeps `teacher_id` on
+    # their courses until an admin hands them on, but none of the powers.
+    if user is None:
+        return False
+    return user.role == Role.ADMIN or (user.role == Role.TEACHER and course.teacher_id == user.id)
+
+
+def teaches_filter(user: User) -> ColumnElement[bool]:
+    """A WHERE clause for "the course is one `user` teaches now" (role and ownership)."""
+    if user.role != Role.TEACHER:
+        return false()
+    return Course.teacher_id == user.id
 
 
 def _enrolled(user_id: int) -> ColumnElement[bool]:
@@ -43,7 +54,7 @@ def visibility_filter(user: User | None) -> ColumnElement[bool] | None:
     if user.role == Role.ADMIN:
         return None
     if user.role == Role.TEACHER:
-        return Course.teacher_id == user.id
+        return teaches_filter(user)
     # is_active is factored out so SQLite walks the (is_active, title) index and stops
     # after a page, instead of scanning every course twice for an OR of two conditions.
     return and_(

@@ -81,7 +81,7 @@ class InProcessControl:
         except SQLAlchemyError as exc:
             raise ControlUnavailable(f"database error while checking a stream key: {exc}") from exc
         if isinstance(answer, PublishGrant):
-            return PublishAllowed(course_id=answer.course_id)
+            return PublishAllowed(course_id=answer.course_id, key_id=answer.key_id)
         return PublishDenied(reason=str(answer.reason))
 
     async def stream_started(self, course_id: int) -> int:

@@ -27,9 +27,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PublishAllowed:
-    """The key is good: publish into this course."""
+    """The key is good: publish into this course. `key_id` names the key (never its
+    secret), so the edge can disconnect the publisher when that key stops working."""
 
     course_id: int
+    key_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class Publication:
     peer: str
     since: float = field(default_factory=time.monotonic)
     session_id: int | None = None  # set once the control plane has gone live
+    key_id: int | None = None  # the stream key it was authorised with
 
 
 class LiveRegistry:
@@ -45,13 +46,15 @@ class LiveRegistry:
         self.max_streams = max_streams
         self._by_course: dict[int, Publication] = {}
 
-    def claim(self, course_id: int, connection_id: int, peer: str) -> Publication | RegistryFull:
+    def claim(
+        self, course_id: int, connection_id: int, peer: str, *, key_id: int | None = None
+    ) -> Publication | RegistryFull:
         """Take the course's slot, or say why not."""
         if course_id in self._by_course:
             return RegistryFull.COURSE_BUSY
         if self.max_streams is not None and len(self._by_course) >= self.max_streams:
             return RegistryFull.AT_CAPACITY
-        publication = Publication(course_id, connection_id, peer)
+        publication = Publication(course_id, connection_id, peer, key_id=key_id)
         self._by_course[course_id] = publication
         return publication
 

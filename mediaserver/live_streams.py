@@ -11,7 +11,11 @@ the sink factory. What it adds is the life of a live session's media:
   discontinuity in the playlists);
 - when the grace period runs out, the class is ended from the web app, or the server
   shuts down, the session ends: its recording is finalised (VOD playlists, MP4) and the
-  control plane is told the recording is ready.
+  control plane is told the recording is ready;
+- when the stream key a publisher went live with stops working (revoked, rotated, or
+  its holder lost the course), that publisher is disconnected. The class is not ended:
+  it waits the reconnect grace period like after a dropped encoder, so the teacher can
+  come back with a good key and the session and recording go on.
 """
 
 from __future__ import annotations
@@ -66,8 +70,9 @@ class _LiveSession:
 class LiveStreams:
     """The live sessions of this node; see the module docstring.
 
-    `disconnect(course_id, reason)` closes a course's publisher (set by whoever owns the
-    RTMP server, once it exists).
+    `disconnect(course_id, reason)` closes a course's publisher and
+    `publishing_key(course_id)` names the stream key it went live with (both set by
+    whoever owns the RTMP server, once it exists).
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class LiveStreams:
         self._by_token: dict[str, _LiveSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.disconnect: Callable[[int, str], bool] = lambda course_id, reason: False
+        self.publishing_key: Callable[[int], int | None] = lambda course_id: None
         # Players watching a live session now (set by whoever serves HLS).
         self.viewers: Callable[[int], int] = lambda session_id: 0
 
@@ -234,6 +240,15 @@ class LiveStreams:
         self.disconnect(course_id, "the class was ended from the web app")
         if live is not None:
             self._end_soon(live)
+
+    async def keys_revoked(self, course_id: int, key_ids: frozenset[int]) -> None:
+        """Keys of the course stopped working: cut off a publisher live on one of them.
+        Its session then waits the grace period (see the module docstring)."""
+        key_id = self.publishing_key(course_id)
+        if key_id is not None and key_id in key_ids:
+            log.info("course %d: the publisher's stream key (id %d) no longer works:"
+                     " disconnecting it", course_id, key_id)
+            self.disconnect(course_id, "its stream key was revoked")
 
     async def _finalise(self, live: _LiveSession) -> None:
         if live.sink is not None and not live.sink.closed:

@@ -73,6 +73,7 @@ class MediaNode:
                                  settings.streaming)
         self.whip.add_routes(self.app)
         self.live.disconnect = self._disconnect
+        self.live.publishing_key = self._publishing_key
         data_dir = settings.server.data_dir
         self.pending = PendingUploads(
             self.storage, self.live, spool_dir=data_dir / "spool",
@@ -85,6 +86,10 @@ class MediaNode:
     def _disconnect(self, course_id: int, reason: str) -> bool:
         return (self.rtmp.disconnect_course(course_id, reason)
                 or self.whip.disconnect_course(course_id, reason))
+
+    def _publishing_key(self, course_id: int) -> int | None:
+        publication = self.rtmp.registry.get(course_id)  # RTMP and WHIP publishers alike
+        return publication.key_id if publication is not None else None
 
     async def start(self) -> None:
         await self.receiver.start()

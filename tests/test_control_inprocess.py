@@ -28,7 +28,8 @@ async def test_decisions_and_live_cycle(api: Api, world: World) -> None:
     made = await api.post(f"/courses/{world.course_id}/stream-keys", world.teacher, json={},
                           expect=201)
     key = made["key"]
-    assert await control.authorize_publish("live", key) == PublishAllowed(world.course_id)
+    assert await control.authorize_publish("live", key) == PublishAllowed(world.course_id,
+                                                                           made["id"])
     assert await control.authorize_publish("live", "sk_nope") == PublishDenied("unknown_key")
     assert await control.authorize_publish("other", key) == PublishDenied("wrong_app")
 

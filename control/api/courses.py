@@ -14,10 +14,12 @@ from control.api.bodies import Body, Query
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
 from control.api.cursor import decode_cursor, encode_cursor
+from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.enrollment_rules import promote_waitlist
 from control.errors import bad_request, forbidden, unprocessable
+from control.key_revocation import revoke_course_keys
 from control.models import (
     AccessLevel,
     Category,
@@ -29,7 +31,8 @@ from control.models import (
     User,
     course_prerequisites,
 )
-from control.permissions import managed_course, visible_course
+from control.models.base import utcnow
+from control.permissions import can_view, managed_course, visible_course
 
 routes = Routes("courses")
 
@@ -257,7 +260,21 @@ async def _set_prerequisites(ctx: Ctx, course: Course, ids: list[int]) -> None:
     if course.id in wanted:
         raise unprocessable("a course cannot be its own prerequisite")
     if wanted:
-        found = set((await ctx.db.scalars(select(Course.id).where(Course.id.in_(wanted)))).all())
+        current = set(
+            (
+                await ctx.db.scalars(
+                    select(course_prerequisites.c.prerequisite_id).where(
+                        course_prerequisites.c.course_id == course.id
+                    )
+                )
+            ).all()
+        )
+        found = set()
+        for candidate in await ctx.db.scalars(select(Course).where(Course.id.in_(wanted))):
+            # A course the caller may not see is named like a missing one (its id would
+            # then show on this course publicly); links already in place may stay.
+            if candidate.id in current or await can_view(ctx.db, ctx.me, candidate):
+                found.add(candidate.id)
         missing = [i for i in wanted if i not in found]
         if missing:
             raise unprocessable(f"prerequisite courses not found: {missing}")
@@ -345,6 +362,10 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
             values.pop("teacher_id")
         else:
             await _check_teacher(ctx, values["teacher_id"])
+            if values["teacher_id"] != course.teacher_id:
+                # The previous teacher knows the course's stream keys: none survive.
+                notify_keys_revoked(ctx, await revoke_course_keys(ctx.db, course.id,
+                                                                  now=utcnow()))
     if values.get("category_id") is not None and values["category_id"] != course.category_id:
         await _check_category(ctx, values["category_id"])
     prerequisites = values.pop("prerequisite_ids", None)

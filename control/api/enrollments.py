@@ -23,11 +23,12 @@ from control.enrollment_rules import (
     check_prerequisites,
     lock_course,
     promote_waitlist,
+    refuse_if_removed,
     requested_status,
 )
 from control.enrollment_states import Action, move, require, start
 from control.errors import ApiError, forbidden, not_found, unprocessable
-from control.invite_codes import usable_invite
+from control.invite_codes import opens_hidden_course, usable_invite
 from control.models import (
     AccessLevel,
     Course,
@@ -79,8 +80,10 @@ def event_json(event: EnrollmentEvent) -> dict[str, Any]:
     }
 
 
-async def _course_to_join(ctx: Ctx, user: User, course_id: int) -> Course:
-    """The course, locked; restricted courses are reachable here for the invite check."""
+async def _course_to_join(
+    ctx: Ctx, user: User, course_id: int, invite_code: str | None
+) -> Course:
+    """The course, locked; a hidden restricted course only for one of its invite codes."""
     await lock_course(ctx.db, course_id)
     course = await ctx.db.get(Course, course_id)
     if course is None:
@@ -88,8 +91,13 @@ async def _course_to_join(ctx: Ctx, user: User, course_id: int) -> Course:
     if await can_view(ctx.db, user, course):
         return course
     # A restricted course is hidden from the catalog, but a student holding an invite
-    # must reach it; without a valid code they get the invite error, not a seat.
-    if course.is_active and course.access_level == AccessLevel.RESTRICTED:
+    # must reach it. Without one of its codes it answers exactly like a missing course
+    # (as GET does), so enrolling cannot be used to find hidden courses.
+    if (
+        course.is_active
+        and course.access_level == AccessLevel.RESTRICTED
+        and await opens_hidden_course(ctx.db, course.id, invite_code)
+    ):
         return course
     raise not_found("course")
 
@@ -150,8 +158,9 @@ async def _require_reader(ctx: Ctx, course: Course, enrollment: Enrollment) -> N
 @routes.route("POST", "/courses/{course_id}/enroll", name="enrollments.enroll",
               body=EnrollBody, body_optional=True,
               summary="Enroll yourself (students). Optional body {\"invite_code\"} for"
-              " restricted courses. 201 with the new enrollment; 200 with the existing one"
-              " when you already hold a place")
+              " restricted courses (hidden ones answer 404 without one of their codes)."
+              " 201 with the new enrollment; 200 with the existing one when you already"
+              " hold a place; 403 removed_from_course after the teacher removed you")
 async def enroll(ctx: Ctx) -> Any:
     me = ctx.me
     if me.role != Role.STUDENT:
@@ -161,10 +170,13 @@ async def enroll(ctx: Ctx) -> Any:
         )
     body = ctx.parsed(EnrollBody)
     settings = ctx.state.settings.courses
-    course = await _course_to_join(ctx, me, ctx.param("course_id"))
+    course = await _course_to_join(ctx, me, ctx.param("course_id"), body.invite_code)
     existing = await _find(ctx, course.id, me.id)
     if existing is not None and existing.status in HOLDING_STATES:
         return json(enrollment_json(existing))
+    if existing is not None:
+        # Before the invite code is looked at, so a refused student does not use it up.
+        await refuse_if_removed(ctx.db, existing)
     # Invite codes are only asked for (and only used up) on restricted courses.
     invite = None
     if course.access_level == AccessLevel.RESTRICTED:

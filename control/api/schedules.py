@@ -27,6 +27,7 @@ from control.models import Course, Role, Schedule
 from control.models.base import utcnow
 from control.permissions import (
     managed_course,
+    teaches_filter,
     visibility_filter,
     visible_course,
 )
@@ -259,7 +260,7 @@ async def list_schedules(ctx: Ctx) -> Any:
         stmt = stmt.where(visible)
     if me.role != Role.ADMIN:
         # Only a course's staff see its inactive schedules.
-        stmt = stmt.where(or_(Schedule.is_active.is_(True), Course.teacher_id == me.id))
+        stmt = stmt.where(or_(Schedule.is_active.is_(True), teaches_filter(me)))
     if q.is_active is not None:
         stmt = stmt.where(Schedule.is_active.is_(q.is_active))
     if q.cursor:

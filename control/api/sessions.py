@@ -39,6 +39,7 @@ from control.models.base import utcnow
 from control.permissions import (
     is_staff,
     managed_course,
+    teaches_filter,
     visibility_filter,
     visible_course,
 )
@@ -62,7 +63,8 @@ class SessionReplace(Body):
     start_time: AwareDatetime
     end_time: AwareDatetime
     status: SessionStatus | None = None
-    recording_url: str = Field(default="", max_length=500)
+    # No recording_url in either body: media URLs are the server's alone (set when the
+    # recording is ready), so a body naming one is refused like any unknown field.
     is_active: bool = True
 
 
@@ -72,7 +74,6 @@ class SessionPatch(Body):
     start_time: AwareDatetime | None = None
     end_time: AwareDatetime | None = None
     status: SessionStatus | None = None
-    recording_url: str | None = Field(default=None, max_length=500)
     is_active: bool | None = None
 
 
@@ -163,7 +164,7 @@ def _hide_inactive_from(me: User) -> Any:
     """Non-staff do not see sessions their course's staff switched off."""
     if me.role == Role.ADMIN:
         return None
-    return or_(CourseSession.is_active.is_(True), Course.teacher_id == me.id)
+    return or_(CourseSession.is_active.is_(True), teaches_filter(me))
 
 
 @routes.route("GET", "/sessions/", name="sessions.list", query=SessionListQuery,

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
 from control.api.bodies import Body
+from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.errors import conflict, not_found, unprocessable
@@ -96,6 +97,8 @@ async def _revoked(ctx: Ctx) -> StreamKey:
     row = await _key(ctx)
     if row.revoked_at is None:  # revoking twice keeps the first time
         row.revoked_at = utcnow()
+    # An encoder already live on the key is disconnected too (told once this commits).
+    notify_keys_revoked(ctx, {row.course_id: [row.id]})
     return row
 
 
@@ -108,17 +111,20 @@ async def relabel(ctx: Ctx) -> Any:
 
 
 @routes.route("POST", "/stream-keys/{key_id}/rotate", name="stream_keys.rotate",
-              summary="Replace a key's secret; the old one stops working at once")
+              summary="Replace a key's secret; the old one stops working at once and an"
+              " encoder live on it is disconnected")
 async def rotate(ctx: Ctx) -> Any:
     row = await _key(ctx)
     if row.revoked_at is not None:
         raise conflict("revoked", "a revoked key cannot be rotated; create a new one")
     key = rotate_key(row)
+    # The encoder live on the old secret is disconnected; it comes back with the new one.
+    notify_keys_revoked(ctx, {row.course_id: [row.id]})
     return json(_with_secret(ctx, row, key))
 
 
 @routes.route("POST", "/stream-keys/{key_id}/revoke", name="stream_keys.revoke",
-              summary="Revoke a stream key for good")
+              summary="Revoke a stream key for good; an encoder live on it is disconnected")
 async def revoke(ctx: Ctx) -> Any:
     return json(key_json(await _revoked(ctx)))
 

@@ -10,11 +10,14 @@ from sqlalchemy import func, select
 from control.accounts import add_user
 from control.api.bodies import Body, Query
 from control.api.client_address import client_address
+from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Before, Ctx, Routes
 from control.auth_tokens import issue_token, revoke_all_for, revoke_token
 from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
+from control.key_revocation import revoke_keys_lost_by
 from control.models import Role, User
+from control.models.base import utcnow
 from control.sign_in import (
     WRONG_CREDENTIALS,
     VerifiedPassword,
@@ -193,6 +196,12 @@ async def hash_changed_password(pre: Before) -> str | None:
     return await pre.state.passwords.hash_off_loop(password)
 
 
+async def _revoke_lost_keys(ctx: Ctx, user: User) -> None:
+    """Stream keys of courses the user may no longer manage stop working, and an encoder
+    live on one is disconnected (once this commits)."""
+    notify_keys_revoked(ctx, await revoke_keys_lost_by(ctx.db, user, now=utcnow()))
+
+
 @routes.route("PATCH", "/users/{user_id}/", name="users.update", body=UserUpdateBody,
               summary="Change a user's role, details, password or active flag (admin)",
               prepare=hash_changed_password)
@@ -211,6 +220,8 @@ async def update(ctx: Ctx) -> Any:
         user.password_hash = ctx.prepared
     if body.password is not None or body.is_active is False:
         await revoke_all_for(ctx.db, user.id)
+    if body.role is not None or body.is_active is False:
+        await _revoke_lost_keys(ctx, user)
     return json(user_json(user))
 
 
@@ -222,6 +233,7 @@ async def deactivate(ctx: Ctx) -> Any:
         raise conflict("self_lockout", "an admin cannot deactivate themself")
     user.is_active = False
     await revoke_all_for(ctx.db, user.id)
+    await _revoke_lost_keys(ctx, user)
     return no_content()
 
 

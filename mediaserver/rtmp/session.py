@@ -497,7 +497,8 @@ class RtmpSession:
                 f"publish refused ({decision.reason}), key {fingerprint}",
             )
         course_id = decision.course_id
-        claim = self._registry.claim(course_id, self.connection_id, self.peer)
+        claim = self._registry.claim(course_id, self.connection_id, self.peer,
+                                     key_id=decision.key_id)
         if claim is RegistryFull.COURSE_BUSY:
             raise self._refuse(
                 stream_id, "NetStream.Publish.BadName",

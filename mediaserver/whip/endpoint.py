@@ -175,7 +175,8 @@ class WhipEndpoint:
             await pc.close()
             return _error(400, "malformed_sdp", "the offer sends no audio or video")
 
-        claim = self._registry.claim(course_id, next(_CONNECTION_IDS), peer)
+        claim = self._registry.claim(course_id, next(_CONNECTION_IDS), peer,
+                                     key_id=decision.key_id)
         if claim is RegistryFull.COURSE_BUSY:
             await pc.close()
             log.warning("%s: publish refused: course %d is already live from another encoder",
