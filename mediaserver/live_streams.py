@@ -33,6 +33,7 @@ from transcode.events import Event, RunStarted, WorkerFailed
 from transcode.segment_receiver import SegmentReceiver
 from transcode.session_output import SessionOutput
 from transcode.storage.backend import Storage
+from transcode.storage.spool_budget import SpoolBudget, default_spool_bytes
 from transcode.storage.upload_queue import UploadQueue
 from transcode.worker import TranscodeWorker
 
@@ -90,6 +91,9 @@ class LiveStreams:
         self._grace = float(settings.streaming.reconnect_grace_seconds)
         self._work_dir = settings.server.data_dir / "work"
         self._spool_dir = settings.server.data_dir / "spool"
+        # One ceiling for every session's spool (the setting, else a share of the disk).
+        self.spool_budget = SpoolBudget(settings.storage.spool_max_bytes
+                                        or default_spool_bytes(settings.server.data_dir))
         self._sessions: dict[int, _LiveSession] = {}
         self._by_token: dict[str, _LiveSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -139,7 +143,7 @@ class LiveStreams:
         live = self._sessions.get(session_id)
         if live is None:
             queue = UploadQueue(self._storage, self._spool_dir / f"session-{session_id}",
-                                events=self._on_event)
+                                events=self._on_event, budget=self.spool_budget)
             output = SessionOutput(
                 session_id,
                 queue,

@@ -67,7 +67,7 @@ class MediaNode:
         self.pending = PendingUploads(
             self.storage, self.live, spool_dir=data_dir / "spool",
             unsent_dir=data_dir / "work" / "unsent", active=self.live.active_sessions,
-            events=self.metrics.on_event,
+            events=self.metrics.on_event, budget=self.live.spool_budget,
         )
         self._runner = web.AppRunner(self.app, access_log=None)
         self._site: web.TCPSite | None = None

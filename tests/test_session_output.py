@@ -60,17 +60,17 @@ class SpyQueue:
         self.ops: list[tuple[str, str, bytes]] = []
 
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None:
+            ) -> bool:
         self.ops.extend(("put", k, data) for k in (key, *also))
-        self.queue.put(key, data, content_type, also=also)
+        return self.queue.put(key, data, content_type, also=also)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         self.ops.append(("delete", key, b""))
-        self.queue.delete(key)
+        return self.queue.delete(key)
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> bool:
         self.ops.append(("delete_prefix", prefix, b""))
-        self.queue.delete_prefix(prefix)
+        return self.queue.delete_prefix(prefix)
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         return await self.queue.flush(timeout)
@@ -364,14 +364,15 @@ class KeyLog:
         self.puts: list[str] = []
 
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None:
+            ) -> bool:
         self.puts.extend((key, *also))
+        return True
 
-    def delete(self, key: str) -> None:
-        pass
+    def delete(self, key: str) -> bool:
+        return True
 
-    def delete_prefix(self, prefix: str) -> None:
-        pass
+    def delete_prefix(self, prefix: str) -> bool:
+        return True
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         return True

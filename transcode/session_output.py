@@ -72,12 +72,13 @@ MP4_PUT_ATTEMPTS = 3
 class OutputQueue(Protocol):
     """What we need of the upload queue (transcode.storage.upload_queue.UploadQueue)."""
 
+    # False: refused (the spool is full or cannot be written), the bytes will never be stored.
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None: ...
+            ) -> bool: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> bool: ...
 
-    def delete_prefix(self, prefix: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> bool: ...
 
     async def flush(self, timeout: float | None = None) -> bool: ...  # noqa: ASYNC109
 
@@ -94,6 +95,7 @@ class _Track:
     live_floor: int = 0  # lowest number possibly still under live/
     live_target: int = 1  # the live target duration never shrinks
     recorded: int = 0  # segments named by the recording playlist last written
+    gap: bool = False  # a segment was refused by the queue: the next one is a discontinuity
 
     def discontinuities_before(self, number: int) -> int:
         return sum(1 for n in self.discontinuities if n < number)
@@ -246,21 +248,27 @@ class SessionOutput:
                 del self._feeds[key]
         for data, duration in ready:
             number = len(track.segments)
-            discontinuity = new_epoch and number > 0
-            if discontinuity:
-                track.discontinuities.append(number)
-            new_epoch = False
             name = f"{number:06d}.ts"
-            track.segments.append(Segment(name, duration, discontinuity))
             recorded = self._recording(f"{rendition}/{name}")
             if live:
-                if track.live_since is None:
-                    track.live_since = track.live_floor = number
                 # Spooled once, stored under both keys.
-                self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE,
-                                also=(recorded,))
+                accepted = self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE,
+                                           also=(recorded,))
             else:
-                self._queue.put(recorded, data, TS_TYPE)
+                accepted = self._queue.put(recorded, data, TS_TYPE)
+            if not accepted:
+                # Never stored: it gets no number, and the media jumps where it was.
+                log.warning("session %s: %s segment refused by the upload queue, lost",
+                            self.session_id, rendition)
+                track.gap = True
+                continue
+            discontinuity = (new_epoch or track.gap) and number > 0
+            if discontinuity:
+                track.discontinuities.append(number)
+            new_epoch = track.gap = False
+            track.segments.append(Segment(name, duration, discontinuity))
+            if live and track.live_since is None:
+                track.live_since = track.live_floor = number
             if rendition == SOURCE:
                 await self._append_source(ordinal, data)
         track.last_epoch = ordinal
