@@ -78,6 +78,8 @@ class MediaNode:
 
     async def start(self) -> None:
         await self.receiver.start()
+        # Before ingest opens: an encoder coming back finds its session taken up.
+        await self.live.resume_unfinished()
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.settings.server.host,
                                  self.settings.server.http_port)

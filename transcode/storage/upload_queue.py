@@ -193,6 +193,11 @@ class UploadQueue:
         """Queue the removal of every key under `prefix` (e.g. "live/7/")."""
         return self._submit(_Op(0, "delete_prefix", _check_prefix(prefix)))
 
+    def queued_keys(self) -> list[str]:
+        """The keys the puts not yet stored will write (those the spool held at start too)."""
+        return [key for op in (*self._spooled, *self._unspooled) if op.kind == "put"
+                for key in (op.key, *op.also)]
+
     @property
     def held_bytes(self) -> int:
         """Bytes of operations held in memory, not yet written to the spool."""
