@@ -23,7 +23,7 @@ from transcode.storage.backend import Storage, StorageError
 from transcode.storage.local import LocalStorage
 from transcode.storage.s3 import S3Storage
 from transcode.storage.spool_budget import SpoolBudget
-from transcode.storage.upload_queue import MEMORY_MAX_BYTES, UploadQueue
+from transcode.storage.upload_queue import MEMORY_MAX_BYTES, SpoolBusy, UploadQueue
 
 Call = tuple[str, str, bytes]  # (operation, key or prefix, bytes of a put)
 M3U8 = "application/vnd.apple.mpegurl"
@@ -498,3 +498,32 @@ async def test_spool_files_are_fsynced_before_they_are_sent(
     folder = str(spool)  # tmp_path is already absolute and resolved
     assert f"{folder}/000000000001.tmp" in seen_at_put[0]  # the file's bytes, before its rename
     assert folder in seen_at_put[0]  # the rename itself
+
+
+async def test_one_spool_is_sent_by_one_queue_at_a_time(spool: Path) -> None:
+    """Two queues on one spool folder (a restart's pending-uploads pass and the session's
+    new live queue): the second waits for the first to hand over; nothing is sent twice."""
+    stuck = FakeStorage(gate=asyncio.Event())
+    left = UploadQueue(stuck, spool)
+    await left.start()
+    for n in range(5):
+        left.put(f"live/1/hd/{n:06d}.ts", b"x", TS)
+    await eventually(lambda: len(spool_files(spool)) == 5, "all spooled")
+    assert not await left.close(timeout=0.05)  # storage stuck: left in the spool
+
+    storage = FakeStorage(gate=asyncio.Event())
+    first, second = UploadQueue(storage, spool), UploadQueue(storage, spool)
+    await first.start()
+    second.put("live/1/hd/000005.ts", b"y", TS)  # the live queue's own, after the old ones
+    starting = asyncio.create_task(second.start())
+    await asyncio.sleep(0.5)
+    assert not starting.done()  # the spool is not its own yet
+    with pytest.raises(SpoolBusy):
+        await UploadQueue(storage, spool).start(wait=False)
+    assert storage.gate is not None
+    storage.gate.set()
+    assert await first.close(timeout=20)
+    await asyncio.wait_for(starting, 20)
+    assert await second.flush(timeout=20)
+    assert [c[1] for c in storage.stored] == [f"live/1/hd/{n:06d}.ts" for n in range(6)]
+    await second.close(timeout=5)
