@@ -462,3 +462,40 @@ async def test_an_output_after_a_crash_numbers_on_and_overwrites_nothing(
     seconds, frames = _mp4_seconds(root / key)  # both runs' source, in order
     assert seconds == pytest.approx(10.0, abs=0.5)
     assert frames == pytest.approx(300, abs=5)
+
+
+async def test_resumed_twice_the_journal_stays_in_step(rig: Rig) -> None:
+    """A resume that corrected the journal (a segment stored but never noted) keeps it in
+    step, so a second crash and resume still knows every segment and discontinuity."""
+
+    async def run(output: SessionOutput, epoch: str, count: int) -> None:
+        output.start_epoch(epoch, [SD])
+        entries = ""
+        for n in range(count):
+            await output.receive(epoch, "sd", f"seg_{n:05d}.ts", bytes([n]) * 188)
+            entries += f"#EXTINF:1.500000,\nseg_{n:05d}.ts\n"
+            text = f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n{entries}"
+            await output.receive(epoch, "sd", "index.m3u8", text.encode())
+        assert await rig.queue.flush(10)
+
+    def output() -> SessionOutput:
+        # The stored recording playlist is rarely rewritten: the journal is what counts.
+        return SessionOutput(SID, rig.queue, window=3, work_dir=rig.work_dir,
+                             recording_playlist_every=1000)
+
+    await run(output(), "a/1", 4)
+    _drop_last_journal_line(rig.work_dir)
+    second = output()
+    assert await second.resume(rig.storage, rig.queue.queue.queued_keys()) == 4
+    await run(second, "b/1", 3)
+    third = output()
+    assert await third.resume(rig.storage, rig.queue.queue.queued_keys()) == 7
+    await run(third, "c/1", 2)
+    await third.finalize(rig.storage)
+    recording = parse_media_playlist(await rig.text(f"recordings/{SID}/sd/index.m3u8"))
+    assert [s.uri for s in recording.segments] == [f"{n:06d}.ts" for n in range(9)]
+    assert [n for n, s in enumerate(recording.segments) if s.discontinuity] == [4, 7]
+    assert [s.duration for s in recording.segments] == [1.5] * 9
+    for n, first_byte in enumerate([0, 1, 2, 3, 0, 1, 2, 0, 1]):
+        assert await rig.storage.get(f"recordings/{SID}/sd/{n:06d}.ts") == bytes(
+            [first_byte]) * 188

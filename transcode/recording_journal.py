@@ -62,6 +62,19 @@ class RecordingJournal:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def rewrite(self, state: JournalState) -> None:
+        """Replace the journal with `state` (after a resume corrected it), atomically."""
+        lines = [self.rendition_line(r) for r in state.ladder]
+        for name, segments in state.segments.items():
+            lines += [self.segment_line(name, n, s) for n, s in enumerate(segments)]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        with temp.open("w", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(line) + "\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.path)
+
     def load(self) -> JournalState:
         """The journal's content; empty when there is none. A segment is taken only in
         order (number n after n-1): anything else is a torn or foreign line."""

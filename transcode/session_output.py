@@ -51,7 +51,7 @@ from transcode.hls_playlist import (
 from transcode.ladder import Rendition
 from transcode.mp4_export import export_mp4
 from transcode.poster import extract_poster
-from transcode.recording_journal import RecordingJournal
+from transcode.recording_journal import JournalState, RecordingJournal
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 
 __all__ = ["M3U8_TYPE", "MP4_TYPE", "SOURCE", "TS_TYPE", "OutputQueue", "SessionOutput"]
@@ -378,6 +378,11 @@ class SessionOutput:
             for rendition in state.ladder:
                 self._ladder.setdefault(rendition.name, rendition)
             self._journaled_ladder = set(self._ladder)
+            restored = {name: track.segments for name, track in self._tracks.items()}
+            if restored != state.segments:
+                # What storage and the spool hold won: the journal goes on from there.
+                await asyncio.to_thread(self._journal.rewrite, JournalState(
+                    list(self._ladder.values()), {n: list(s) for n, s in restored.items()}))
             if known:
                 log.info("session %s: resuming after %d recorded segments", self.session_id,
                          known)
