@@ -180,6 +180,8 @@ async def test_a_slow_storage_never_blocks_callers(spool: Path) -> None:
         queue.put(f"live/2/hd/{n:05d}.ts", segment, TS)
     # Storage is stuck on the first put, yet every put returned and reached the spool.
     await eventually(lambda: len(spool_files(spool)) == 40, "all puts spooled")
+    # A file is renamed into place before its batch is synced and handed to the sender.
+    await eventually(lambda: bool(storage.attempts), "the first put tried")
     assert storage.attempts == [("put", "live/2/hd/00000.ts", segment)]
     assert queue.pending == 40
     assert not await queue.flush(timeout=0.05)
