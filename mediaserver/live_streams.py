@@ -111,6 +111,8 @@ class LiveStreams:
         # One ceiling for every session's spool (the setting, else a share of the disk).
         self.spool_budget = SpoolBudget(settings.storage.spool_max_bytes
                                         or default_spool_bytes(settings.server.data_dir))
+        log.info("upload spool: at most %d MB under %s", self.spool_budget.max_bytes >> 20,
+                 self._spool_dir)
         self._sessions: dict[int, _LiveSession] = {}
         self._by_token: dict[str, _LiveSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
