@@ -139,6 +139,9 @@ class StorageSettings:
     s3_bucket: str = "academia"
     s3_region: str = ""
     s3_secure: bool = False
+    # Most bytes the upload spool (data_dir/spool) may hold while storage lags; 0 means a
+    # quarter of the free space of data_dir when the server starts.
+    spool_max_bytes: int = 0
 
 
 @dataclass(frozen=True)

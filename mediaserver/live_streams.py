@@ -16,6 +16,13 @@ the sink factory. What it adds is the life of a live session's media:
   its holder lost the course), that publisher is disconnected. The class is not ended:
   it waits the reconnect grace period like after a dropped encoder, so the teacher can
   come back with a good key and the session and recording go on.
+
+Nothing of it depends on this process living to the end. Each session's stage is kept on
+disk (mediaserver.session_media_state), and `resume_unfinished` at start takes up what an
+earlier process left: a session still live waits for its encoder (the grace period), its
+output numbering on after every segment already recorded; a finalisation cut short is
+done again, to the MP4 and `recording_url`. A session's spool is sent by its own queue
+only: the queue locks it, and the pending-uploads pass hands it over.
 """
 
 from __future__ import annotations
@@ -32,11 +39,19 @@ from typing import Any
 from config.settings import Settings
 from mediaserver.control_port import ControlPort, PlaybackDecision, PublishDecision
 from mediaserver.metrics import Metrics
+from mediaserver.session_media_state import (
+    SessionMediaState,
+    Stage,
+    read_states,
+    remove_state,
+    write_state,
+)
 from mediaserver.transcode_sink import TranscodeSink
-from transcode.events import Event, RunStarted, WorkerFailed
+from transcode.events import Event, RunStarted, SpoolRefused, WorkerFailed
 from transcode.segment_receiver import SegmentReceiver
 from transcode.session_output import SessionOutput
 from transcode.storage.backend import Storage
+from transcode.storage.spool_budget import SpoolBudget, default_spool_bytes
 from transcode.storage.upload_queue import UploadQueue
 from transcode.worker import TranscodeWorker
 
@@ -65,6 +80,9 @@ class _LiveSession:
     finishing: set[asyncio.Task[None]] = field(default_factory=set)
     grace: asyncio.Task[None] | None = None
     ending: asyncio.Task[None] | None = None
+    # Set once the queue owns its spool and the output took up what was recorded before.
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    refusing: bool = False  # the spool refused media (logged once per session)
 
 
 class LiveStreams:
@@ -95,6 +113,11 @@ class LiveStreams:
         self._grace = float(settings.streaming.reconnect_grace_seconds)
         self._work_dir = settings.server.data_dir / "work"
         self._spool_dir = settings.server.data_dir / "spool"
+        # One ceiling for every session's spool (the setting, else a share of the disk).
+        self.spool_budget = SpoolBudget(settings.storage.spool_max_bytes
+                                        or default_spool_bytes(settings.server.data_dir))
+        log.info("upload spool: at most %d MB under %s", self.spool_budget.max_bytes >> 20,
+                 self._spool_dir)
         self._sessions: dict[int, _LiveSession] = {}
         self._by_token: dict[str, _LiveSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,6 +143,7 @@ class LiveStreams:
         elif waiting is not None:
             log.info("course %d: publisher back within the grace period: session %d goes on",
                      course_id, session_id)
+        await self._open(session_id, course_id)
         return session_id
 
     async def stream_ended(self, course_id: int) -> None:
@@ -140,22 +164,80 @@ class LiveStreams:
 
     # ------------------------------------------------------------------ sinks
 
+    def _new_session(self, session_id: int, course_id: int) -> _LiveSession:
+        queue = UploadQueue(self._storage, self._spool_dir / f"session-{session_id}",
+                            events=self._on_event, budget=self.spool_budget)
+        output = SessionOutput(
+            session_id,
+            queue,
+            window=self._streaming.live_window_segments,
+            work_dir=self._work_dir / f"session-{session_id}",
+            events=self._on_event,
+        )
+        live = _LiveSession(session_id, course_id, output, queue)
+        self._sessions[session_id] = live
+        return live
+
+    async def _open(self, session_id: int, course_id: int, stage: Stage = "live"
+                    ) -> _LiveSession:
+        """The session's media, taking up what an earlier process left of it."""
+        live = self._sessions.get(session_id)
+        if live is not None:
+            await live.opened.wait()
+            return live
+        # Registered first: a pending-uploads pass draining this spool sees the session is
+        # back and hands the spool over, and a second caller waits for this one.
+        live = self._new_session(session_id, course_id)
+        try:
+            await live.queue.start()
+            await live.output.resume(self._storage, live.queue.queued_keys())
+            await asyncio.to_thread(write_state, self._work_dir,
+                                    SessionMediaState(session_id, course_id, stage))
+        except Exception:
+            log.exception("session %d: could not take up its earlier media", session_id)
+        finally:
+            live.opened.set()
+        return live
+
+    async def resume_unfinished(self) -> None:
+        """At start: take up the sessions an earlier process left unfinished (see the
+        module docstring). Finalisations run in the background."""
+        for state in await asyncio.to_thread(read_states, self._work_dir):
+            folder = self._work_dir / f"session-{state.session_id}"
+            if state.stage == "finalising" and not await asyncio.to_thread(folder.exists):
+                # Finalised, but the control plane may not have heard of it.
+                self._spawn(self._confirm_recording(state))
+                continue
+            live = await self._open(state.session_id, state.course_id, state.stage)
+            if state.stage == "finalising":
+                log.info("session %d: completing its recording, cut short by the last stop",
+                         state.session_id)
+                self._end_soon(live)
+            else:
+                log.info("course %d: session %d was live when the last process stopped; it "
+                         "waits %.0f s for its encoder", state.course_id, state.session_id,
+                         self._grace)
+                live.grace = asyncio.create_task(self._grace_period(live))
+
+    async def _confirm_recording(self, state: SessionMediaState) -> None:
+        key = f"recordings/{state.session_id}/recording.mp4"
+        try:
+            if await self._storage.size(key) is not None:
+                await self._control.recording_ready(state.session_id)
+        except Exception:
+            log.exception("session %d: could not confirm its recording", state.session_id)
+            return
+        await asyncio.to_thread(remove_state, self._work_dir, state.session_id)
+
     def sink_factory(self, course_id: int, session_id: int) -> TranscodeSink:
-        """The sink of a publish that just went live in `session_id`."""
+        """The sink of a publish that just went live in `session_id` (`stream_started`
+        opened the session's media)."""
         live = self._sessions.get(session_id)
         if live is None:
-            queue = UploadQueue(self._storage, self._spool_dir / f"session-{session_id}",
-                                events=self._on_event)
-            output = SessionOutput(
-                session_id,
-                queue,
-                window=self._streaming.live_window_segments,
-                work_dir=self._work_dir / f"session-{session_id}",
-                events=self._on_event,
-            )
-            live = _LiveSession(session_id, course_id, output, queue)
-            self._sessions[session_id] = live
-            self._spawn(queue.start())
+            # Not through stream_started: nothing earlier to take up, start afresh.
+            live = self._new_session(session_id, course_id)
+            live.opened.set()
+            self._spawn(live.queue.start())
         token = secrets.token_hex(16)
         worker = TranscodeWorker(
             token,
@@ -205,6 +287,13 @@ class LiveStreams:
             live = self._by_token.get(event.stream)
             where = f"session {live.session_id}" if live is not None else "a session"
             log.error("%s: transcoding stopped after repeated failures: %s", where, event.reason)
+        elif isinstance(event, SpoolRefused):
+            for live in self._sessions.values():
+                if event.key.split("/")[1:2] == [str(live.session_id)] and not live.refusing:
+                    live.refusing = True
+                    log.error("session %d: the upload spool is %s; its media is being "
+                              "refused and lost until it has room", live.session_id,
+                              event.reason)
 
     # ------------------------------------------------------------------ ending
 
@@ -251,6 +340,13 @@ class LiveStreams:
             self.disconnect(course_id, "its stream key was revoked")
 
     async def _finalise(self, live: _LiveSession) -> None:
+        await live.opened.wait()
+        try:
+            # Before anything is made: a stop cut short resumes this after the restart.
+            await asyncio.to_thread(write_state, self._work_dir, SessionMediaState(
+                live.session_id, live.course_id, "finalising"))
+        except OSError:
+            log.exception("session %d: cannot note that it is finalising", live.session_id)
         if live.sink is not None and not live.sink.closed:
             await live.sink.close()  # the current publisher's worker finishes too
         if live.finishing:
@@ -273,9 +369,12 @@ class LiveStreams:
             try:
                 await self._control.recording_ready(live.session_id)
             except Exception:
+                # The state stays: the next start tells the control plane again.
                 log.exception("session %d: could not record that its recording is ready",
                               live.session_id)
+                return
             log.info("session %d: recording ready (%s)", live.session_id, key)
+        await asyncio.to_thread(remove_state, self._work_dir, live.session_id)
 
     async def close(self) -> None:
         """Shutting down: end every session now (no grace), finalising each recording."""

@@ -27,6 +27,7 @@ from transcode.events import (
     BufferOverflow,
     Event,
     SegmentStored,
+    SpoolRefused,
     UploadFailed,
     WorkerFailed,
     WorkerRestarted,
@@ -44,6 +45,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _REFUSAL_REASONS = frozenset(
     {"bad_token", "expired", "wrong_session", "not_allowed", "not_available"}
 )
+
+# Why the upload spool refuses media (transcode.storage.upload_queue); others are "other".
+_SPOOL_REFUSALS = frozenset({"full", "unwritable"})
 
 # Uploads of 2 s segments: interesting between a few milliseconds and tens of seconds.
 _UPLOAD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -93,6 +97,17 @@ class Metrics:
         self.segment_upload_failures_total = Counter(
             "academia_segment_upload_failures", "Failed attempts to store an object.", registry=r
         )
+        self.spool_refusals_total = Counter(
+            "academia_spool_refusals",
+            "Uploads refused because the spool was full or could not be written (media lost).",
+            ["reason"],
+            registry=r,
+        )
+        self.spool_refused_bytes_total = Counter(
+            "academia_spool_refused_bytes",
+            "Bytes of media refused because the spool was full or could not be written.",
+            registry=r,
+        )
         self.http_requests_total = Counter(
             "academia_http_requests",
             "HTTP requests answered, by method, route template and status.",
@@ -131,6 +146,10 @@ class Metrics:
             self.segment_upload_seconds.observe(max(event.seconds, 0.0))
         elif isinstance(event, UploadFailed):
             self.segment_upload_failures_total.inc()
+        elif isinstance(event, SpoolRefused):
+            reason = event.reason if event.reason in _SPOOL_REFUSALS else "other"
+            self.spool_refusals_total.labels(reason=reason).inc()
+            self.spool_refused_bytes_total.inc(max(event.size, 0))
 
     # -- ingest -----------------------------------------------------------------------
 

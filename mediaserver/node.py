@@ -78,7 +78,7 @@ class MediaNode:
         self.pending = PendingUploads(
             self.storage, self.live, spool_dir=data_dir / "spool",
             unsent_dir=data_dir / "work" / "unsent", active=self.live.active_sessions,
-            events=self.metrics.on_event,
+            events=self.metrics.on_event, budget=self.live.spool_budget,
         )
         self._runner = web.AppRunner(self.app, access_log=None)
         self._site: web.TCPSite | None = None
@@ -93,6 +93,8 @@ class MediaNode:
 
     async def start(self) -> None:
         await self.receiver.start()
+        # Before ingest opens: an encoder coming back finds its session taken up.
+        await self.live.resume_unfinished()
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.settings.server.host,
                                  self.settings.server.http_port)

@@ -4,8 +4,10 @@ A session's upload queue keeps what storage refused in its spool folder, and a r
 MP4 that could not be stored is moved to `work/unsent/`. Nothing else would ever look at
 them once the session is over, or after a restart. `PendingUploads` does, on start and
 then every `interval` seconds: it drains each spool left by a session this node is not
-carrying, then stores each unsent MP4 (only once its session's spool is empty, so the
-recording's playlists are there first) and tells the control plane the recording is ready.
+carrying (taking the spool's lock, and handing it over as soon as the session comes back
+live here, so one spool is only ever sent by one queue), then stores each unsent MP4 (only
+once its session's spool is empty, so the recording's playlists are there first) and tells
+the control plane the recording is ready.
 """
 
 from __future__ import annotations
@@ -20,11 +22,15 @@ from pathlib import Path
 from mediaserver.control_port import ControlPort
 from transcode.events import EventSink
 from transcode.storage.backend import Storage, StorageError
-from transcode.storage.upload_queue import UploadQueue
+from transcode.storage.spool_budget import SpoolBudget
+from transcode.storage.upload_queue import SpoolBusy, UploadQueue
 
 __all__ = ["PendingUploads"]
 
 log = logging.getLogger(__name__)
+
+# How often a drain looks whether its session came back live on this node.
+_HANDOVER_CHECK_S = 0.5
 
 _SESSION = re.compile(r"session-(\d+)(?:\.mp4)?$")
 
@@ -49,6 +55,7 @@ class PendingUploads:
         events: EventSink | None = None,
         interval: float = 60.0,
         drain_seconds: float = 30.0,
+        budget: SpoolBudget | None = None,
     ) -> None:
         self._storage = storage
         self._control = control
@@ -59,6 +66,7 @@ class PendingUploads:
         self._interval = interval
         # How long one round waits for a spool to drain before moving on (storage down).
         self._drain_seconds = drain_seconds
+        self._budget = budget
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -85,7 +93,7 @@ class PendingUploads:
             session_id = _session_id(folder)
             if session_id is None or session_id in self._active():
                 continue
-            if not await self._drain(folder):
+            if not await self._drain(folder, session_id):
                 undrained.add(session_id)
         for mp4 in await asyncio.to_thread(self._unsent):
             session_id = _session_id(mp4)
@@ -103,15 +111,29 @@ class PendingUploads:
             return []
         return sorted(self._unsent_dir.glob("session-*.mp4"))
 
-    async def _drain(self, folder: Path) -> bool:
-        queue = UploadQueue(self._storage, folder, events=self._events)
-        await queue.start()
+    async def _drain(self, folder: Path, session_id: int) -> bool:
+        queue = UploadQueue(self._storage, folder, events=self._events, budget=self._budget)
+        try:
+            await queue.start(wait=False)
+        except SpoolBusy:
+            return False  # its session's own queue (or another drain) has it
         count = queue.pending
-        done = await queue.close(timeout=self._drain_seconds)
+        done = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._drain_seconds
+        # Checked now and then: a session that comes back live (its encoder reconnected
+        # after a restart) gets its spool handed over at once, the rest sent by its queue.
+        while not done and session_id not in self._active():
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            done = await queue.flush(min(left, _HANDOVER_CHECK_S))
+        done = await queue.close(timeout=0 if not done else None)
         if done:
             log.info("%s: %d upload(s) left by an earlier run stored", folder.name, count)
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(_remove_empty, folder)
+            if session_id not in self._active():  # else its live queue may be writing there
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(_remove_empty, folder)
         return done
 
     async def _send_mp4(self, session_id: int, mp4: Path) -> None:

@@ -3,6 +3,7 @@ its recording is then marked ready; a live session's own spool is left to its qu
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from control_fakes import IngestOnlyControl
@@ -94,3 +95,28 @@ async def test_an_mp4_waits_for_its_sessions_playlists(tmp_path: Path) -> None:
                              unsent_dir=unsent, active=set, drain_seconds=0.3)
     await pending.retry_once()
     assert control.ready == [] and (unsent / "session-3.mp4").exists()
+
+
+async def test_a_spool_is_handed_over_when_its_session_comes_back(tmp_path: Path) -> None:
+    """After a restart the pending-uploads pass is draining a session's spool (storage
+    down) when the encoder reconnects into that session: the pass lets go of the spool at
+    once and the session's own queue sends it; never both at the same time."""
+    spool, unsent = tmp_path / "spool", tmp_path / "work" / "unsent"
+    await leave_spool(spool, 7, ["recordings/7/hd/000000.ts", "recordings/7/hd/000001.ts"])
+    active: set[int] = set()
+    pending = PendingUploads(DownStorage(tmp_path / "media"), Control(), spool_dir=spool,
+                             unsent_dir=unsent, active=lambda: set(active),
+                             drain_seconds=600)
+    draining = asyncio.create_task(pending.retry_once())
+    await asyncio.sleep(0.5)
+    assert not draining.done()  # storage is down: it keeps trying
+    active.add(7)  # the session is live here again
+    storage = LocalStorage(tmp_path / "media")
+    live = UploadQueue(storage, spool / "session-7")
+    await asyncio.wait_for(live.start(), 20)  # handed over, not after the 600 s drain
+    await asyncio.wait_for(draining, 20)
+    live.put("recordings/7/hd/000002.ts", b"new", "video/mp2t")
+    assert await live.flush(timeout=20)
+    assert await storage.list("recordings/7/") == [
+        f"recordings/7/hd/{n:06d}.ts" for n in range(3)]
+    await live.close(timeout=5)

@@ -35,13 +35,13 @@ class RecordingOutput(SessionOutput):
 
 class _NoQueue:
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None:
+            ) -> bool:
         raise AssertionError("nothing may be queued")
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         raise AssertionError("nothing may be queued")
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> bool:
         raise AssertionError("nothing may be queued")
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109

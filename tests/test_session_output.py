@@ -20,6 +20,7 @@ import pytest
 from transcode.hls_playlist import parse_media_playlist
 from transcode.ladder import AAC_LC, Rendition
 from transcode.mp4_export import Mp4ExportError, export_mp4
+from transcode.recording_journal import JOURNAL_NAME
 from transcode.segment_receiver import SegmentReceiver, epoch_name
 from transcode.session_output import SessionOutput
 from transcode.storage.backend import StorageError
@@ -60,17 +61,17 @@ class SpyQueue:
         self.ops: list[tuple[str, str, bytes]] = []
 
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None:
+            ) -> bool:
         self.ops.extend(("put", k, data) for k in (key, *also))
-        self.queue.put(key, data, content_type, also=also)
+        return self.queue.put(key, data, content_type, also=also)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         self.ops.append(("delete", key, b""))
-        self.queue.delete(key)
+        return self.queue.delete(key)
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> bool:
         self.ops.append(("delete_prefix", prefix, b""))
-        self.queue.delete_prefix(prefix)
+        return self.queue.delete_prefix(prefix)
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         return await self.queue.flush(timeout)
@@ -364,14 +365,15 @@ class KeyLog:
         self.puts: list[str] = []
 
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None:
+            ) -> bool:
         self.puts.extend((key, *also))
+        return True
 
-    def delete(self, key: str) -> None:
-        pass
+    def delete(self, key: str) -> bool:
+        return True
 
-    def delete_prefix(self, prefix: str) -> None:
-        pass
+    def delete_prefix(self, prefix: str) -> bool:
+        return True
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         return True
@@ -416,3 +418,84 @@ async def test_an_mp4_that_cannot_be_stored_is_kept_on_disk(
     kept = rig.work_dir.parent / "unsent" / f"session-{SID}.mp4"
     seconds, _ = _mp4_seconds(kept)
     assert seconds == pytest.approx(6.0, abs=0.5)
+
+
+def _drop_last_journal_line(work_dir: Path) -> None:
+    journal = work_dir / JOURNAL_NAME
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join(lines[:-1]))
+
+
+async def test_an_output_after_a_crash_numbers_on_and_overwrites_nothing(
+        rig: Rig, clips: dict[str, Path]) -> None:
+    """The process died mid-class (no finalize); a new process's output for the same
+    session takes up the work folder, the store and the spool: the next run's segments
+    follow the earlier ones, nothing stored is overwritten, and the recording has both."""
+    first = rig.output(window=3)
+    base_a = rig.receiver.register("tok-a", first)
+    first.start_epoch(epoch_name("tok-a", 1), [SOURCE])
+    await Replay(rig, base_a, 1, "source", clips["a"]).all()
+    assert await rig.queue.flush(10)
+    rig.receiver.unregister("tok-a")
+    before = {key: await rig.storage.get(key)
+              for key in await rig.keys(f"recordings/{SID}/source/") if key.endswith(".ts")}
+    assert len(before) == 6
+    # It died right after queueing the last segment, before noting it in the journal.
+    _drop_last_journal_line(rig.work_dir)
+
+    second = rig.output(window=3)
+    assert await second.resume(rig.storage, rig.queue.queue.queued_keys()) == 6
+    base_b = rig.receiver.register("tok-b", second)
+    second.start_epoch(epoch_name("tok-b", 1), [SOURCE])
+    await Replay(rig, base_b, 1, "source", clips["b"]).all()
+    key = await second.finalize(rig.storage)
+    assert key is not None
+    for stored_key, data in before.items():
+        assert await rig.storage.get(stored_key) == data, f"{stored_key} was overwritten"
+    recording = parse_media_playlist(await rig.text(f"recordings/{SID}/source/index.m3u8"))
+    assert recording.ended
+    assert [s.uri for s in recording.segments] == [f"{n:06d}.ts" for n in range(10)]
+    assert [s.discontinuity for s in recording.segments] == [False] * 6 + [True] + [False] * 3
+    root = rig.storage.root
+    probed = _ffprobe(str(root / "recordings" / str(SID) / "source" / "index.m3u8"))
+    assert probed["duration"] == pytest.approx(10.0, abs=0.5)
+    seconds, frames = _mp4_seconds(root / key)  # both runs' source, in order
+    assert seconds == pytest.approx(10.0, abs=0.5)
+    assert frames == pytest.approx(300, abs=5)
+
+
+async def test_resumed_twice_the_journal_stays_in_step(rig: Rig) -> None:
+    """A resume that corrected the journal (a segment stored but never noted) keeps it in
+    step, so a second crash and resume still knows every segment and discontinuity."""
+
+    async def run(output: SessionOutput, epoch: str, count: int) -> None:
+        output.start_epoch(epoch, [SD])
+        entries = ""
+        for n in range(count):
+            await output.receive(epoch, "sd", f"seg_{n:05d}.ts", bytes([n]) * 188)
+            entries += f"#EXTINF:1.500000,\nseg_{n:05d}.ts\n"
+            text = f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n{entries}"
+            await output.receive(epoch, "sd", "index.m3u8", text.encode())
+        assert await rig.queue.flush(10)
+
+    def output() -> SessionOutput:
+        # The stored recording playlist is rarely rewritten: the journal is what counts.
+        return SessionOutput(SID, rig.queue, window=3, work_dir=rig.work_dir,
+                             recording_playlist_every=1000)
+
+    await run(output(), "a/1", 4)
+    _drop_last_journal_line(rig.work_dir)
+    second = output()
+    assert await second.resume(rig.storage, rig.queue.queue.queued_keys()) == 4
+    await run(second, "b/1", 3)
+    third = output()
+    assert await third.resume(rig.storage, rig.queue.queue.queued_keys()) == 7
+    await run(third, "c/1", 2)
+    await third.finalize(rig.storage)
+    recording = parse_media_playlist(await rig.text(f"recordings/{SID}/sd/index.m3u8"))
+    assert [s.uri for s in recording.segments] == [f"{n:06d}.ts" for n in range(9)]
+    assert [n for n, s in enumerate(recording.segments) if s.discontinuity] == [4, 7]
+    assert [s.duration for s in recording.segments] == [1.5] * 9
+    for n, first_byte in enumerate([0, 1, 2, 3, 0, 1, 2, 0, 1]):
+        assert await rig.storage.get(f"recordings/{SID}/sd/{n:06d}.ts") == bytes(
+            [first_byte]) * 188

@@ -7,6 +7,8 @@ against the real S3 backend talking to a moto server that is stopped and started
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from mediaserver.metrics import Metrics
 from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
-from transcode.events import Event, SegmentStored, UploadFailed
-from transcode.storage.backend import StorageError
+from transcode.events import Event, SegmentStored, SpoolRefused, UploadFailed
+from transcode.storage.backend import Storage, StorageError
+from transcode.storage.local import LocalStorage
 from transcode.storage.s3 import S3Storage
-from transcode.storage.upload_queue import UploadQueue
+from transcode.storage.spool_budget import SpoolBudget
+from transcode.storage.upload_queue import MEMORY_MAX_BYTES, SpoolBusy, UploadQueue
 
 Call = tuple[str, str, bytes]  # (operation, key or prefix, bytes of a put)
 M3U8 = "application/vnd.apple.mpegurl"
@@ -175,6 +180,8 @@ async def test_a_slow_storage_never_blocks_callers(spool: Path) -> None:
         queue.put(f"live/2/hd/{n:05d}.ts", segment, TS)
     # Storage is stuck on the first put, yet every put returned and reached the spool.
     await eventually(lambda: len(spool_files(spool)) == 40, "all puts spooled")
+    # A file is renamed into place before its batch is synced and handed to the sender.
+    await eventually(lambda: bool(storage.attempts), "the first put tried")
     assert storage.attempts == [("put", "live/2/hd/00000.ts", segment)]
     assert queue.pending == 40
     assert not await queue.flush(timeout=0.05)
@@ -348,3 +355,177 @@ async def test_one_put_under_several_keys_is_spooled_once(spool: Path) -> None:
     with pytest.raises(ValueError):
         queue.put("live/5/x.ts", b"", TS, also=("../escape",))
     await queue.close(timeout=5)
+
+
+# -- a spool that fills up or cannot be written: bounded, refused, reported -----------------
+
+
+class DownLocalStorage(LocalStorage):
+    """A local store that cannot be written (its disk failed, say)."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        raise StorageError("disk failed")
+
+
+@pytest.fixture(params=["local", "s3"])
+async def down_storage(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Storage]:
+    """A storage that is down: a failing local folder, or a stopped S3 (moto) server."""
+    if request.param == "local":
+        yield DownLocalStorage(tmp_path / "media")
+        return
+    server: S3Server = request.getfixturevalue("s3_server")
+    store = S3Storage(server.endpoint, ACCESS_KEY, SECRET_KEY, "down", timeout=1.0)
+    server.stop()
+    try:
+        yield store
+    finally:
+        await store.close()
+        server.start()
+
+
+def replace_with_file(folder: Path) -> None:
+    shutil.rmtree(folder)
+    folder.write_bytes(b"not a folder")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir())
+
+
+def held_in_memory(queue: UploadQueue) -> int:
+    """Bytes of media the queue holds in memory (not RSS: what it keeps referenced)."""
+    return sum(len(op.data or b"") for op in queue._unspooled)
+
+
+def refusals(metrics: Metrics, reason: str) -> float:
+    value = metrics.registry.get_sample_value("academia_spool_refusals_total",
+                                              {"reason": reason})
+    return value or 0.0
+
+
+async def test_an_unwritable_spool_refuses_media_instead_of_holding_it(
+    down_storage: Storage, spool: Path
+) -> None:
+    """The spool folder is gone (a file stands in its place) while storage is down: 200
+    puts of 1 MB must not all stay in memory; they are refused, with an event and a metric."""
+    events: list[Event] = []
+    metrics = Metrics()
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        metrics.on_event(event)
+
+    queue = UploadQueue(down_storage, spool, events=sink, retry_initial=0.01, retry_max=0.05)
+    await queue.start()
+    queue.put("live/9/hd/000000.ts", b"x", TS)
+    await eventually(lambda: len(spool_files(spool)) == 1, "the first put spooled")
+    replace_with_file(spool)  # the spool folder is gone for good
+    queue.put("live/9/hd/000001.ts", b"y", TS)
+    await eventually(lambda: any(isinstance(e, UploadFailed) and "spool" in e.error
+                                 for e in events), "the spool write failed")
+    segment = bytes(1024 * 1024)
+    peak = 0
+    for n in range(2, 202):
+        queue.put(f"live/9/hd/{n:06d}.ts", segment, TS)
+        peak = max(peak, held_in_memory(queue))
+        if n % 20 == 0:
+            await asyncio.sleep(0)
+    assert peak <= MEMORY_MAX_BYTES  # not 200 MB
+    refused = [e for e in events if isinstance(e, SpoolRefused)]
+    assert refused and all(e.reason == "unwritable" for e in refused)
+    assert refused[-1].key == "live/9/hd/000201.ts"
+    assert refusals(metrics, "unwritable") == len(refused)
+    await queue.close(timeout=0.1)
+
+
+async def test_a_full_spool_refuses_media_and_never_passes_its_cap(
+    down_storage: Storage, spool: Path
+) -> None:
+    """Storage is down and the spool has a small cap: what fits is kept on disk, the
+    rest is refused and reported; nothing beyond the cap is held on disk or in memory."""
+    events: list[Event] = []
+    metrics = Metrics()
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        metrics.on_event(event)
+
+    budget = SpoolBudget(5 * 1024 * 1024)
+    queue = UploadQueue(down_storage, spool, events=sink, retry_initial=0.01,
+                        retry_max=0.05, budget=budget)
+    await queue.start()
+    segment = bytes(1024 * 1024)
+    accepted = [queue.put(f"live/9/hd/{n:06d}.ts", segment, TS) for n in range(20)]
+    assert accepted == [True] * 4 + [False] * 16
+    await eventually(lambda: held_in_memory(queue) == 0, "what fits is spooled")
+    assert len(spool_files(spool)) == 4
+    on_disk = folder_bytes(spool)
+    assert on_disk <= budget.max_bytes and budget.used <= budget.max_bytes
+    refused = [e for e in events if isinstance(e, SpoolRefused)]
+    assert [e.key for e in refused] == [f"live/9/hd/{n:06d}.ts" for n in range(4, 20)]
+    assert all(e.reason == "full" for e in refused)
+    assert refusals(metrics, "full") == 16
+    assert not await queue.close(timeout=0.1)
+    assert len(spool_files(spool)) == 4  # kept for the next queue, nothing lost
+
+
+async def test_spool_files_are_fsynced_before_they_are_sent(
+    spool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spooled operation counts as written only once its file and the folder holding
+    it are on disk (fsync), not just in the page cache."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    seen_at_put: list[list[str]] = []
+
+    class Checking(FakeStorage):
+        async def put(self, key: str, data: bytes, content_type: str) -> None:
+            seen_at_put.append(list(synced))
+            await super().put(key, data, content_type)
+
+    queue = UploadQueue(Checking(), spool)
+    await queue.start()
+    queue.put("live/1/hd/000000.ts", b"seg", TS)
+    assert await queue.flush(timeout=20)
+    await queue.close(timeout=5)
+    assert len(seen_at_put) == 1
+    folder = str(spool)  # tmp_path is already absolute and resolved
+    assert f"{folder}/000000000001.tmp" in seen_at_put[0]  # the file's bytes, before its rename
+    assert folder in seen_at_put[0]  # the rename itself
+
+
+async def test_one_spool_is_sent_by_one_queue_at_a_time(spool: Path) -> None:
+    """Two queues on one spool folder (a restart's pending-uploads pass and the session's
+    new live queue): the second waits for the first to hand over; nothing is sent twice."""
+    stuck = FakeStorage(gate=asyncio.Event())
+    left = UploadQueue(stuck, spool)
+    await left.start()
+    for n in range(5):
+        left.put(f"live/1/hd/{n:06d}.ts", b"x", TS)
+    await eventually(lambda: len(spool_files(spool)) == 5, "all spooled")
+    assert not await left.close(timeout=0.05)  # storage stuck: left in the spool
+
+    storage = FakeStorage(gate=asyncio.Event())
+    first, second = UploadQueue(storage, spool), UploadQueue(storage, spool)
+    await first.start()
+    second.put("live/1/hd/000005.ts", b"y", TS)  # the live queue's own, after the old ones
+    starting = asyncio.create_task(second.start())
+    await asyncio.sleep(0.5)
+    assert not starting.done()  # the spool is not its own yet
+    with pytest.raises(SpoolBusy):
+        await UploadQueue(storage, spool).start(wait=False)
+    assert storage.gate is not None
+    storage.gate.set()
+    assert await first.close(timeout=20)
+    await asyncio.wait_for(starting, 20)
+    assert await second.flush(timeout=20)
+    assert [c[1] for c in storage.stored] == [f"live/1/hd/{n:06d}.ts" for n in range(6)]
+    await second.close(timeout=5)

@@ -19,6 +19,7 @@ __all__ = [
     "EventSink",
     "RunStarted",
     "SegmentStored",
+    "SpoolRefused",
     "UploadFailed",
     "WorkerFailed",
     "WorkerRestarted",
@@ -84,8 +85,18 @@ class UploadFailed:
     error: str
 
 
+@dataclass(frozen=True)
+class SpoolRefused:
+    """An upload was refused, never queued: the spool is full (`reason` "full") or cannot
+    be written and memory already holds all it may ("unwritable"). Its media is lost."""
+
+    key: str
+    size: int
+    reason: str
+
+
 Event: TypeAlias = (
     RunStarted | WorkerRestarted | WorkerFailed | WorkerStopped | BufferOverflow
-    | SegmentStored | UploadFailed
+    | SegmentStored | UploadFailed | SpoolRefused
 )
 EventSink: TypeAlias = Callable[[Event], None]

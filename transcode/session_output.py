@@ -15,6 +15,13 @@ A segment is held in memory until its run's playlist names it (ffmpeg writes the
 playlist after finishing a segment), so only finished segments with known durations are
 published; everything goes out through the upload queue, which applies operations in
 order, so a segment always reaches storage before a playlist naming it.
+
+A process that dies mid-class leaves the session live. Each published segment is noted in
+the work folder's journal (transcode.recording_journal), so a new `SessionOutput` of the
+same session can `resume`: it numbers on from the highest segment known (journal, stored
+recording and spool), the next run starting with a discontinuity, and never overwrites
+one. `finalize` cancelled part way (a stop that ran out of time) leaves the work folder as
+it was, so finalising again after a restart completes it.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import posixpath
+import re
 import shutil
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +51,7 @@ from transcode.hls_playlist import (
 from transcode.ladder import Rendition
 from transcode.mp4_export import export_mp4
 from transcode.poster import extract_poster
+from transcode.recording_journal import JournalState, RecordingJournal
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 
 __all__ = ["M3U8_TYPE", "MP4_TYPE", "SOURCE", "TS_TYPE", "OutputQueue", "SessionOutput"]
@@ -67,17 +76,22 @@ MAX_HELD = 4
 # A named segment that never arrived is given up once this many later ones are here.
 SKIP_AFTER = 2
 MP4_PUT_ATTEMPTS = 3
+# The duration given to a stored segment the journal never named (the process died right
+# after queueing it): close to the usual segment length, and it keeps the segment listed.
+GUESSED_SECONDS = 2.0
+_SOURCE_FILE = re.compile(r"source-(\d{4,})\.ts")
 
 
 class OutputQueue(Protocol):
     """What we need of the upload queue (transcode.storage.upload_queue.UploadQueue)."""
 
+    # False: refused (the spool is full or cannot be written), the bytes will never be stored.
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None: ...
+            ) -> bool: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> bool: ...
 
-    def delete_prefix(self, prefix: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> bool: ...
 
     async def flush(self, timeout: float | None = None) -> bool: ...  # noqa: ASYNC109
 
@@ -94,6 +108,7 @@ class _Track:
     live_floor: int = 0  # lowest number possibly still under live/
     live_target: int = 1  # the live target duration never shrinks
     recorded: int = 0  # segments named by the recording playlist last written
+    gap: bool = False  # a segment was refused by the queue: the next one is a discontinuity
 
     def discontinuities_before(self, number: int) -> int:
         return sum(1 for n in self.discontinuities if n < number)
@@ -129,6 +144,9 @@ class SessionOutput:
         self._tracks: dict[str, _Track] = {}
         self._feeds: dict[tuple[int, str], _Feed] = {}
         self._source_files: dict[int, Path] = {}  # epoch ordinal -> its source TS, appended
+        self._epoch_base = 0  # epochs of an earlier process (resume) come before ours
+        self._journal = RecordingJournal(self._work_dir)
+        self._journaled_ladder: set[str] = set()
         self._finished = False
 
     # Keys ------------------------------------------------------------------------------
@@ -148,7 +166,7 @@ class SessionOutput:
     def _epoch(self, epoch: str) -> int:
         ordinal = self._epochs.get(epoch)
         if ordinal is None:
-            ordinal = self._epochs[epoch] = len(self._epochs)
+            ordinal = self._epochs[epoch] = self._epoch_base + len(self._epochs)
         return ordinal
 
     def start_epoch(self, epoch: str, renditions: Sequence[Rendition]) -> None:
@@ -244,26 +262,38 @@ class SessionOutput:
             # This rendition moved on: whatever older runs still hold is never published.
             for key in [k for k in self._feeds if k[1] == rendition and k[0] < ordinal]:
                 del self._feeds[key]
+        journal = [RecordingJournal.rendition_line(r) for name, r in self._ladder.items()
+                   if name not in self._journaled_ladder]
         for data, duration in ready:
             number = len(track.segments)
-            discontinuity = new_epoch and number > 0
-            if discontinuity:
-                track.discontinuities.append(number)
-            new_epoch = False
             name = f"{number:06d}.ts"
-            track.segments.append(Segment(name, duration, discontinuity))
             recorded = self._recording(f"{rendition}/{name}")
             if live:
-                if track.live_since is None:
-                    track.live_since = track.live_floor = number
                 # Spooled once, stored under both keys.
-                self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE,
-                                also=(recorded,))
+                accepted = self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE,
+                                           also=(recorded,))
             else:
-                self._queue.put(recorded, data, TS_TYPE)
+                accepted = self._queue.put(recorded, data, TS_TYPE)
+            if not accepted:
+                # Never stored: it gets no number, and the media jumps where it was.
+                log.warning("session %s: %s segment refused by the upload queue, lost",
+                            self.session_id, rendition)
+                track.gap = True
+                continue
+            discontinuity = (new_epoch or track.gap) and number > 0
+            if discontinuity:
+                track.discontinuities.append(number)
+            new_epoch = track.gap = False
+            track.segments.append(Segment(name, duration, discontinuity))
+            journal.append(RecordingJournal.segment_line(rendition, number, track.segments[-1]))
+            if live and track.live_since is None:
+                track.live_since = track.live_floor = number
             if rendition == SOURCE:
                 await self._append_source(ordinal, data)
         track.last_epoch = ordinal
+        # Durable before the playlists name them: a restart numbers on after these.
+        await asyncio.to_thread(self._journal.append, journal)
+        self._journaled_ladder.update(self._ladder)
         if live:
             self._put_live_playlist(track)
         if len(track.segments) - track.recorded >= self._recording_every:
@@ -301,6 +331,90 @@ class SessionOutput:
             path = self._source_files[ordinal] = self._work_dir / f"source-{ordinal:04d}.ts"
         await asyncio.to_thread(_append, path, data)
 
+    # After a restart ----------------------------------------------------------------------
+
+    async def resume(self, storage: Storage, queued: Iterable[str] = ()) -> int:
+        """Take up what an earlier process left of this session; returns the segments known.
+
+        Call before anything else. `queued` names the keys the session's upload queue still
+        holds (its spool). Each rendition goes on after its highest segment number found in
+        the journal, the stored recording (its listing and playlist) or the spool; the next
+        run starts with a discontinuity. A segment stored but never journaled is listed with
+        a guessed duration; one journaled but neither stored nor queued is forgotten."""
+        async with self._lock:
+            if self._epochs or self._tracks or self._finished:
+                raise RuntimeError(f"session {self.session_id}: resume comes first")
+            state = await asyncio.to_thread(self._journal.load)
+            self._source_files = await asyncio.to_thread(_source_files, self._work_dir)
+            if self._source_files:
+                self._epoch_base = max(self._source_files) + 1
+            try:
+                existing = set(await storage.list(self._recording("")))
+                listed = True
+            except StorageError as exc:
+                log.warning("session %s: cannot list the stored recording (%s); going on "
+                            "from the journal alone", self.session_id, exc)
+                existing, listed = set(), False
+            existing.update(queued)
+            highest = self._highest_numbers(existing)
+            known = 0
+            for name in sorted(set(state.segments) | set(highest)):
+                segments = list(state.segments.get(name, []))
+                top = highest.get(name, -1)
+                if listed and len(segments) <= top:
+                    segments = await self._stored_segments(storage, name, segments)
+                if listed:
+                    while segments and self._recording(
+                            f"{name}/{segments[-1].uri}") not in existing:
+                        segments.pop()  # journaled, then the process died before the spool
+                while len(segments) <= top:
+                    guess = segments[-1].duration if segments else GUESSED_SECONDS
+                    segments.append(Segment(f"{len(segments):06d}.ts", guess))
+                if segments:
+                    self._tracks[name] = _Track(
+                        name, segments=segments,
+                        discontinuities=[n for n, s in enumerate(segments) if s.discontinuity])
+                    known += len(segments)
+            for rendition in state.ladder:
+                self._ladder.setdefault(rendition.name, rendition)
+            self._journaled_ladder = set(self._ladder)
+            restored = {name: track.segments for name, track in self._tracks.items()}
+            if restored != state.segments:
+                # What storage and the spool hold won: the journal goes on from there.
+                await asyncio.to_thread(self._journal.rewrite, JournalState(
+                    list(self._ladder.values()), {n: list(s) for n, s in restored.items()}))
+            if known:
+                log.info("session %s: resuming after %d recorded segments", self.session_id,
+                         known)
+            return known
+
+    def _highest_numbers(self, keys: Iterable[str]) -> dict[str, int]:
+        prefix = self._recording("")
+        found: dict[str, int] = {}
+        for key in keys:
+            if not key.startswith(prefix):
+                continue
+            rendition, _, name = key[len(prefix):].partition("/")
+            stem, dot, ext = name.partition(".")
+            if dot and ext == "ts" and stem.isdigit() and "/" not in name:
+                found[rendition] = max(found.get(rendition, -1), int(stem))
+        return found
+
+    async def _stored_segments(self, storage: Storage, rendition: str,
+                               journaled: list[Segment]) -> list[Segment]:
+        """The stored recording playlist's segments, when it names more than the journal
+        (the journal was lost with the work folder)."""
+        try:
+            data = await storage.get(self._recording(f"{rendition}/{PLAYLIST_NAME}"))
+            playlist = parse_media_playlist((data or b"").decode("utf-8", "replace"))
+        except (StorageError, PlaylistError):
+            return journaled
+        segments = list(playlist.segments)
+        if len(segments) <= len(journaled) or any(
+                s.uri != f"{n:06d}.ts" for n, s in enumerate(segments)):
+            return journaled
+        return segments
+
     # The end ---------------------------------------------------------------------------
 
     async def finalize(self, storage: Storage, *, flush_timeout: float | None = None,
@@ -330,6 +444,7 @@ class SessionOutput:
             elif not tracks:
                 self._queue.delete_prefix(self._recording(""))
             sources = [self._source_files[k] for k in sorted(self._source_files)]
+        cancelled = False
         try:
             if not await self._queue.flush(flush_timeout):
                 log.warning("session %s: recording uploads still pending after %s s",
@@ -355,11 +470,20 @@ class SessionOutput:
                           self.session_id, kept)
                 raise
             return self.mp4_key
+        except asyncio.CancelledError:
+            # Stopped part way (shutdown ran out of time): the work folder stays as it is,
+            # for a later `resume` and `finalize` to complete the recording.
+            cancelled = True
+            raise
         finally:
-            self._queue.delete_prefix(self._live(""))
-            if not await self._queue.flush(flush_timeout):
-                log.warning("session %s: live/ removal still pending", self.session_id)
-            await asyncio.to_thread(shutil.rmtree, self._work_dir, True)
+            if not cancelled:
+                await self._clean_up(flush_timeout)
+
+    async def _clean_up(self, flush_timeout: float | None) -> None:
+        self._queue.delete_prefix(self._live(""))
+        if not await self._queue.flush(flush_timeout):
+            log.warning("session %s: live/ removal still pending", self.session_id)
+        await asyncio.to_thread(shutil.rmtree, self._work_dir, True)
 
     async def _store_mp4(self, storage: Storage, path: Path) -> None:
         for attempt in range(1, MP4_PUT_ATTEMPTS + 1):
@@ -372,6 +496,17 @@ class SessionOutput:
                 if attempt == MP4_PUT_ATTEMPTS:
                     raise
                 await asyncio.sleep(attempt)
+
+
+def _source_files(work_dir: Path) -> dict[int, Path]:
+    if not work_dir.is_dir():
+        return {}
+    found: dict[int, Path] = {}
+    for path in work_dir.iterdir():
+        match = _SOURCE_FILE.fullmatch(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return found
 
 
 def _move(source: Path, target: Path) -> None:

@@ -6,7 +6,8 @@ sync code on the loop). Each operation is then:
 1. written to the spool folder as one file, `<12-digit sequence>.op`: a JSON header line
    (operation, key, content type) followed by the object's bytes. Only this short step keeps
    the bytes in memory, so a storage outage costs disk, not RAM, and loses nothing. A file
-   appears under its final name only once complete (written as `.tmp`, then renamed).
+   appears under its final name only once complete (written as `.tmp`, fsynced, renamed,
+   and the folder fsynced): only then does the operation count as written.
 2. applied to the storage strictly in submission order, one at a time: a segment is stored
    before the playlist that names it, a delete after the put before it. A failure retries
    the SAME operation with capped exponential backoff (nothing overtakes it), emitting
@@ -19,13 +20,22 @@ Playlists are rewritten every segment, so consecutive puts of the same key are c
 only the newest is sent. That never lets an operation on another key overtake.
 
 A queue started on a spool folder that still holds files (a crash, or `close` during an
-outage) sends them first, in order. One spool folder belongs to one queue at a time.
+outage) sends them first, in order. One spool folder belongs to one queue at a time: `start`
+takes an exclusive lock on the folder (flock, so a crashed process never holds it) and
+`close` hands it over; a second queue waits for it, or with `wait=False` gets SpoolBusy.
+
+Nothing grows without bound. The bytes waiting (in memory or in the spool) are reserved
+from a `SpoolBudget` shared by the node's queues; memory holds at most `memory_max_bytes`
+not yet on disk. A put that does not fit, or that comes while the spool cannot be written,
+is refused: `put` returns False and emits `SpoolRefused`, and its media is lost rather than
+the whole node's memory or disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -35,10 +45,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from transcode.events import Event, EventSink, SegmentStored, UploadFailed
+from transcode.events import Event, EventSink, SegmentStored, SpoolRefused, UploadFailed
 from transcode.storage.backend import Storage, StorageError, check_key
+from transcode.storage.spool_budget import SpoolBudget
 
-__all__ = ["UploadQueue"]
+__all__ = ["MEMORY_MAX_BYTES", "SpoolBusy", "UploadQueue"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,14 @@ _BAD_SUFFIX = ".bad"
 WARN_INTERVAL_S = 10.0
 # How long `close` lets the spool writer put what is still in memory on disk.
 SPOOL_DRAIN_TIMEOUT_S = 10.0
+# Bytes of operations a queue keeps in memory before the spool has them (a few seconds of
+# a ladder's segments; more means the disk cannot keep up, and more puts are refused).
+MEMORY_MAX_BYTES = 32 * 1024 * 1024
+# What an operation costs beyond its bytes (header, key, bookkeeping), so that even puts
+# of nothing and deletes are bounded.
+_OP_OVERHEAD = 512
+# How often a queue waiting for another one's spool folder looks again.
+LOCK_POLL_S = 0.2
 
 
 @dataclass
@@ -63,6 +82,12 @@ class _Op:
     data: bytes | None = None
     # More keys a put stores the same bytes under, after `key`.
     also: tuple[str, ...] = ()
+    # The bytes reserved from the budget for this operation, released once it is done.
+    size: int = 0
+
+
+class SpoolBusy(Exception):
+    """Another queue (in this process or another) owns the spool folder."""
 
 
 class _SpoolFileLost(Exception):
@@ -88,6 +113,8 @@ class UploadQueue:
         events: EventSink | None = None,
         retry_initial: float = 0.5,
         retry_max: float = 10.0,
+        budget: SpoolBudget | None = None,
+        memory_max_bytes: int = MEMORY_MAX_BYTES,
     ) -> None:
         self.storage = storage
         self.spool_dir = Path(spool_dir)
@@ -108,16 +135,28 @@ class UploadQueue:
         self._closing = False
         self._last_warning = -WARN_INTERVAL_S
         self._suppressed_warnings = 0
+        self._budget = budget if budget is not None else SpoolBudget(0)
+        self._memory_max = memory_max_bytes
+        self._held_bytes = 0  # bytes of operations not yet on disk
+        self._spool_failing = False  # the last spool write failed
+        self._lock_fd: int | None = None
 
     # -- the public interface ------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Create the spool folder, take over what it holds, start sending.
+    async def start(self, *, wait: bool = True) -> None:
+        """Create the spool folder, lock it, take over what it holds, start sending.
 
-        Operations queued before (or while) this runs are sent after what the spool held."""
+        Operations queued before (or while) this runs are sent after what the spool held.
+        While another queue owns the folder this waits for it; with `wait=False` it raises
+        SpoolBusy instead."""
         if self._start_called:
             raise RuntimeError("UploadQueue already started")
         self._start_called = True
+        try:
+            await self._lock_spool(wait)
+        except BaseException:
+            self._start_called = False
+            raise
         recovered = await asyncio.to_thread(self._recover)
         if recovered:
             log.info("upload queue: re-sending %d operations left in %s", len(recovered),
@@ -133,25 +172,36 @@ class UploadQueue:
             # Closed while we were recovering: keep what was queued, for the next queue.
             await asyncio.to_thread(self._write_spool, list(self._unspooled))
             self._unspooled.clear()
+            self._unlock_spool()
             return
         self._spooler = asyncio.create_task(self._spool_loop(), name="upload-queue-spool")
         self._uploader = asyncio.create_task(self._upload_loop(), name="upload-queue-upload")
         self._upload_wake.set()
 
     def put(self, key: str, data: bytes, content_type: str, *, also: tuple[str, ...] = ()
-            ) -> None:
+            ) -> bool:
         """Queue `data` for `key`, and for each key in `also` after it (returns at once;
-        ValueError for a bad key)."""
+        ValueError for a bad key). False when refused (see the module docstring)."""
         extra = tuple(check_key(k) for k in also)
-        self._submit(_Op(0, "put", check_key(key), content_type, bytes(data), extra))
+        return self._submit(_Op(0, "put", check_key(key), content_type, bytes(data), extra))
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> bool:
         """Queue the removal of `key`, after everything queued before it."""
-        self._submit(_Op(0, "delete", check_key(key)))
+        return self._submit(_Op(0, "delete", check_key(key)))
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> bool:
         """Queue the removal of every key under `prefix` (e.g. "live/7/")."""
-        self._submit(_Op(0, "delete_prefix", _check_prefix(prefix)))
+        return self._submit(_Op(0, "delete_prefix", _check_prefix(prefix)))
+
+    def queued_keys(self) -> list[str]:
+        """The keys the puts not yet stored will write (those the spool held at start too)."""
+        return [key for op in (*self._spooled, *self._unspooled) if op.kind == "put"
+                for key in (op.key, *op.also)]
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of operations held in memory, not yet written to the spool."""
+        return self._held_bytes
 
     @property
     def pending(self) -> int:
@@ -201,19 +251,63 @@ class UploadQueue:
                     await self._spooler
                 log.error("upload queue: %d operations never reached the spool %s",
                           len(self._unspooled), self.spool_dir)
+        self._unlock_spool()
         return stored
 
     # -- submission and the spool ----------------------------------------------------------
 
-    def _submit(self, op: _Op) -> None:
+    def _submit(self, op: _Op) -> bool:
         if self._closing:
             raise RuntimeError("UploadQueue is closed")
+        size = _OP_OVERHEAD + len(op.data or b"") + sum(len(k) for k in (op.key, *op.also))
+        reason = None
+        if self._spool_failing or self._held_bytes + size > self._memory_max:
+            reason = "unwritable"
+        elif not self._budget.reserve(size):
+            reason = "full"
+        if reason is not None:
+            self._warn(f"spool {self.spool_dir} {reason}: refusing {op.kind} {op.key} "
+                       f"({size} bytes); its media is lost")
+            self._emit(SpoolRefused(op.key, size, reason))
+            return False
+        op.size = size
+        self._held_bytes += size
         if self._started.is_set():
             op.seq = self._next_seq
             self._next_seq += 1
         # Else `start` numbers it, after what the spool already holds.
         self._unspooled.append(op)
         self._spool_wake.set()
+        return True
+
+    # -- the folder lock -------------------------------------------------------------------
+
+    def _try_lock(self) -> bool:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.spool_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    async def _lock_spool(self, wait: bool) -> None:
+        logged = False
+        while not await asyncio.to_thread(self._try_lock):
+            if not wait:
+                raise SpoolBusy(f"spool {self.spool_dir} belongs to another queue")
+            if not logged:
+                log.info("upload queue: waiting for %s to be handed over", self.spool_dir)
+                logged = True
+            await asyncio.sleep(LOCK_POLL_S)
+
+    def _unlock_spool(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            # Closing the descriptor releases the flock.
+            os.close(fd)
 
     def _path(self, op: _Op) -> Path:
         return self.spool_dir / f"{op.seq:012d}{_SUFFIX}"
@@ -228,7 +322,11 @@ class UploadQueue:
             elif path.suffix == _SUFFIX:
                 try:
                     with path.open("rb") as handle:
-                        ops.append(self._parse_header(int(path.stem), handle.readline()))
+                        op = self._parse_header(int(path.stem), handle.readline())
+                        op.size = os.fstat(handle.fileno()).st_size
+                        # Already on disk: counted, whatever the budget says.
+                        self._budget.reserve(op.size, force=True)
+                        ops.append(op)
                 except (ValueError, OSError) as exc:
                     log.error("upload queue: unreadable spool file %s kept as %s: %s",
                               path, _BAD_SUFFIX, exc)
@@ -258,7 +356,15 @@ class UploadQueue:
                 handle.write(json.dumps(header).encode() + b"\n")
                 if op.data:
                     handle.write(op.data)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(temp, path)
+        # The renames are durable only once the folder itself is synced.
+        fd = os.open(self.spool_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _read_spooled(self, op: _Op) -> bytes:
         try:
@@ -290,15 +396,19 @@ class UploadQueue:
                 await asyncio.to_thread(self._write_spool, batch)
             except Exception as exc:
                 failures += 1
+                # Until a write succeeds, new operations are refused, not kept in memory.
+                self._spool_failing = True
                 self._warn(f"cannot write to spool {self.spool_dir}: {exc}")
                 for op in batch:
                     self._emit(UploadFailed(op.key, f"spool: {exc}"))
                 await asyncio.sleep(self._backoff(failures))
                 continue
             failures = 0
+            self._spool_failing = False
             for op in batch:
                 self._unspooled.popleft()
                 op.data = None
+                self._held_bytes -= op.size
                 self._spooled.append(op)
             self._upload_wake.set()
 
@@ -320,6 +430,8 @@ class UploadQueue:
             superseded.append(self._spooled.popleft())
         if superseded:
             await asyncio.to_thread(self._remove_spooled, superseded)
+            for op in superseded:
+                self._budget.release(op.size)
         return self._spooled[0]
 
     async def _apply(self, op: _Op, data: bytes | None) -> None:
@@ -372,6 +484,7 @@ class UploadQueue:
                 break
             await asyncio.to_thread(self._remove_spooled, [op])
             self._spooled.popleft()
+            self._budget.release(op.size)
             if seconds >= 0 and op.kind == "put":
                 self._emit(SegmentStored(op.key, len(data or b""), seconds))
             async with self._done:
