@@ -8,7 +8,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from control.accounts import create_user, find_user
-from control.api.bodies import Body, Query
+from control.api.bodies import INT_MAX, Body, Query
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.auth_tokens import issue_token, revoke_all_for, revoke_token
@@ -61,7 +61,7 @@ class UserListQuery(Query):
     role: Role | None = None
     q: str | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=INT_MAX)
 
 
 @routes.route("POST", "/auth/login", name="auth.login", summary="Sign in", body=LoginBody,
