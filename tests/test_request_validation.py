@@ -106,6 +106,8 @@ async def test_huge_ids_are_not_found_and_log_nothing(
             out = await api.get(path, world.admin, expect=404)
             assert out["error"]["code"] == "not_found"
         await api.delete(f"/categories/{huge}/", world.admin, expect=404)
+        # The chat WebSocket sits beside the JSON endpoints, with the same rule.
+        await api.get(f"/sessions/{huge}/chat", expect=404)
         # In a filter or a body, a number no id column can hold fails its declared maximum.
         for query in (f"/courses/?category_id={huge}", f"/sessions/?course_id={huge}",
                       f"/audit?actor_id={huge}", f"/users/?offset={huge}"):
