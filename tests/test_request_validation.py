@@ -157,3 +157,28 @@ async def test_null_in_a_category_patch_leaves_the_field_alone(api: Api, world: 
     out = await api.patch(f"/categories/{world.category_id}/", world.admin, expect=200,
                           json={"name": None, "description": None, "is_active": None})
     assert out["name"] == "Maths"
+
+
+async def test_dates_at_the_ends_of_the_calendar_are_refused_not_500(
+    api: Api, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    course = world.course_id
+    late, early = "9999-12-31T23:00:00", "0001-01-01T00:00:00"
+    calls = [
+        ("/schedules/", {"course_id": course, "title": "x", "start_time": late,
+                         "duration_minutes": 60, "timezone": "UTC"}),
+        ("/sessions/", {"course_id": course, "title": "x", "start_time": f"{late}-14:00",
+                        "end_time": "9999-12-31T23:59:59-14:00"}),
+        ("/sessions/", {"course_id": course, "title": "x", "start_time": f"{early}+14:00",
+                        "end_time": "0001-01-01T01:00:00+14:00"}),
+        (f"/courses/{course}/stream-keys", {"expires_at": "9999-12-31T23:59:59-14:00"}),
+    ]
+    with caplog.at_level(logging.WARNING):
+        for path, body in calls:
+            out = await api.post(path, world.teacher, json=body, expect=422)
+            assert out["error"]["code"] == "date_out_of_range"
+        out = await api.get("/sessions/?from=9999-12-31T23:59:59-14:00", world.admin,
+                            expect=422)
+        assert out["error"]["message"].startswith("from:")
+        await api.get("/audit?since=0001-01-01T00:00:00%2B14:00", world.admin, expect=422)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

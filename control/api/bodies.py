@@ -9,6 +9,7 @@ Query strings arrive as text, so they are parsed leniently and unknown keys igno
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -23,11 +24,14 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from control.errors import bad_request
+from control.errors import ApiError, bad_request
 
 # Every integer column is PostgreSQL's 32-bit INTEGER: a larger number names no row and fits
 # no column, so the API refuses it at the door (and says so in its OpenAPI document).
 INT_MAX = 2**31 - 1
+
+# The years a date may name (see `_dates_in_range`).
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 
 # A row's id, in a body, a query string or a path.
 Id = Annotated[int, Field(ge=1, le=INT_MAX)]
@@ -49,7 +53,28 @@ def parse_body(model: type[M], raw: bytes) -> M:
         data = pydantic_core.from_json(raw, allow_inf_nan=False)
     except ValueError:
         raise bad_request("the body is not valid JSON", "malformed_json") from None
-    return model.model_validate_json(pydantic_core.to_json(_whole_numbers(data)))
+    parsed = model.model_validate_json(pydantic_core.to_json(_whole_numbers(data)))
+    return _dates_in_range(parsed)
+
+
+def parse_query(model: type[M], query: Mapping[str, str]) -> M:
+    return _dates_in_range(model.model_validate(dict(query)))
+
+
+def _dates_in_range(parsed: M) -> M:
+    """RFC 3339 runs from year 0000 to 9999, Python from 1 to 9999: a time at either end
+    overflows when turned to UTC or moved by a class's length. No class is held there, so
+    such a time is refused as out of range (a rule beside the schema, like an end before
+    its start), not carried to a 500."""
+    for name, field in type(parsed).model_fields.items():
+        value = getattr(parsed, name)
+        for moment in value if isinstance(value, list) else [value]:
+            if isinstance(moment, datetime) and not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+                raise ApiError(
+                    422, "date_out_of_range",
+                    f"{field.alias or name}: dates run from {EARLIEST_YEAR} to {LATEST_YEAR}",
+                )
+    return parsed
 
 
 def _whole_numbers(value: Any) -> Any:

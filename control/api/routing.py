@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control.api.bodies import INT_MAX, parse_body
+from control.api.bodies import INT_MAX, parse_body, parse_query
 from control.api.state import STATE, AppState
 from control.auth_tokens import resolve_token, resolve_token_cached
 from control.errors import ApiError, bad_request, forbidden, not_found, unauthorized
@@ -200,9 +200,7 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
         await _known_caller(state, token, endpoint)
         # Parse before taking the writer lock: a slow or bad body holds nothing up.
         body = await _read_body(request, endpoint)
-        query = (
-            endpoint.query.model_validate(dict(request.query)) if endpoint.query else None
-        )
+        query = parse_query(endpoint.query, request.query) if endpoint.query else None
         async with state.database.transaction(write=write) as db:
             user = None
             if token:
