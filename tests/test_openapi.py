@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
+from typing import Any
+
+from openapi_spec_validator import validate
 
 from conftest import Api
+from control.api.bodies import INT_MAX
 from control.web.pages import ASSETS_PREFIX, PAGES
 
 
@@ -55,3 +61,39 @@ async def test_optional_bodies_are_described_as_optional(api: Api) -> None:
     assert enroll["requestBody"]["required"] is False
     ref = enroll["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert "invite_code" in document["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
+
+
+async def test_the_document_is_valid_openapi_3_1(api: Api) -> None:
+    document = await api.get("/openapi.json", expect=200)
+    # The validator follows every $ref: one to a missing #/$defs/... fails here.
+    validate(document)
+    assert "$defs" not in json.dumps(document)
+
+
+def _integers(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            yield where, node
+        for key, value in node.items():
+            yield from _integers(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _integers(value, f"{where}/{i}")
+
+
+async def test_every_integer_the_api_takes_fits_its_columns(api: Api) -> None:
+    # Ids and counts land in 32-bit INTEGER columns (PostgreSQL): a larger number is refused
+    # by its declared maximum, never passed to the database.
+    document = await api.get("/openapi.json", expect=200)
+    integers = list(_integers(document))
+    assert len(integers) > 40
+    for where, schema in integers:
+        assert schema.get("maximum", INT_MAX + 1) <= INT_MAX, where
+
+
+async def test_query_parameters_never_say_null(api: Api) -> None:
+    document = await api.get("/openapi.json", expect=200)
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                assert "null" not in json.dumps(parameter["schema"]), (path, parameter)

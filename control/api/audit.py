@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 from sqlalchemy import select
 
-from control.api.bodies import Query
+from control.api.bodies import Id, Query, QueryAwareDateTime
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
 from control.models import AuditEntry, Role
@@ -16,10 +16,10 @@ routes = Routes("audit")
 
 
 class AuditQuery(Query):
-    actor_id: int | None = None
+    actor_id: Id | None = None
     action: str | None = None
-    since: AwareDatetime | None = None
-    before_id: int | None = None
+    since: QueryAwareDateTime | None = None
+    before_id: Id | None = None
     limit: int = Field(default=100, ge=1, le=1000)
 
 

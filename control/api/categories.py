@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import func, select
 
-from control.api.bodies import Body, Query
+from control.api.bodies import Body, Id, Query
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.errors import conflict, not_found, unprocessable
@@ -30,20 +30,20 @@ def category_json(category: Category) -> dict[str, Any]:
 class CategoryBody(Body):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=10_000)
-    parent_id: int | None = None
+    parent_id: Id | None = None
     is_active: bool = True
 
 
 class CategoryPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=10_000)
-    parent_id: int | None = None
+    parent_id: Id | None = None
     is_active: bool | None = None
 
 
 class CategoryQuery(Query):
     include_inactive: bool = False
-    parent_id: int | None = None
+    parent_id: Id | None = None
 
 
 async def _category(ctx: Ctx) -> Category:
@@ -119,7 +119,11 @@ async def replace(ctx: Ctx) -> Any:
 @routes.route("PATCH", "/categories/{category_id}/", name="categories.update",
               summary="Change some fields of a category", body=CategoryPatch)
 async def update(ctx: Ctx) -> Any:
-    return await _update(ctx, ctx.parsed(CategoryPatch).model_dump(exclude_unset=True))
+    values = ctx.parsed(CategoryPatch).model_dump(exclude_unset=True)
+    # As in the other PATCHes, null leaves a field as it is; only a parent can be taken away.
+    return await _update(
+        ctx, {k: v for k, v in values.items() if v is not None or k == "parent_id"}
+    )
 
 
 @routes.route("DELETE", "/categories/{category_id}/", name="categories.delete",

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from control.api.bodies import Body
+from control.api.bodies import Body, Id
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.chat.frames import deleted_frame, error_frame
@@ -26,11 +26,11 @@ routes = Routes("chat")
 
 
 class BanBody(Body):
-    user_id: int
+    user_id: Id
 
 
 class MuteBody(Body):
-    user_id: int
+    user_id: Id
     minutes: int = Field(ge=1, le=7 * 24 * 60)
 
 

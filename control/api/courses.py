@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy import ScalarSelect, Select, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control.api.bodies import Body, Query
+from control.api.bodies import INT_MAX, Body, Id, Query
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
 from control.api.cursor import decode_cursor, encode_cursor
@@ -43,41 +43,41 @@ class CourseFields(Body):
     description: str = Field(default="", max_length=50_000)
     access_level: AccessLevel = AccessLevel.PUBLIC
     capacity: int | None = Field(default=None, ge=1, le=1_000_000)
-    price_cents: int | None = Field(default=None, ge=1)
+    price_cents: int | None = Field(default=None, ge=1, le=INT_MAX)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    prerequisite_ids: list[int] = Field(default_factory=list, max_length=50)
+    prerequisite_ids: list[Id] = Field(default_factory=list, max_length=50)
     chat_mode: ChatMode = ChatMode.PUBLIC
     vod_channel_id: str = Field(default="", max_length=100)
     is_active: bool = True
-    teacher_id: int | None = None
+    teacher_id: Id | None = None
 
 
 class CourseCreate(CourseFields):
     title: str = Field(min_length=1, max_length=200)
-    category_id: int
+    category_id: Id
 
 
 class CoursePatch(Body):
     title: str | None = Field(default=None, min_length=1, max_length=200)
-    category_id: int | None = None
+    category_id: Id | None = None
     description: str | None = Field(default=None, max_length=50_000)
     access_level: AccessLevel | None = None
     capacity: int | None = Field(default=None, ge=1, le=1_000_000)
-    price_cents: int | None = Field(default=None, ge=1)
+    price_cents: int | None = Field(default=None, ge=1, le=INT_MAX)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    prerequisite_ids: list[int] | None = Field(default=None, max_length=50)
+    prerequisite_ids: list[Id] | None = Field(default=None, max_length=50)
     chat_mode: ChatMode | None = None
     vod_channel_id: str | None = Field(default=None, max_length=100)
     is_active: bool | None = None
-    teacher_id: int | None = None
+    teacher_id: Id | None = None
 
 
 class CourseListQuery(Query):
-    category_id: int | None = None
+    category_id: Id | None = None
     q: str | None = Field(default=None, max_length=200)
     access_level: AccessLevel | None = None
     is_live: bool | None = None
-    teacher_id: int | None = None
+    teacher_id: Id | None = None
     sort: SortKey = "title"
     cursor: str | None = None
     limit: int = Field(default=20, ge=1, le=100)

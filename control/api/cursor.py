@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+from control.api.bodies import INT_MAX
 from control.errors import bad_request
 
 
@@ -18,8 +19,15 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, row_id = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: "[[[[..." nested deep
         raise bad_request("the cursor is not one this server gave", "bad_cursor") from None
-    if cursor_sort != sort or not isinstance(row_id, int):
+    if cursor_sort != sort:
         raise bad_request("the cursor belongs to another sort order", "bad_cursor")
+    # Ids and numbers the database cannot hold were never given out.
+    if not (_fits(row_id) and (_fits(value) or not isinstance(value, int))):
+        raise bad_request("the cursor is not one this server gave", "bad_cursor")
     return value, row_id
+
+
+def _fits(number: Any) -> bool:
+    return isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= INT_MAX

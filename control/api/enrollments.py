@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from control.api.bodies import Body, Query
+from control.api.bodies import Body, Id, Query
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
 from control.enrollment_rules import (
@@ -49,7 +49,7 @@ class EnrollBody(Body):
 
 
 class StudentRef(Body):
-    student_id: int
+    student_id: Id
 
 
 class StatusQuery(Query):

@@ -13,7 +13,7 @@ from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from control.api.bodies import Body
+from control.api.bodies import INT_MAX, Body, Id
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
 from control.enrollment_rules import admission, lock_course, promote_waitlist
@@ -36,8 +36,8 @@ S = EnrollmentStatus
 class WebhookBody(Body):
     transaction_id: str = Field(min_length=1, max_length=128)
     type: PaymentKind
-    enrollment_id: int
-    amount_cents: int = Field(ge=1)
+    enrollment_id: Id
+    amount_cents: int = Field(ge=1, le=INT_MAX)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 

@@ -21,9 +21,10 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.api.bodies import INT_MAX, parse_body, parse_query
 from control.api.state import STATE, AppState
 from control.auth_tokens import resolve_token, resolve_token_cached
-from control.errors import ApiError, bad_request, forbidden, unauthorized
+from control.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from control.models import AuditEntry, Role, User
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
@@ -68,8 +69,12 @@ class Ctx:
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def param(self, name: str) -> int:
-        # Route patterns only match digits, so this cannot fail for declared ids.
-        return int(self.request.match_info[name])
+        # Route patterns only match digits, so int() cannot fail for declared ids; a number
+        # too large for an id column names no row.
+        value = int(self.request.match_info[name])
+        if not 1 <= value <= INT_MAX:
+            raise not_found(name.removesuffix("_id").replace("_", " "))
+        return value
 
     def parsed(self, model: type[M]) -> M:
         assert isinstance(self.body, model)
@@ -183,7 +188,7 @@ async def _read_body(request: web.Request, endpoint: Endpoint) -> BaseModel | No
         if endpoint.body_optional:
             return endpoint.body()
         raise bad_request("this call needs a JSON body", "missing_body")
-    return endpoint.body.model_validate_json(raw)
+    return parse_body(endpoint.body, raw)
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -196,16 +201,25 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def _caller_before(state: AppState, endpoint: Endpoint, token: str | None) -> User | None:
-    """The caller for a prepare step, from a short read (the transaction checks again)."""
-    if not token:
+_INVALID_TOKEN = "the token is invalid, expired or revoked"
+
+
+async def _known_caller(state: AppState, token: str | None, endpoint: Endpoint) -> User | None:
+    """Who may call is settled before what they sent is looked at: 401 comes before 400/422.
+
+    A token is checked through the cache, outside any write lock; the write transaction
+    checks it again, authoritatively. The user found is who a prepare step works for.
+    """
+    if token is None:
         if not endpoint.public:
             raise unauthorized()
         return None
+    if endpoint.body is None and endpoint.query is None and endpoint.prepare is None:
+        return None  # nothing to parse or prepare first: the transaction resolves the token
     async with state.database.transaction(write=False) as db:
         user = await resolve_token_cached(db, state.database.token_cache, token)
     if user is None:
-        raise unauthorized("the token is invalid, expired or revoked")
+        raise unauthorized(_INVALID_TOKEN)
     return user
 
 
@@ -214,17 +228,14 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
 
     async def run(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
+        token = _bearer(request)
+        caller = await _known_caller(state, token, endpoint)
         # Parse before taking the writer lock: a slow or bad body holds nothing up.
         body = await _read_body(request, endpoint)
-        query = (
-            endpoint.query.model_validate(dict(request.query)) if endpoint.query else None
-        )
-        token = _bearer(request)
+        query = parse_query(endpoint.query, request.query) if endpoint.query else None
         prepared = None
         if endpoint.prepare is not None:
-            prepared = await endpoint.prepare(
-                Before(request, state, await _caller_before(state, endpoint, token), body)
-            )
+            prepared = await endpoint.prepare(Before(request, state, caller, body))
         async with state.database.transaction(write=write) as db:
             user = None
             if token:
@@ -234,7 +245,7 @@ def _runner(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamR
                     else await resolve_token_cached(db, state.database.token_cache, token)
                 )
             if token and user is None:
-                raise unauthorized("the token is invalid, expired or revoked")
+                raise unauthorized(_INVALID_TOKEN)
             if user is None and not endpoint.public:
                 raise unauthorized()
             ctx = Ctx(request, state, db, user, endpoint, body=body, query=query,

@@ -13,10 +13,10 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, NaiveDatetime
+from pydantic import Field
 from sqlalchemy import or_, select
 
-from control.api.bodies import Body, Query
+from control.api.bodies import INT_MAX, Body, Id, LocalDateTime, Query
 from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
@@ -49,34 +49,34 @@ NEXT_OCCURRENCES_WINDOW = timedelta(days=400)
 class ScheduleFields(Body):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=50_000)
-    start_time: NaiveDatetime
-    end_time: NaiveDatetime | None = None
-    duration_minutes: int | None = Field(default=None, ge=1)
+    start_time: LocalDateTime
+    end_time: LocalDateTime | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=INT_MAX)
     timezone: str = Field(min_length=1, max_length=64)
     rrule: str | None = Field(default=None, max_length=500)
-    exdates: list[NaiveDatetime] = Field(default_factory=list, max_length=1000)
+    exdates: list[LocalDateTime] = Field(default_factory=list, max_length=1000)
     is_active: bool = True
 
 
 class ScheduleCreate(ScheduleFields):
-    course_id: int
+    course_id: Id
 
 
 class SchedulePatch(Body):
-    course_id: int | None = None
+    course_id: Id | None = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=50_000)
-    start_time: NaiveDatetime | None = None
-    end_time: NaiveDatetime | None = None
-    duration_minutes: int | None = Field(default=None, ge=1)
+    start_time: LocalDateTime | None = None
+    end_time: LocalDateTime | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=INT_MAX)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
     rrule: str | None = Field(default=None, max_length=500)
-    exdates: list[NaiveDatetime] | None = Field(default=None, max_length=1000)
+    exdates: list[LocalDateTime] | None = Field(default=None, max_length=1000)
     is_active: bool | None = None
 
 
 class ScheduleListQuery(Query):
-    course_id: int | None = None
+    course_id: Id | None = None
     is_active: bool | None = None
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=200)

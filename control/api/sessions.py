@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, or_, select, tuple_
 
-from control.api.bodies import Body, Query
+from control.api.bodies import Body, Id, Query, QueryDateTime
 from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.live_notice import notify_session_ended
@@ -49,7 +49,7 @@ routes = Routes("sessions")
 
 
 class SessionCreate(Body):
-    course_id: int
+    course_id: Id
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=50_000)
     start_time: AwareDatetime
@@ -57,7 +57,7 @@ class SessionCreate(Body):
 
 
 class SessionReplace(Body):
-    course_id: int | None = None  # accepted so a fetched session can be sent back; not movable
+    course_id: Id | None = None  # accepted so a fetched session can be sent back; not movable
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=50_000)
     start_time: AwareDatetime
@@ -78,11 +78,11 @@ class SessionPatch(Body):
 
 
 class SessionListQuery(Query):
-    course_id: int | None = None
+    course_id: Id | None = None
     status: SessionStatus | None = None
     # Sessions starting in [from, to); a time without a zone is taken as UTC.
-    from_: datetime | None = Field(default=None, alias="from")
-    to: datetime | None = None
+    from_: QueryDateTime | None = Field(default=None, alias="from")
+    to: QueryDateTime | None = None
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=200)
 

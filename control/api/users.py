@@ -8,7 +8,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from control.accounts import add_user
-from control.api.bodies import Body, Query
+from control.api.bodies import INT_MAX, Body, Query
 from control.api.client_address import client_address
 from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
@@ -71,7 +71,7 @@ class UserListQuery(Query):
     role: Role | None = None
     q: str | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=INT_MAX)
 
 
 # Password work runs in each endpoint's prepare step: before the write transaction, off

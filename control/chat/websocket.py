@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
+from control.api.bodies import INT_MAX
 from control.api.state import STATE, AppState
 from control.attendance import record_presence
 from control.auth_tokens import resolve_token
@@ -86,6 +87,8 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     hub = request.app[CHAT_HUB]
     session_id = int(request.match_info["session_id"])
+    if session_id > INT_MAX:  # names no row, and no database could look it up
+        raise not_found("session")
     token = request.query.get("token", "").strip()
     async with state.database.transaction(write=False) as db:
         user = await resolve_token(db, token) if token else None
