@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from dataclasses import dataclass
+from socket import SO_LINGER, SOL_SOCKET
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -24,6 +26,7 @@ CLOSE_ACCESS_GONE = 4403  # access was withdrawn: reconnecting will be refused
 # How long a dropped peer gets to take the close frame before its connection is cut.
 CLOSE_GRACE_SECONDS = 2.0
 TOO_SLOW = "too slow: the chat moved on without you; reconnect"
+_LINGER_OFF = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets at once
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class ChatConnection:
         send_timeout: float,
     ) -> None:
         self.socket = socket
-        self._transport = transport
+        self.transport = transport
         self.session_id = session_id
         self.course_id = course_id
         self.grant = grant
@@ -109,10 +112,13 @@ class ChatConnection:
                 return
 
     async def _write(self, text: str) -> bool:
-        if self.socket.closed:
+        if self.dropped is not None or self.socket.closed:
             return False
         try:
-            await asyncio.wait_for(self.socket.send_str(text), self._send_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races a finished send, and stop() would wait forever.
+            async with asyncio.timeout(self._send_timeout):
+                await self.socket.send_str(text)
         except TimeoutError:
             self.drop(CLOSE_TOO_SLOW, TOO_SLOW)
             return False
@@ -128,20 +134,41 @@ class ChatConnection:
         self.dropped = reason
         while not self._queue.empty():  # what it would have been sent is freed now
             self._queue.get_nowait()
-        if self._writer is not None and self._writer is not asyncio.current_task():
-            self._writer.cancel()
+        # The writer is left alone: it sends nothing more, and a send it is stuck in
+        # ends when the connection is cut. (Cancelling it mid-send would cancel the
+        # drain future aiohttp shares between all writers of a connection.)
         self._closer = asyncio.create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
         # A reader that took nothing for a while will not take the close frame either:
         # give it a moment, then cut the connection (the handler then ends and leaves).
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.socket.close(code=code, message=reason.encode()[:120]),
-                CLOSE_GRACE_SECONDS,
-            )
-        if self._transport is not None:
-            self._transport.abort()
+        closed = False
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+                await self.socket.close(code=code, message=reason.encode()[:120])
+            closed = True
+        except asyncio.CancelledError:
+            # Also what a send cancelled elsewhere leaves in aiohttp's shared drain
+            # future; only a cancellation of this task itself stops the cut below.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+        except Exception:  # the peer is gone or broken: cut it all the same
+            pass
+        self._cut(hard=not closed)
+
+    def _cut(self, *, hard: bool) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        if hard:
+            # A reset, not a FIN: otherwise the kernel keeps the unsent megabytes of a
+            # peer that reads nothing, trickling them out for minutes.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(SOL_SOCKET, SO_LINGER, _LINGER_OFF)
+        transport.abort()
 
     async def closed(self) -> None:
         """Wait until a drop has finished closing (at most about CLOSE_GRACE_SECONDS)."""

@@ -96,6 +96,11 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
     ticket = request.query.get("ticket", "").strip()
     if not ticket:
         raise ticket_required()
+    socket = web.WebSocketResponse(
+        heartbeat=PING_SECONDS, max_msg_size=16 * settings.chat_max_length + 4096
+    )
+    if not socket.can_prepare(request).ok:  # before the ticket is spent on nothing
+        raise bad_request("this address speaks WebSocket only", "websocket_required")
     # Used up in a transaction of its own: a refusal below does not give it back.
     async with state.database.transaction(write=True) as db:
         redeemed = await redeem_ticket(db, ticket, session_id, hub.clock())
@@ -116,11 +121,6 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             and not is_staff(user, course)
             and await is_banned(db, course.id, user.id)
         )
-    socket = web.WebSocketResponse(
-        heartbeat=PING_SECONDS, max_msg_size=16 * settings.chat_max_length + 4096
-    )
-    if not socket.can_prepare(request).ok:
-        raise bad_request("this address speaks WebSocket only", "websocket_required")
     await socket.prepare(request)
     connection = ChatConnection(
         socket, request.transport, session_id, course.id,
