@@ -95,7 +95,7 @@ async def test_a_student_who_loses_access_loses_the_open_chat(
     talking = asyncio.create_task(_keep_talking(teacher))
     _frames, close = await closing(student)
     assert close.type == WSMsgType.CLOSE and close.data == CLOSE_ACCESS_GONE
-    assert close.extra.startswith("access withdrawn")
+    assert str(close.extra).startswith("access withdrawn")
     await eventually(lambda: all(c.user_id != world.student.id for c in hub.connections(sid)))
     talking.cancel()
     # Nothing more reaches it.
