@@ -13,6 +13,9 @@ from aiohttp import ClientWebSocketResponse
 from conftest import Api, Person, World
 
 Frame = dict[str, Any]
+# The headers of a WebSocket upgrade: sent with api.get, they show a refusal's JSON body.
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 
 
 async def live_session(api: Api, world: World) -> int:

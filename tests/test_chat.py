@@ -10,7 +10,7 @@ import json
 import pytest
 from aiohttp import WSMsgType
 
-from chat_client import Frame, connect, live_session, receive, say, until
+from chat_client import UPGRADE, Frame, connect, live_session, receive, say, until
 from config.settings import Settings
 from conftest import Api, Person, World
 from control.chat.hub import CHAT_HUB, ChatHub
@@ -233,7 +233,7 @@ async def test_anonymous_viewers_read_a_public_chat_but_cannot_post(
     assert (await say(anonymous, "me too"))["code"] == "not_allowed"
     assert (await say(student, "live"))["text"] == "live"
     assert (await receive(anonymous))["text"] == "live"
-    await api.get(f"/sessions/{sid}/chat?ticket=not-a-ticket", expect=401)
+    await api.get(f"/sessions/{sid}/chat?ticket=not-a-ticket", headers=UPGRADE, expect=401)
     await student.close()
     await anonymous.close()
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from sqlalchemy import select
 
-from chat_client import connect, live_session, say, ticket
+from chat_client import UPGRADE, connect, live_session, say, ticket
 from conftest import Api, World
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.models import ChatTicket
@@ -54,7 +54,7 @@ async def test_a_ticket_opens_one_connection_only(api: Api, world: World) -> Non
     ws = await api.client.ws_connect(path)
     assert (await say(ws, "in"))["user"]["id"] == world.student.id
     assert await upgrade_refused(api, path) == 401
-    out = await api.get(path, headers=_upgrade(), expect=401)
+    out = await api.get(path, headers=UPGRADE, expect=401)
     assert out["error"]["code"] == "ticket_used"
     await ws.close()
 
@@ -69,7 +69,7 @@ async def test_a_ticket_expires_within_seconds(
     assert abs((expires - clock()).total_seconds() - ttl) < 1
     clock.advance(seconds=ttl)
     out = await api.get(f"/sessions/{sid}/chat?ticket={answer['ticket']}",
-                        headers=_upgrade(), expect=401)
+                        headers=UPGRADE, expect=401)
     assert out["error"]["code"] == "ticket_expired"
 
 
@@ -80,13 +80,13 @@ async def test_a_ticket_is_for_its_own_session(api: Api, world: World) -> None:
         "start_time": "2031-03-03T09:00:00Z", "end_time": "2031-03-03T10:00:00Z",
     }, expect=201)
     pass_ = await ticket(api, sid, world.student)
-    out = await api.get(f"/sessions/{other['id']}/chat?ticket={pass_}", headers=_upgrade(),
+    out = await api.get(f"/sessions/{other['id']}/chat?ticket={pass_}", headers=UPGRADE,
                         expect=401)
     assert out["error"]["code"] == "ticket_wrong_session"
     # Shown at the wrong door it is not spent: it still opens its own session's chat.
     ws = await api.client.ws_connect(f"/sessions/{sid}/chat?ticket={pass_}")
     await ws.close()
-    out = await api.get(f"/sessions/{sid}/chat?ticket=ct_made-up", headers=_upgrade(),
+    out = await api.get(f"/sessions/{sid}/chat?ticket=ct_made-up", headers=UPGRADE,
                         expect=401)
     assert out["error"]["code"] == "ticket_invalid"
 
@@ -106,7 +106,7 @@ async def test_a_ticket_dies_with_the_sign_in_behind_it(api: Api, world: World) 
     sid = await live_session(api, world)
     pass_ = await ticket(api, sid, world.student)
     await api.post("/auth/logout", world.student, expect=204)
-    out = await api.get(f"/sessions/{sid}/chat?ticket={pass_}", headers=_upgrade(),
+    out = await api.get(f"/sessions/{sid}/chat?ticket={pass_}", headers=UPGRADE,
                         expect=401)
     assert out["error"]["code"] == "unauthorized"
 
@@ -128,9 +128,3 @@ async def test_a_plain_request_does_not_spend_the_ticket(api: Api, world: World)
     assert out["error"]["code"] == "websocket_required"
     ws = await api.client.ws_connect(f"/sessions/{sid}/chat?ticket={pass_}")
     await ws.close()
-
-
-def _upgrade() -> dict[str, str]:
-    """Headers of a WebSocket upgrade, to read a refusal's JSON body."""
-    return {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
