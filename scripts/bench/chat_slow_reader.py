@@ -137,8 +137,17 @@ async def run(posts: int, size: int, hang: float) -> None:
                 print(f"HUNG: post {hung_after} had no echo after waiting {hang:.0f} s")
             print(f"the reading student got {got} frames")
             hub = server.app[CHAT_HUB]
-            left = [c for c in hub.connections(sid) if c.user_id is None]
-            print("stuck reader: " + ("still connected" if left else "dropped by the server"))
+            # Dropped when its queue fills or one send outlasts chat_send_timeout_seconds.
+            waited = time.perf_counter()
+            limit = settings.courses.chat_send_timeout_seconds + 5
+            while [c for c in hub.connections(sid) if c.user_id is None]:
+                if time.perf_counter() - waited > limit:
+                    print(f"stuck reader: still connected {limit} s after the last post")
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                print("stuck reader: dropped by the server "
+                      f"({time.perf_counter() - waited:.1f} s after the last post)")
             reading.cancel()
             for ws in (teacher, reader, stuck):
                 ws._response.close()  # a stuck socket would wait to close
