@@ -65,6 +65,13 @@ class CourseSettings:
     chat_max_length: int = 500
     chat_rate_burst: int = 5
     chat_rate_refill_seconds: int = 2
+    # Chat sockets: frames queued for one socket before it is dropped as too slow, the
+    # longest one send may take, how often an open socket's access is checked again,
+    # and how long a chat ticket (the WebSocket's one-time pass) stays valid.
+    chat_send_queue_frames: int = 256
+    chat_send_timeout_seconds: int = 10
+    chat_access_recheck_seconds: int = 5
+    chat_ticket_ttl_seconds: int = 30
     # Attendance: the player's heartbeat period, and the share of the live time
     # (in percent) a student must attend to count as present.
     heartbeat_seconds: int = 30

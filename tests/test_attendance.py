@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from chat_client import connect
 from conftest import Api, Person, World
 from control.api import attendance as attendance_api
 from control.attendance import record_presence, total_attendance, union_seconds
@@ -173,7 +174,7 @@ async def test_report_is_for_staff_only(api: Api, world: World, clock: Clock) ->
 async def test_an_open_chat_records_presence(api: Api, world: World) -> None:
     live = await api.post(f"/courses/{world.course_id}/start-live", world.teacher, expect=200)
     sid = int(live["session_id"])
-    ws = await api.client.ws_connect(f"/sessions/{sid}/chat?token={world.student.token}")
+    ws = await connect(api, sid, world.student)
     await ws.send_json({"type": "message", "text": "here"})
     assert (await ws.receive_json(timeout=10))["text"] == "here"
     await ws.close()

@@ -6,27 +6,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp import WSMsgType
 
+from chat_client import UPGRADE, Frame, connect, live_session, receive, say, until
 from config.settings import Settings
 from conftest import Api, Person, World
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.models.base import utcnow
 from frozen_time import Clock
 
-Frame = dict[str, Any]
-
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    # A short history keeps the limit visible; the rest are the shipped defaults.
-    return dataclasses.replace(
-        settings, courses=dataclasses.replace(settings.courses, chat_message_limit=3)
-    )
+    # A short history keeps the limit visible; access re-checks (see
+    # test_chat_access_loss.py) stay out of the way; the rest are the shipped defaults.
+    return dataclasses.replace(settings, courses=dataclasses.replace(
+        settings.courses, chat_message_limit=3, chat_access_recheck_seconds=3600
+    ))
 
 
 @pytest.fixture
@@ -40,38 +38,6 @@ def clock(hub: ChatHub) -> Clock:
     clock = Clock(utcnow())
     hub.clock = clock
     return clock
-
-
-async def live_session(api: Api, world: World) -> int:
-    live = await api.post(f"/courses/{world.course_id}/start-live", world.teacher, expect=200)
-    return int(live["session_id"])
-
-
-async def connect(api: Api, session_id: int, who: Person | None) -> ClientWebSocketResponse:
-    query = f"?token={who.token}" if who else ""
-    return await api.client.ws_connect(f"/sessions/{session_id}/chat{query}")
-
-
-async def receive(ws: ClientWebSocketResponse) -> Frame:
-    frame = await ws.receive_json(timeout=10)
-    assert isinstance(frame, dict)
-    return frame
-
-
-async def until(ws: ClientWebSocketResponse, found: Callable[[Frame], bool]) -> list[Frame]:
-    """Every frame up to and including the first one `found` accepts."""
-    frames = []
-    while True:
-        frame = await receive(ws)
-        frames.append(frame)
-        if found(frame):
-            return frames
-
-
-async def say(ws: ClientWebSocketResponse, text: Any) -> Frame:
-    """Send a message; the sender's next frame is its echo or its error."""
-    await ws.send_json({"type": "message", "text": text})
-    return await receive(ws)
 
 
 async def history(api: Api, session_id: int, who: Person) -> list[Frame]:
@@ -267,7 +233,7 @@ async def test_anonymous_viewers_read_a_public_chat_but_cannot_post(
     assert (await say(anonymous, "me too"))["code"] == "not_allowed"
     assert (await say(student, "live"))["text"] == "live"
     assert (await receive(anonymous))["text"] == "live"
-    await api.get(f"/sessions/{sid}/chat?token=not-a-token", expect=401)
+    await api.get(f"/sessions/{sid}/chat?ticket=not-a-ticket", headers=UPGRADE, expect=401)
     await student.close()
     await anonymous.close()
 
@@ -278,9 +244,10 @@ async def test_private_chat_is_for_enrolled_students_and_staff(
     sid = await live_session(api, world)
     c = world.course_id
     await api.patch(f"/courses/{c}/", world.teacher, json={"chat_mode": "private"}, expect=200)
-    # Refusals come before the upgrade, as JSON errors.
-    out = await api.get(f"/sessions/{sid}/chat?token={world.student2.token}", expect=403)
+    # Refusals come before the upgrade, as JSON errors: already when asking for a ticket.
+    out = await api.post(f"/sessions/{sid}/chat-ticket", world.student2, expect=403)
     assert out["error"]["code"] == "forbidden"
+    await api.post(f"/sessions/{sid}/chat-ticket", expect=401)
     await api.get(f"/sessions/{sid}/chat", expect=401)
     await api.post(f"/courses/{c}/enroll-student", world.teacher,
                    json={"student_id": world.student.id}, expect=201)
@@ -300,10 +267,10 @@ async def test_disabled_chat_is_refused(api: Api, world: World) -> None:
     sid = await live_session(api, world)
     await api.patch(f"/courses/{world.course_id}/", world.teacher,
                     json={"chat_mode": "disabled"}, expect=200)
-    out = await api.get(f"/sessions/{sid}/chat?token={world.student.token}", expect=409)
+    out = await api.post(f"/sessions/{sid}/chat-ticket", world.student, expect=409)
     assert out["error"]["code"] == "chat_disabled"
-    await api.get(f"/sessions/{sid}/chat?token={world.teacher.token}", expect=409)
-    await api.get(f"/sessions/999999/chat?token={world.student.token}", expect=404)
+    await api.post(f"/sessions/{sid}/chat-ticket", world.teacher, expect=409)
+    await api.post("/sessions/999999/chat-ticket", world.student, expect=404)
 
 
 async def test_closing_the_app_closes_the_sockets(api: Api, world: World, hub: ChatHub) -> None:

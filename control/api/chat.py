@@ -1,8 +1,9 @@
-"""Chat moderation by a course's teacher and admins: delete messages, ban, mute, and
-slow mode. The chat itself is a WebSocket (control.chat.websocket).
+"""The chat over HTTP: tickets to open the chat WebSocket (control.chat.websocket), and
+moderation by a course's teacher and admins: delete messages, ban, mute, and slow mode.
 
 Changes reach open sockets after the transaction commits: a deleted message is
-withdrawn from every viewer, a banned user's sockets are told at once.
+withdrawn from every viewer, a banned user's sockets are told at once. Telling them
+only queues frames: no moderation call waits on a reader.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from sqlalchemy import select
 from control.api.bodies import Body, Id
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
+from control.chat.access import chat_right
 from control.chat.frames import deleted_frame, error_frame
 from control.chat.hub import CHAT_HUB, ChatHub
+from control.chat.tickets import issue_ticket, token_id
 from control.errors import ApiError, not_found, unprocessable
 from control.models import ChatBan, ChatMessage, ChatMute, Course, CourseSession, User
 from control.permissions import is_staff, managed_course, require_staff, visible_course
@@ -56,6 +59,29 @@ def _ban_json(ban: ChatBan, username: str) -> dict[str, Any]:
             "created_at": ban.created_at}
 
 
+@routes.route("POST", "/sessions/{session_id}/chat-ticket", name="chat.ticket", public=True,
+              audited=False,
+              summary="A ticket to open the session's chat WebSocket (GET"
+              " /sessions/{session_id}/chat?ticket=...): good for one connection, for"
+              " chat_ticket_ttl_seconds; anonymous callers get one for a public chat")
+async def chat_ticket(ctx: Ctx) -> Any:
+    session = await ctx.db.get(CourseSession, ctx.param("session_id"))
+    course = await ctx.db.get(Course, session.course_id) if session else None
+    if session is None or course is None:
+        raise not_found("session")
+    # The same refusals as the WebSocket would give, before any ticket exists.
+    await chat_right(ctx.db, ctx.user, session, course)
+    token = (
+        await token_id(ctx.db, ctx.request.headers.get("Authorization", ""))
+        if ctx.user else None
+    )
+    ticket, expires_at = await issue_ticket(
+        ctx.db, session.id, ctx.user.id if ctx.user else None, token, _hub(ctx).clock(),
+        ctx.state.settings.courses.chat_ticket_ttl_seconds,
+    )
+    return json({"ticket": ticket, "expires_at": expires_at}, status=201)
+
+
 @routes.route("DELETE", "/chat/messages/{message_id}", name="chat.delete_message",
               summary="Delete a chat message (the course's teacher or an admin): it leaves the"
               " history and every open chat; deleting it again answers 204 too")
@@ -76,7 +102,7 @@ async def delete_message(ctx: Ctx) -> Any:
         message.deleted_by_id = ctx.me.id
 
         async def withdraw() -> None:
-            await hub.broadcast(session.id, deleted_frame(message.id))
+            hub.broadcast(session.id, deleted_frame(message.id))
 
         ctx.after_commit.append(withdraw)
     return no_content()
@@ -116,8 +142,8 @@ async def ban(ctx: Ctx) -> Any:
     hub, course_id, user_id = _hub(ctx), course.id, user.id
 
     async def tell() -> None:
-        await hub.tell_user(course_id, user_id,
-                            error_frame("banned", "you are banned from this course's chat"))
+        hub.tell_user(course_id, user_id,
+                      error_frame("banned", "you are banned from this course's chat"))
 
     ctx.after_commit.append(tell)
     return json(_ban_json(row, user.username), status=201)

@@ -2,62 +2,23 @@
 the per-user rate-limit buckets. One hub per application (one `academia serve`).
 
 Sending never holds a database transaction: callers commit first, then broadcast.
+Broadcasting only queues frames on each socket (control/chat/connection.py): posting and
+moderation never wait on any reader.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiohttp import WSCloseCode, web
 
 from config.settings import CourseSettings
-from control.api.responses import dumps
+from control.chat.connection import ChatConnection, outgoing
 from control.chat.rate_limit import TokenBucket
 from control.models.base import utcnow
-
-
-@dataclass(eq=False)
-class ChatConnection:
-    socket: web.WebSocketResponse
-    session_id: int
-    course_id: int
-    user_id: int | None  # None: an anonymous reader
-    username: str
-    # Frames broadcast while the history is still being sent wait here, so a new
-    # joiner sees every message once and in order.
-    pending: list[dict[str, Any]] | None = field(default_factory=list)
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        if self.pending is not None:
-            self.pending.append(frame)
-            return
-        await self._write(frame)
-
-    async def open(self, history: list[dict[str, Any]]) -> None:
-        """Send the history, then what was broadcast meanwhile (minus repeats), then live."""
-        for frame in history:
-            await self._write(frame)
-        seen = max((f["id"] for f in history), default=0)
-        assert self.pending is not None
-        while self.pending:
-            frame = self.pending.pop(0)
-            if frame["type"] == "message" and frame["id"] <= seen:
-                continue
-            await self._write(frame)
-        # No await between the emptiness check and this: nothing can slip in between.
-        self.pending = None
-
-    async def _write(self, frame: dict[str, Any]) -> None:
-        if self.socket.closed:
-            return
-        # A peer that vanished mid-send is dropped by its own handler; not our concern.
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.socket.send_str(dumps(frame))
 
 
 class ChatHub:
@@ -104,27 +65,28 @@ class ChatHub:
         if bucket is not None and bucket.full(self.clock()):
             del self._buckets[user_id]
 
-    async def broadcast(self, session_id: int, frame: dict[str, Any]) -> None:
-        await asyncio.gather(*(c.send(frame) for c in self.connections(session_id)))
+    def session_ids(self) -> list[int]:
+        return list(self._rooms)
 
-    async def tell_user(self, course_id: int, user_id: int, frame: dict[str, Any]) -> None:
+    def broadcast(self, session_id: int, frame: dict[str, Any]) -> None:
+        item = outgoing(frame)
+        for connection in self.connections(session_id):
+            connection.send(item)
+
+    def tell_user(self, course_id: int, user_id: int, frame: dict[str, Any]) -> None:
         """Every open socket of one user in one course's chats."""
-        targets = [
-            c
-            for room in list(self._rooms.values())
-            for c in room
-            if c.course_id == course_id and c.user_id == user_id
-        ]
-        await asyncio.gather(*(c.send(frame) for c in targets))
+        item = outgoing(frame)
+        for room in list(self._rooms.values()):
+            for connection in list(room):
+                if connection.course_id == course_id and connection.user_id == user_id:
+                    connection.send(item)
 
     async def close_all(self, _app: web.Application | None = None) -> None:
         """On shutdown: close every socket so their handlers end."""
         everyone = [c for room in list(self._rooms.values()) for c in room]
-        await asyncio.gather(
-            *(c.socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-              for c in everyone),
-            return_exceptions=True,
-        )
+        for connection in everyone:
+            connection.drop(int(WSCloseCode.GOING_AWAY), "server shutdown")
+        await asyncio.gather(*(c.closed() for c in everyone), return_exceptions=True)
 
 
 CHAT_HUB = web.AppKey("academia_chat_hub", ChatHub)

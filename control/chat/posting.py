@@ -1,19 +1,22 @@
 """One chat message from a socket: checked, stored in a short transaction of its own,
 then broadcast to the session once committed.
 
-Access is checked again for every message: a ban, a mute, a removal from the course or
-a change of chat mode takes effect on sockets that are already open.
+Access is checked again for every message: a ban, a mute, a removal from the course, a
+change of chat mode or the end of the sender's sign-in takes effect on sockets that are
+already open. Broadcasting only queues: the poster never waits on a reader.
 """
 
 from __future__ import annotations
 
 from control.api.state import AppState
 from control.chat.access import chat_right
+from control.chat.access_recheck import signed_in_user
+from control.chat.connection import ChatConnection
 from control.chat.frames import ChatRefusal, message_frame
-from control.chat.hub import ChatConnection, ChatHub
+from control.chat.hub import ChatHub
 from control.chat.moderation import check_sanctions, clean_text
 from control.errors import ApiError
-from control.models import ChatMessage, Course, CourseSession, User
+from control.models import ChatMessage, Course, CourseSession
 from control.permissions import is_staff
 
 
@@ -26,10 +29,12 @@ async def post_message(
     text = clean_text(raw_text, state.settings.courses.chat_max_length)
     now = hub.clock()
     async with state.database.transaction(write=True) as db:
-        user = await db.get(User, connection.user_id)
+        user = await signed_in_user(db, connection.grant)
         session = await db.get(CourseSession, connection.session_id)
         course = await db.get(Course, connection.course_id)
-        if user is None or session is None or course is None:
+        if user is None:
+            raise ChatRefusal("not_allowed", "your sign-in has ended: sign in again")
+        if session is None or course is None:
             raise ChatRefusal("not_allowed", "this chat is gone")
         try:
             right = await chat_right(db, user, session, course)
@@ -45,4 +50,4 @@ async def post_message(
         db.add(message)
         await db.flush()
         frame = message_frame(message, user.username)
-    await hub.broadcast(connection.session_id, frame)
+    hub.broadcast(connection.session_id, frame)

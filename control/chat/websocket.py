@@ -1,9 +1,13 @@
-"""GET /sessions/{session_id}/chat?token=T: the chat WebSocket, and its installation.
+"""GET /sessions/{session_id}/chat?ticket=T: the chat WebSocket, and its installation.
 
-Browsers cannot set headers on a WebSocket, so the API bearer token comes in the query.
-Refusals before the upgrade are the API's usual JSON errors (401/403/404/409); after it,
-errors are frames to the sender. A signed-in user's open socket records attendance
-presence on joining, every heartbeat period, and on leaving, while the session is live.
+Browsers cannot set headers on a WebSocket, and whatever the address carries ends up in
+proxy logs, so it carries a chat ticket (control/chat/tickets.py: one upgrade, one
+session, seconds), never the API token. Refusals before the upgrade are the API's usual
+JSON errors (401/403/404/409); after it, errors are frames to the sender. Frames go out
+through each socket's own bounded queue (control/chat/connection.py), and the socket's
+access is checked again while it stays open (control/chat/access_recheck.py). A
+signed-in user's open socket records attendance presence on joining, every heartbeat
+period, and on leaving, while the session is live.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from sqlalchemy import select
 from control.api.bodies import INT_MAX
 from control.api.state import STATE, AppState
 from control.attendance import record_presence
-from control.auth_tokens import resolve_token
 from control.chat.access import chat_right
+from control.chat.access_recheck import access_recheck_context, signed_in_user
+from control.chat.connection import ChatConnection, Grant
 from control.chat.frames import ChatRefusal, error_frame, message_frame
-from control.chat.hub import CHAT_HUB, ChatConnection, ChatHub
+from control.chat.hub import CHAT_HUB, ChatHub
 from control.chat.moderation import is_banned
 from control.chat.posting import post_message
+from control.chat.tickets import redeem_ticket, ticket_required
 from control.errors import bad_request, not_found, unauthorized
 from control.models import ChatMessage, Course, CourseSession, SessionStatus, User
 from control.permissions import is_staff
@@ -86,14 +92,28 @@ async def _frame(state: AppState, hub: ChatHub, connection: ChatConnection, data
 async def chat_socket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     hub = request.app[CHAT_HUB]
+    settings = state.settings.courses
     session_id = int(request.match_info["session_id"])
     if session_id > INT_MAX:  # names no row, and no database could look it up
         raise not_found("session")
-    token = request.query.get("token", "").strip()
+    ticket = request.query.get("ticket", "").strip()
+    if not ticket:
+        raise ticket_required()
+    socket = web.WebSocketResponse(
+        heartbeat=PING_SECONDS, max_msg_size=16 * settings.chat_max_length + 4096
+    )
+    if not socket.can_prepare(request).ok:  # before the ticket is spent on nothing
+        raise bad_request("this address speaks WebSocket only", "websocket_required")
+    # Used up in a transaction of its own: a refusal below does not give it back.
+    async with state.database.transaction(write=True) as db:
+        redeemed = await redeem_ticket(db, ticket, session_id, hub.clock())
+        user_id, token_id = redeemed.user_id, redeemed.auth_token_id
     async with state.database.transaction(write=False) as db:
-        user = await resolve_token(db, token) if token else None
-        if token and user is None:
-            raise unauthorized("the token is invalid, expired or revoked")
+        user = None
+        if user_id is not None:
+            user = await signed_in_user(db, Grant(user_id, token_id, None))
+            if user is None:
+                raise unauthorized("the sign-in behind this ticket has ended")
         session = await db.get(CourseSession, session_id)
         course = await db.get(Course, session.course_id) if session else None
         if session is None or course is None:
@@ -104,35 +124,35 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
             and not is_staff(user, course)
             and await is_banned(db, course.id, user.id)
         )
-    socket = web.WebSocketResponse(
-        heartbeat=PING_SECONDS, max_msg_size=16 * state.settings.courses.chat_max_length + 4096
-    )
-    if not socket.can_prepare(request).ok:
-        raise bad_request("this address speaks WebSocket only", "websocket_required")
     await socket.prepare(request)
     connection = ChatConnection(
-        socket, session_id, course.id, user.id if user else None, user.username if user else ""
+        socket, request.transport, session_id, course.id,
+        Grant(user.id, token_id, user.role) if user else Grant(None, None, None),
+        user.username if user else "",
+        queue_frames=settings.chat_send_queue_frames,
+        send_timeout=settings.chat_send_timeout_seconds,
     )
     hub.join(connection)
     presence = (
         asyncio.create_task(_keep_presence(state, hub, session_id, user.id)) if user else None
     )
     try:
-        await connection.open(await _history(state, session_id))
+        connection.start(await _history(state, session_id))
         if banned:
-            await connection.send(error_frame("banned", "you are banned from this chat"))
+            connection.send(error_frame("banned", "you are banned from this chat"))
         async for message in socket:
             if message.type == WSMsgType.ERROR:
                 break
             if message.type != WSMsgType.TEXT:
-                await connection.send(error_frame("bad_frame", "frames are JSON text"))
+                connection.send(error_frame("bad_frame", "frames are JSON text"))
                 continue
             try:
                 await _frame(state, hub, connection, message.data)
             except ChatRefusal as refusal:
-                await connection.send(error_frame(refusal.code, refusal.message))
+                connection.send(error_frame(refusal.code, refusal.message))
     finally:
         hub.leave(connection)
+        await connection.stop()
         if presence is not None and user is not None:
             presence.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -144,9 +164,11 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
 
 
 def install_chat(app: web.Application) -> ChatHub:
-    """The hub in app[CHAT_HUB], the WebSocket route, and closing sockets on shutdown."""
+    """The hub in app[CHAT_HUB], the WebSocket route, the access re-checks while the app
+    runs, and closing sockets on shutdown."""
     hub = ChatHub(app[STATE].settings.courses)
     app[CHAT_HUB] = hub
     app.router.add_get(CHAT_PATH, chat_socket)
+    app.cleanup_ctx.append(access_recheck_context)
     app.on_shutdown.append(hub.close_all)
     return hub

@@ -6,6 +6,7 @@ from control.models.auth_token import AuthToken
 from control.models.base import Base
 from control.models.category import Category
 from control.models.chat import ChatBan, ChatMessage, ChatMute
+from control.models.chat_ticket import ChatTicket
 from control.models.course import AccessLevel, ChatMode, Course, course_prerequisites
 from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.invite import InviteCode
@@ -26,6 +27,7 @@ __all__ = [
     "ChatMessage",
     "ChatMode",
     "ChatMute",
+    "ChatTicket",
     "Course",
     "CourseSession",
     "Enrollment",

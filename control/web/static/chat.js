@@ -1,7 +1,11 @@
 // The class chat: a WebSocket per live session, messages shown as plain text, and for
-// the course's staff a delete button per message and a ban per author.
+// the course's staff a delete button per message and a ban per author. The socket opens
+// with a one-time ticket (POST /sessions/{id}/chat-ticket), never with the API token.
 
-import { api, currentUser, el, show, token } from "./api.js";
+import { api, currentUser, el, show } from "./api.js";
+
+// Close codes the server uses: 4403, access withdrawn (reconnecting would be refused).
+const ACCESS_GONE = 4403;
 
 export class Chat {
   constructor(container, sessionId, courseId, { moderator = false } = {}) {
@@ -27,10 +31,22 @@ export class Chat {
     else this.connect();
   }
 
-  connect() {
+  async connect() {
+    let ticket;
+    try {
+      ({ ticket } = await api("POST", `/sessions/${this.sessionId}/chat-ticket`));
+    } catch (error) {
+      if (this.closed) return;
+      this.note.textContent = error.message;
+      // Refused (signed out, removed, chat off): asking again will not help.
+      if (error.status >= 400 && error.status < 500) return;
+      this.retry();
+      return;
+    }
+    if (this.closed) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const url = `${scheme}://${location.host}/sessions/${this.sessionId}/chat?token=${
-      encodeURIComponent(token())}`;
+    const url = `${scheme}://${location.host}/sessions/${this.sessionId}/chat?ticket=${
+      encodeURIComponent(ticket)}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     socket.onopen = () => {
@@ -39,13 +55,21 @@ export class Chat {
       this.note.textContent = "";
     };
     socket.onmessage = (event) => this.receive(JSON.parse(event.data));
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       this.container.dataset.connected = "false";
       if (this.closed) return;
+      if (event.code === ACCESS_GONE) {
+        this.note.textContent = event.reason || "You no longer have access to this chat.";
+        return;
+      }
       this.note.textContent = "Chat disconnected; reconnecting…";
-      setTimeout(() => this.connect(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, 30_000);
+      this.retry();
     };
+  }
+
+  retry() {
+    setTimeout(() => this.connect(), this.backoff);
+    this.backoff = Math.min(this.backoff * 2, 30_000);
   }
 
   receive(event) {
