@@ -348,3 +348,26 @@ async def test_one_put_under_several_keys_is_spooled_once(spool: Path) -> None:
     with pytest.raises(ValueError):
         queue.put("live/5/x.ts", b"", TS, also=("../escape",))
     await queue.close(timeout=5)
+
+
+@pytest.mark.parametrize("header", [
+    b'{"key": "live/6/hd/000001.ts"}',  # found by scripts/fuzz (storage_keys): KeyError
+    b'["put", "live/6/hd/000001.ts"]',
+    b'{"op": ["put"], "key": "live/6/hd/000001.ts"}',
+    b'{"op": "put", "key": "live/6/hd/000001.ts", "also": [7]}',
+    b"[" * 100_000,
+])
+async def test_a_damaged_spool_header_is_set_aside_not_fatal(spool: Path, header: bytes) -> None:
+    """Whatever JSON a damaged spool file starts with, a new queue keeps it aside as .bad
+    and still sends the rest (before: TypeError/KeyError/RecursionError out of start)."""
+    spool.mkdir(parents=True)
+    (spool / "000000000001.op").write_bytes(header + b"\nlost")
+    (spool / "000000000002.op").write_bytes(
+        b'{"op": "put", "key": "live/6/hd/000002.ts", "content_type": "video/mp2t"}\nkept')
+    storage = FakeStorage()
+    queue = UploadQueue(storage, spool)
+    await queue.start()
+    assert await queue.flush(timeout=20)
+    assert storage.stored == [("put", "live/6/hd/000002.ts", b"kept")]
+    assert spool_files(spool, "*.bad") == ["000000000001.bad"]
+    await queue.close(timeout=5)
