@@ -350,6 +350,13 @@ async def test_one_put_under_several_keys_is_spooled_once(spool: Path) -> None:
     await queue.close(timeout=5)
 
 
+def _spool_with_a_damaged_file(spool: Path, header: bytes) -> None:
+    spool.mkdir(parents=True)
+    (spool / "000000000001.op").write_bytes(header + b"\nlost")
+    (spool / "000000000002.op").write_bytes(
+        b'{"op": "put", "key": "live/6/hd/000002.ts", "content_type": "video/mp2t"}\nkept')
+
+
 @pytest.mark.parametrize("header", [
     b'{"key": "live/6/hd/000001.ts"}',  # found by scripts/fuzz (storage_keys): KeyError
     b'["put", "live/6/hd/000001.ts"]',
@@ -360,10 +367,7 @@ async def test_one_put_under_several_keys_is_spooled_once(spool: Path) -> None:
 async def test_a_damaged_spool_header_is_set_aside_not_fatal(spool: Path, header: bytes) -> None:
     """Whatever JSON a damaged spool file starts with, a new queue keeps it aside as .bad
     and still sends the rest (before: TypeError/KeyError/RecursionError out of start)."""
-    spool.mkdir(parents=True)
-    (spool / "000000000001.op").write_bytes(header + b"\nlost")
-    (spool / "000000000002.op").write_bytes(
-        b'{"op": "put", "key": "live/6/hd/000002.ts", "content_type": "video/mp2t"}\nkept')
+    _spool_with_a_damaged_file(spool, header)
     storage = FakeStorage()
     queue = UploadQueue(storage, spool)
     await queue.start()

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from transcode.events import Event, EventSink, SegmentStored, UploadFailed
 from transcode.storage.backend import Storage, StorageError, check_key
@@ -252,7 +252,7 @@ class UploadQueue:
             raise ValueError(f"bad spool header {header!r}")
         check_key(key.rstrip("/"))
         also = tuple(check_key(k) for k in also_keys)
-        return _Op(seq, kind, key, str(header.get("content_type", "")), also=also)
+        return _Op(seq, cast(OpKind, kind), key, str(header.get("content_type", "")), also=also)
 
     def _write_spool(self, ops: list[_Op]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
