@@ -35,7 +35,9 @@ def libfuzzer_argv(name: str, args: list[str]) -> list[str]:
     folders = [a for a in args if not a.startswith("-")]
     if not folders:
         folders = [tempfile.mkdtemp(prefix=f"fuzz-{name}-"), str(CORPUS / name)]
-    return [sys.argv[0], *defaults, *options, *folders]
+    # libFuzzer's -merge and -fork rerun argv[0] through the shell: make that rerun us.
+    rerun = f"{sys.executable} {Path(__file__).resolve()} {name}"
+    return [rerun, *defaults, *options, *folders]
 
 
 def main() -> None:
