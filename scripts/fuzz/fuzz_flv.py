@@ -5,11 +5,14 @@ The input is read as an FLV file (header optional, then tags); each tag body goe
 RTMP audio/video/data message body goes: classified and framed by `FeedTag.from_body`,
 checked for Enhanced RTMP, script data decoded as the session does (AMF0, then the
 onMetaData checks), and queued in a small `FlvFeed`. Allowed errors: `Amf0Error` from the
-script data only; everything else must hold for any bytes.
+script data only; everything else must hold for any bytes. `FlvFeed.push` swallows and
+logs whatever goes wrong inside it (the RTMP reader must never see it), so an error it
+logs counts as a finding too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from mediaserver.flv import (
@@ -23,6 +26,19 @@ from mediaserver.rtmp import amf0
 from transcode.flv_feed import TAG_HEADER_SIZE, FeedTag, FlvFeed, TagKind
 
 _KINDS = {int(kind): kind for kind in TagKind}
+
+
+class _ErrorsLogged(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+_ERRORS = _ErrorsLogged()
+logging.getLogger("transcode.flv_feed").addHandler(_ERRORS)
 
 
 def _tags(data: bytes) -> Iterator[tuple[int, int, bytes]]:
@@ -55,6 +71,7 @@ def _metadata(body: bytes) -> None:
 
 
 def check(data: bytes) -> None:
+    _ERRORS.records.clear()
     feed = FlvFeed(4096, stream="fuzz")
     for kind, timestamp, body in _tags(data):
         if kind not in _KINDS:
@@ -72,3 +89,4 @@ def check(data: bytes) -> None:
         feed.push(tag)
         assert 0 <= feed.size <= feed.capacity
     assert feed.init_tags().startswith(b"FLV\x01")
+    assert not _ERRORS.records, [r.getMessage() for r in _ERRORS.records]

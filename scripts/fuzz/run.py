@@ -10,6 +10,7 @@ See README.md.
 
 from __future__ import annotations
 
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +45,8 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     name = sys.argv[1]
+    # Warnings about refused input would flood libFuzzer's output; errors still show.
+    logging.disable(logging.WARNING)
     with atheris.instrument_imports(include=_OURS):
         check = load(name)
     atheris.Setup(libfuzzer_argv(name, sys.argv[2:]), check)
