@@ -8,7 +8,8 @@ post-handshake bytes) and the AMF0 seeds (each command and data message ffmpeg s
 FLV seeds are files ffmpeg writes with `-f flv`. Hand-made seeds add the shapes ffmpeg does
 not produce (plain handshake, extended timestamps, aggregates, chunk size 1, Enhanced RTMP).
 
-    .venv/bin/python scripts/fuzz/make_seeds.py        # rewrites scripts/fuzz/corpus/*/seed-*
+    .venv/bin/python scripts/fuzz/make_seeds.py          # rewrites scripts/fuzz/corpus/*/seed-*
+    .venv/bin/python scripts/fuzz/make_seeds.py bodies   # only the request body seeds
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -247,31 +249,61 @@ def _storage_key_seeds() -> list[bytes]:
     return seeds
 
 
+def _example(schema: dict[str, Any], defs: dict[str, Any]) -> Any:
+    """A value of the JSON schema's type: the smallest that fits its bounds."""
+    if "$ref" in schema:
+        return _example(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            return _example(schema[key][0], defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: _example(sub, defs) for name, sub in properties.items()}
+    if kind == "array":
+        return []
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    if schema.get("format") == "date-time":
+        return "2026-12-01T10:00:00Z"
+    if schema.get("format") == "date":
+        return "2026-12-01"
+    return "x" * max(1, int(schema.get("minLength", 1)))
+
+
 def _body_seeds() -> list[bytes]:
-    bodies = [
-        {"username": "ana", "password": "correct horse"},
-        {"username": "ben", "email": "ben@example.org", "password": "long enough pass",
-         "role": "teacher"},
-        {"title": "Algebra", "description": "x", "category_id": 1, "is_public": True,
-         "price": "10.00"},
-        {"name": "Maths", "slug": "maths"},
-        {"starts_at": "2026-12-01T10:00:00Z", "ends_at": "2026-12-01T11:00:00+01:00",
-         "title": "Week 1"},
-        {"rule": "FREQ=WEEKLY;BYDAY=MO", "duration_minutes": 60, "timezone": "Europe/Paris"},
-        {"label": "OBS"},
-        {"code": "ABCD-1234"},
-        {"user_id": 3, "minutes": 10, "reason": "spam"},
-        {"event": "payment.succeeded", "payment_id": "p_1", "amount": 1000},
-        {"session_id": 5, "watched_seconds": 30},
-        {},
-        [],
-    ]
-    seeds = [bytes((i,)) + json.dumps(b).encode() for i, b in enumerate(bodies)]
-    seeds += [b"\x00{", b"\x01" + b"[" * 50, b"\x02{\"a\": 1e400}", b"\x03\"\\ud800\""]
+    # Input layout of the bodies target: one byte choosing the model, then the body (bytes
+    # below 0xC0 pick a body model, the rest a query model, as fuzz_bodies.check does).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fuzz_bodies import BODIES, QUERIES
+
+    seeds = []
+    for index, model in enumerate(BODIES):
+        schema = model.model_json_schema()
+        body = _example(schema, schema.get("$defs", {}))
+        seeds.append(bytes((index,)) + json.dumps(body).encode())
+    for index, model in enumerate(QUERIES):
+        choice = next(c for c in range(0xC0, 0x100) if c % len(QUERIES) == index)
+        schema = model.model_json_schema()
+        fields = _example(schema, schema.get("$defs", {}))
+        query = "&".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, list))
+        seeds.append(bytes((choice,)) + query.encode())
+    seeds += [b"\x00{", b"\x01" + b"[" * 50, b'\x02{"a": 1e400}', b'\x03"\\ud800"']
     return seeds
 
 
 def main() -> None:
+    if sys.argv[1:] == ["bodies"]:  # the only seeds that do not need ffmpeg
+        _write("bodies", _body_seeds())
+        return
     capture, handshake_bytes = asyncio.run(_capture_ffmpeg())
     if handshake_bytes != 1 + 2 * BLOCK_SIZE:
         raise SystemExit(f"unexpected capture: handshake took {handshake_bytes} bytes")
