@@ -13,6 +13,7 @@ cannot read them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
@@ -79,6 +80,8 @@ def metadata_fourcc(metadata: Mapping[str, Amf0Value]) -> str | None:
     """
     value = metadata.get("videocodecid")
     if isinstance(value, bool) or not isinstance(value, float | int):
+        return None
+    if not math.isfinite(value):  # AMF0 numbers may be inf or NaN, which int() refuses
         return None
     number = int(value)
     if number <= _MAX_CLASSIC_CODEC_ID or number > _U32:

@@ -3,6 +3,7 @@ sink: exact bytes, checked by hand."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mediaserver.flv import (
     streams_in_metadata,
 )
 from mediaserver.media_sink import FlvFileSink
-from mediaserver.rtmp.amf0 import EcmaArray, decode_all
+from mediaserver.rtmp.amf0 import EcmaArray, decode_all, encode
 from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 
@@ -71,6 +72,16 @@ def test_enhanced_rtmp_recognised() -> None:
     assert metadata_fourcc({"videocodecid": 7.0}) is None
     assert metadata_fourcc({"videocodecid": "avc1"}) is None
     assert metadata_fourcc({}) is None
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_metadata_videocodecid_that_is_no_finite_number_is_not_enhanced(value: float) -> None:
+    # Found by scripts/fuzz (flv): an onMetaData videocodecid of inf made int() raise
+    # OverflowError out of the session instead of an ordinary metadata message.
+    body = encode("@setDataFrame", "onMetaData", EcmaArray(videocodecid=value))
+    metadata = decode_all(body)[2]
+    assert isinstance(metadata, dict)
+    assert metadata_fourcc(metadata) is None
 
 
 async def test_flv_file_sink(tmp_path: Path) -> None:

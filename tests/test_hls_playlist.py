@@ -93,7 +93,10 @@ def test_parse_is_tolerant_of_layout_and_unknown_tags() -> None:
 
 @pytest.mark.parametrize("text", ["", "hello\n", "#EXTM3U\nseg_0.ts\n",
                                   "#EXTM3U\n#EXTINF:abc,\nseg_0.ts\n",
-                                  "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:x\n"])
+                                  "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:x\n",
+                                  # Found by scripts/fuzz (playlist): OverflowError before.
+                                  "#EXTM3U\n#EXT-X-TARGETDURATION:inf\n",
+                                  "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:-Infinity\n"])
 def test_parse_rejects_what_is_not_a_media_playlist(text: str) -> None:
     with pytest.raises(PlaylistError):
         parse_media_playlist(text)

@@ -529,3 +529,28 @@ async def test_one_spool_is_sent_by_one_queue_at_a_time(spool: Path) -> None:
     assert await second.flush(timeout=20)
     assert [c[1] for c in storage.stored] == [f"live/1/hd/{n:06d}.ts" for n in range(6)]
     await second.close(timeout=5)
+def _spool_with_a_damaged_file(spool: Path, header: bytes) -> None:
+    spool.mkdir(parents=True)
+    (spool / "000000000001.op").write_bytes(header + b"\nlost")
+    (spool / "000000000002.op").write_bytes(
+        b'{"op": "put", "key": "live/6/hd/000002.ts", "content_type": "video/mp2t"}\nkept')
+
+
+@pytest.mark.parametrize("header", [
+    b'{"key": "live/6/hd/000001.ts"}',  # found by scripts/fuzz (storage_keys): KeyError
+    b'["put", "live/6/hd/000001.ts"]',
+    b'{"op": ["put"], "key": "live/6/hd/000001.ts"}',
+    b'{"op": "put", "key": "live/6/hd/000001.ts", "also": [7]}',
+    b"[" * 100_000,
+])
+async def test_a_damaged_spool_header_is_set_aside_not_fatal(spool: Path, header: bytes) -> None:
+    """Whatever JSON a damaged spool file starts with, a new queue keeps it aside as .bad
+    and still sends the rest (before: TypeError/KeyError/RecursionError out of start)."""
+    _spool_with_a_damaged_file(spool, header)
+    storage = FakeStorage()
+    queue = UploadQueue(storage, spool)
+    await queue.start()
+    assert await queue.flush(timeout=20)
+    assert storage.stored == [("put", "live/6/hd/000002.ts", b"kept")]
+    assert spool_files(spool, "*.bad") == ["000000000001.bad"]
+    await queue.close(timeout=5)

@@ -56,7 +56,7 @@ class MediaPlaylist:
 def _int_value(line: str) -> int:
     try:
         return int(float(line.split(":", 1)[1].strip()))
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, OverflowError) as exc:  # inf: OverflowError
         raise PlaylistError(f"bad number in {line!r}") from exc
 
 

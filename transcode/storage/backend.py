@@ -16,7 +16,8 @@ __all__ = ["LIVE_PREFIX", "RECORDINGS_PREFIX", "Storage", "StorageError", "check
 LIVE_PREFIX = "live/"
 RECORDINGS_PREFIX = "recordings/"
 
-_KEY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+# Used with fullmatch: `$` would also accept a trailing newline.
+_KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
 class StorageError(Exception):
@@ -25,7 +26,7 @@ class StorageError(Exception):
 
 def check_key(key: str) -> str:
     """Return `key` if it is a safe object key, else raise ValueError."""
-    if not _KEY.match(key) or any(part in {".", ".."} for part in key.split("/")):
+    if not _KEY.fullmatch(key) or any(part in {".", ".."} for part in key.split("/")):
         raise ValueError(f"not a valid storage key: {key!r}")
     return key
 

@@ -43,7 +43,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from transcode.events import Event, EventSink, SegmentStored, SpoolRefused, UploadFailed
 from transcode.storage.backend import Storage, StorageError, check_key
@@ -335,13 +335,22 @@ class UploadQueue:
 
     @staticmethod
     def _parse_header(seq: int, line: bytes) -> _Op:
-        header = json.loads(line)
-        kind, key = header["op"], header["key"]
-        if kind not in _KINDS or not isinstance(key, str):
+        try:
+            header = json.loads(line)
+        except RecursionError as exc:  # nested deeper than the JSON reader goes
+            raise ValueError("bad spool header: nested too deep") from exc
+        # Any JSON may sit in a damaged file: every shape but ours is a ValueError, so
+        # `_recover` sets the file aside instead of failing the whole queue.
+        if not isinstance(header, dict):
+            raise ValueError(f"bad spool header {header!r}")
+        kind, key, also_keys = header.get("op"), header.get("key"), header.get("also", [])
+        if (not isinstance(kind, str) or kind not in _KINDS or not isinstance(key, str)
+                or not isinstance(also_keys, list)
+                or not all(isinstance(k, str) for k in also_keys)):
             raise ValueError(f"bad spool header {header!r}")
         check_key(key.rstrip("/"))
-        also = tuple(check_key(k) for k in header.get("also", []))
-        return _Op(seq, kind, key, str(header.get("content_type", "")), also=also)
+        also = tuple(check_key(k) for k in also_keys)
+        return _Op(seq, cast(OpKind, kind), key, str(header.get("content_type", "")), also=also)
 
     def _write_spool(self, ops: list[_Op]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
