@@ -15,6 +15,7 @@ from control.database import Database
 from control.playback_tokens import PlaybackSigner, signing_key
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.hls_delivery import HlsDelivery
+from mediaserver.http_client_errors import quiet_client_protocol_errors
 from mediaserver.live_registry import LiveRegistry
 from mediaserver.live_streams import LiveStreams
 from mediaserver.metrics import Metrics
@@ -80,6 +81,7 @@ class MediaNode:
             unsent_dir=data_dir / "work" / "unsent", active=self.live.active_sessions,
             events=self.metrics.on_event, budget=self.live.spool_budget,
         )
+        quiet_client_protocol_errors()  # malformed requests are no server error
         self._runner = web.AppRunner(self.app, access_log=None)
         self._site: web.TCPSite | None = None
 
