@@ -47,6 +47,10 @@ class AuthSettings:
     # Self-registrations per client address: a burst, then one more per refill period.
     register_ip_burst: int = 10
     register_ip_refill_seconds: int = 360
+    # Chat tickets for anonymous readers of public chats, per client address (each is a
+    # database write): a burst, then one more per refill period.
+    anonymous_ticket_ip_burst: int = 30
+    anonymous_ticket_ip_refill_seconds: int = 2
 
 
 @dataclass(frozen=True)

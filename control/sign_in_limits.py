@@ -9,6 +9,8 @@
   the teacher's own machine still gets in while someone else hammers the account. The
   address limit still applies to everyone.
 - Registrations per address, successful or not.
+- Chat tickets asked for anonymously, per address: each is a database write that no
+  account stands behind.
 
 An attempt is counted before the password is checked (so parallel attempts cannot
 outrun the limit) and given back when it succeeds: successful sign-ins cost nothing.
@@ -68,6 +70,9 @@ class SignInLimits:
         self._registrations = Rule(
             settings.register_ip_burst, settings.register_ip_refill_seconds
         )
+        self._anonymous_tickets = Rule(
+            settings.anonymous_ticket_ip_burst, settings.anonymous_ticket_ip_refill_seconds
+        )
 
     async def _take(self, key: str, rule: Rule, message: str) -> None:
         wait = await self.store.take(key, rule.burst, rule.period, self._clock())
@@ -106,6 +111,13 @@ class SignInLimits:
             await self._take(
                 f"register:ip:{address}", self._registrations,
                 "too many registrations from your address",
+            )
+
+    async def before_anonymous_ticket(self, address: str) -> None:
+        if self._anonymous_tickets.on:
+            await self._take(
+                f"ticket:ip:{address}", self._anonymous_tickets,
+                "too many chat tickets for your address",
             )
 
     async def _give_back(self, attempt: LoginAttempt) -> None:

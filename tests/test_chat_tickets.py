@@ -128,3 +128,20 @@ async def test_a_plain_request_does_not_spend_the_ticket(api: Api, world: World)
     assert out["error"]["code"] == "websocket_required"
     ws = await api.client.ws_connect(f"/sessions/{sid}/chat?ticket={pass_}")
     await ws.close()
+
+
+async def test_anonymous_tickets_are_limited_per_address(api: Api, world: World) -> None:
+    """Each ticket is a database write no account stands behind: an address gets a burst
+    of them, then 429 with Retry-After; signed-in readers are not held back by it."""
+    sid = await live_session(api, world)
+    burst = api.settings.auth.anonymous_ticket_ip_burst
+    assert burst > 0
+    statuses = []
+    for _ in range(burst + 5):
+        await api.post(f"/sessions/{sid}/chat-ticket")
+        statuses.append(api.last_status)
+    assert set(statuses[:burst]) == {201}
+    assert set(statuses[burst:]) == {429}
+    response = await api.client.post(f"/sessions/{sid}/chat-ticket")
+    assert response.status == 429 and int(response.headers["Retry-After"]) >= 1
+    await api.post(f"/sessions/{sid}/chat-ticket", world.student, expect=201)

@@ -15,8 +15,9 @@ from pydantic import Field
 from sqlalchemy import select
 
 from control.api.bodies import Body, Id
+from control.api.client_address import client_address
 from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
+from control.api.routing import Before, Ctx, Routes
 from control.chat.access import chat_right
 from control.chat.frames import deleted_frame, error_frame
 from control.chat.hub import CHAT_HUB, ChatHub
@@ -59,8 +60,18 @@ def _ban_json(ban: ChatBan, username: str) -> dict[str, Any]:
             "created_at": ban.created_at}
 
 
+async def limit_anonymous_tickets(pre: Before) -> None:
+    """Anonymous callers get tickets at a bounded rate per address, checked before the
+    write transaction (and its lock) is taken."""
+    if pre.user is None:
+        state = pre.state
+        await state.sign_in_limits.before_anonymous_ticket(
+            client_address(pre.request, state.trusted_proxies)
+        )
+
+
 @routes.route("POST", "/sessions/{session_id}/chat-ticket", name="chat.ticket", public=True,
-              audited=False,
+              audited=False, prepare=limit_anonymous_tickets,
               summary="A ticket to open the session's chat WebSocket (GET"
               " /sessions/{session_id}/chat?ticket=...): good for one connection, for"
               " chat_ticket_ttl_seconds; anonymous callers get one for a public chat")
