@@ -9,9 +9,11 @@ TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server gstreamer1.0-tools gst
 
 # The player's hls.js comes from the npm registry at a pinned version, never committed.
 HLS_JS_VERSION := 1.6.15
+# Every Python package at an exact version: `make lock` refreshes the file.
+CONSTRAINTS := config/constraints.txt
 VENDOR := control/web/static/vendor
 
-.PHONY: run test lint typecheck pytest system-run system-test assets clean
+.PHONY: run test lint typecheck pytest system-run system-test assets lock clean
 
 run: system-run $(VENV)/.installed assets
 	$(BIN)/academia serve
@@ -28,12 +30,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(VENV)/.installed $@
 
 assets: $(VENDOR)/hls.light.min.js
@@ -52,6 +54,17 @@ typecheck: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/pytest -q
+
+# The newest releases pyproject.toml allows, resolved in a throwaway virtualenv.
+lock:
+	rm -rf var/lock-venv
+	$(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install -q --upgrade pip
+	var/lock-venv/bin/pip install -q -e '.[test]'
+	{ echo "# Exact versions of every Python package make run and make test install (pip -c)."; \
+	  echo "# Made by 'make lock' from a fresh virtualenv; refresh it with that command, then run make test."; \
+	  var/lock-venv/bin/pip freeze --exclude-editable; } > $(CONSTRAINTS)
+	rm -rf var/lock-venv
 
 clean:
 	rm -rf $(VENV) var $(VENDOR) test-artifacts .pytest_cache .mypy_cache .ruff_cache
