@@ -24,6 +24,7 @@ __all__ = [
     "enhanced_video_fourcc",
     "metadata_fourcc",
     "metadata_tag",
+    "onmetadata",
     "streams_in_metadata",
 ]
 
@@ -35,6 +36,16 @@ _VIDEO_EX_HEADER = 0x80
 _AUDIO_EX_HEADER_FORMAT = 9
 # Classic FLV video codec ids fit in 4 bits; a larger onMetaData videocodecid is a FourCC.
 _MAX_CLASSIC_CODEC_ID = 0x0F
+
+
+def onmetadata(values: list[Amf0Value]) -> dict[str, Amf0Value] | None:
+    """The stream's metadata in a data message's AMF0 values: `onMetaData` and its object,
+    after the `@setDataFrame` that encoders put in front of it; None for any other message."""
+    if values and values[0] == "@setDataFrame":
+        values = values[1:]
+    if len(values) < 2 or values[0] != "onMetaData" or not isinstance(values[1], dict):
+        return None
+    return values[1]
 
 
 def metadata_tag(metadata: Mapping[str, Amf0Value], timestamp: int = 0) -> bytes:

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mediaserver.control_port import ControlPort, ControlUnavailable, PublishDenied
-from mediaserver.flv import enhanced_audio, enhanced_video_fourcc, metadata_fourcc
+from mediaserver.flv import enhanced_audio, enhanced_video_fourcc, metadata_fourcc, onmetadata
 from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
 from mediaserver.media_sink import MediaSink, SinkFactory
 from mediaserver.rtmp import amf0, messages
@@ -599,11 +599,9 @@ class RtmpSession:
         except Amf0Error as exc:
             log.info("rtmp#%d: unreadable data message ignored: %s", self.connection_id, exc)
             return
-        if values and values[0] == "@setDataFrame":
-            values = values[1:]
-        if len(values) < 2 or values[0] != "onMetaData" or not isinstance(values[1], dict):
+        metadata = onmetadata(values)
+        if metadata is None:
             return
-        metadata = values[1]
         fourcc = metadata_fourcc(metadata)
         if fourcc is not None:
             raise self._enhanced_refusal(f"metadata videocodecid {fourcc!r}")

@@ -20,6 +20,7 @@ from mediaserver.flv import (
     enhanced_video_fourcc,
     metadata_fourcc,
     metadata_tag,
+    onmetadata,
     streams_in_metadata,
 )
 from mediaserver.rtmp import amf0
@@ -59,11 +60,9 @@ def _metadata(body: bytes) -> None:
         values = amf0.decode_all(body)
     except amf0.Amf0Error:
         return
-    if values and values[0] == "@setDataFrame":
-        values = values[1:]
-    if len(values) < 2 or values[0] != "onMetaData" or not isinstance(values[1], dict):
+    metadata = onmetadata(values)
+    if metadata is None:
         return
-    metadata = values[1]
     fourcc = metadata_fourcc(metadata)
     assert fourcc is None or len(fourcc) == 4
     streams_in_metadata(metadata)
