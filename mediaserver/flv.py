@@ -20,6 +20,7 @@ from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
 from transcode.flv_feed import TagKind, flv_tag
 
 __all__ = [
+    "Metadata",
     "enhanced_audio",
     "enhanced_video_fourcc",
     "metadata_fourcc",
@@ -27,6 +28,9 @@ __all__ = [
     "onmetadata",
     "streams_in_metadata",
 ]
+
+# An onMetaData object: AMF0 values by name (FLV's data tags are AMF0, wherever they come from).
+Metadata = dict[str, Amf0Value]
 
 _U32 = 0xFFFFFFFF
 # Enhanced RTMP: the video tag's first bit (IsExHeader) says a FourCC follows the first

@@ -29,7 +29,7 @@ from mediaserver.control_port import (
 )
 from mediaserver.media_sink import FlvFileSink
 from mediaserver.rtmp.server import RtmpServer
-from mediaserver.rtmp.session import key_fingerprint
+from mediaserver.stream_key_fingerprint import key_fingerprint
 
 FFMPEG = Path("/usr/bin/ffmpeg")
 FFPROBE = Path("/usr/bin/ffprobe")

@@ -33,7 +33,7 @@ from mediaserver.rtmp.chunks import ChunkReader, ChunkWriter, Message
 from mediaserver.rtmp.handshake import BLOCK_SIZE, client_c0c1, client_c2, verify_server_s2
 from mediaserver.rtmp.messages import MessageType, UserControlEvent
 from mediaserver.rtmp.server import RtmpServer
-from mediaserver.rtmp.session import key_fingerprint
+from mediaserver.stream_key_fingerprint import key_fingerprint
 
 GOOD_KEY = "sk_good_0123456789abcdef"
 OTHER_KEY = "sk_other_0123456789abcdef"

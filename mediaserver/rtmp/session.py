@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +48,7 @@ from mediaserver.rtmp.amf0 import Amf0Error, Amf0Value
 from mediaserver.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Message
 from mediaserver.rtmp.handshake import HandshakeError, ServerHandshake
 from mediaserver.rtmp.messages import LimitType, MessageError, MessageType, UserControlEvent
+from mediaserver.stream_key_fingerprint import key_fingerprint
 
 __all__ = ["RtmpSession", "SessionConfig", "StreamGone", "key_fingerprint"]
 
@@ -96,11 +96,6 @@ class SessionConfig:
     max_messages_before_publish: int = 100
     # Chunks parsed between two yields to the event loop (about 1 us each).
     parse_budget_chunks: int = 1024
-
-
-def key_fingerprint(key: str) -> str:
-    """What logs may say about a stream key: a short hash prefix, enough to correlate."""
-    return "#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 class _Close(Exception):

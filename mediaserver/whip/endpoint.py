@@ -34,12 +34,12 @@ from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from config.settings import StreamingSettings
-from control.api.error_middleware import error_response
 from mediaserver.control_port import ControlPort, PublishAllowed
+from mediaserver.http_errors import error_response
 from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
 from mediaserver.media_sink import SinkFactory
 from mediaserver.publication_end import end_publication
-from mediaserver.rtmp.session import key_fingerprint
+from mediaserver.stream_key_fingerprint import key_fingerprint
 from mediaserver.whip.frame_encoder import FrameEncoder
 from mediaserver.whip.ice_addresses import (
     ice_configuration,
