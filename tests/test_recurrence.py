@@ -17,8 +17,8 @@ from control.recurrence import (
     check_rrule,
     check_timezone,
     expand,
-    first_clash,
 )
+from control.schedule_clashes import first_clash
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
