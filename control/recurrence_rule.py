@@ -135,8 +135,9 @@ def _parts(rule: str) -> dict[str, str]:
         if not sep or not name or not value:
             raise RecurrenceError(f"{piece.strip()!r} in the recurrence rule is not NAME=VALUE")
         if name in _UNSUPPORTED:
-            raise RecurrenceError(f"{name} is not supported in a recurrence rule: "
-                                  f"{_WHAT_CLASSES_USE}")
+            raise RecurrenceError(
+                f"{name} is not supported in a recurrence rule: {_WHAT_CLASSES_USE}"
+            )
         if name not in _SUPPORTED:
             raise RecurrenceError(f"unknown part {name!r} in the recurrence rule")
         if name in parts:
