@@ -156,11 +156,11 @@ def expand(
             break
         try:
             start = _to_utc(wall, zone)
+            end = start + duration
         except OverflowError:  # in year 9999, past what datetime can hold in UTC
             break
         if wall in skipped or _wall_clock(start, zone) in skipped:
             continue
-        end = start + duration
         if end <= window_start or start >= window_end or start in found:
             continue
         found[start] = Occurrence(start=start, end=end)
@@ -196,8 +196,8 @@ def _walls(rule: Rule, first: datetime, zone: ZoneInfo) -> Iterator[datetime]:
     if until is not None and rule.until_utc:
         try:
             until = until.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
-        except OverflowError:  # UNTIL at the very end of time: no limit then
-            until = None
+        except OverflowError:  # UNTIL at one end of time: before or after every class
+            until = datetime.min if until.year == 1 else None
     times = _times(rule, first, until)
     head = next(times, None)
     if head is None:

@@ -660,6 +660,18 @@ def test_a_rule_near_the_end_of_time_stops_there() -> None:
     assert [local(o, PARIS).day for o in result] == [25, 26, 27, 28, 29, 30, 31]
 
 
+def test_a_class_ending_past_the_end_of_time_is_not_given() -> None:
+    # 23:00 UTC on 31 December 9999 would end past what a datetime can hold.
+    result = occurrences(
+        start_local=datetime(9999, 12, 31, 23, 0),
+        rrule="FREQ=WEEKLY",
+        timezone="UTC",
+        window=(utc(9999, 1, 1), datetime.max.replace(tzinfo=UTC)),
+    )
+
+    assert result == []
+
+
 # --- first_clash ---------------------------------------------------------------------------
 
 
