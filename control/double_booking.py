@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.errors import ApiError, conflict
 from control.models import Course, CourseSession, Schedule, User
-from control.recurrence import Occurrence, RecurrenceError, first_clash
+from control.recurrence import Occurrence, RecurrenceError
+from control.schedule_clashes import first_clash
 from control.session_generation import occurrences
 from control.session_states import BUSY_STATES
 

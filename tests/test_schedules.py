@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from conftest import Api, Person, World, snapshot
+from control.api.app import build_app
 from control.models import CourseSession, Schedule, SessionStatus
 from control.session_generation import generate_sessions
 from frozen_time import EPOCH, Clock, freeze, iso
@@ -551,18 +553,62 @@ async def test_schedule_rows_are_what_the_api_says(api: Api, world: World, clock
 @pytest.mark.parametrize(
     ("fields", "code"),
     [
-        # 90-minute classes every hour would overlap each other.
-        ({"rrule": "FREQ=HOURLY", "end_time": "2031-01-13T10:30"}, "overlapping_occurrences"),
-        # Every hour for a year is more classes than anyone teaches.
-        ({"rrule": "FREQ=HOURLY"}, "too_many_occurrences"),
+        # 25-hour classes every day would overlap each other.
+        ({"rrule": "FREQ=DAILY", "end_time": "2031-01-14T10:00"}, "overlapping_occurrences"),
+        # Every day for 6000 days is more classes than anyone teaches.
+        ({"rrule": "FREQ=DAILY"}, "too_many_occurrences"),
     ],
 )
 async def test_absurd_rules_are_422(
-    api: Api, world: World, clock: Clock, fields: dict[str, Any], code: str
+    aiohttp_client: Any, api: Api, world: World, clock: Clock, fields: dict[str, Any], code: str
 ) -> None:
+    # Classes repeat at most daily (FREQ=HOURLY, which this test used, is now refused), so
+    # these need settings that allow day-long classes and look 6000 days ahead.
+    roomy = dataclasses.replace(
+        api.settings,
+        courses=dataclasses.replace(
+            api.settings.courses, session_duration_limit=25 * 60, conflict_horizon_days=6000
+        ),
+    )
+    wide = Api(await aiohttp_client(build_app(roomy, api.database)), api.database, roomy)
     before = await snapshot(api.database)
-    reply = await make_schedule_raw(api, world.teacher, world.course_id, expect=422, **fields)
+    reply = await make_schedule_raw(wide, world.teacher, world.course_id, expect=422, **fields)
     assert reply["error"]["code"] == code
+    assert await snapshot(api.database) == before
+
+
+@pytest.mark.parametrize(
+    ("rrule", "part"),
+    [
+        ("FREQ=HOURLY", "FREQ=HOURLY"),
+        ("FREQ=MINUTELY;INTERVAL=30", "FREQ=MINUTELY"),
+        ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1", "BYSETPOS"),
+        ("FREQ=DAILY;BYHOUR=9,14", "BYHOUR"),
+        ("FREQ=YEARLY;BYWEEKNO=20", "BYWEEKNO"),
+        ("FREQ=YEARLY;BYYEARDAY=100", "BYYEARDAY"),
+    ],
+)
+async def test_rules_classes_do_not_need_are_422_naming_the_part(
+    api: Api, world: World, clock: Clock, rrule: str, part: str
+) -> None:
+    made = await make_schedule(api, world.teacher, world.course_id)
+    before = await snapshot(api.database)
+    reply = await make_schedule_raw(api, world.teacher, world.course_id, expect=422, rrule=rrule)
+    assert reply["error"]["code"] == "invalid_recurrence"
+    assert f"{part} is not supported" in reply["error"]["message"]
+    reply = await api.patch(f"/schedules/{made['id']}/", world.teacher, json={"rrule": rrule},
+                            expect=422)
+    assert reply["error"]["code"] == "invalid_recurrence"
+    assert await snapshot(api.database) == before
+
+
+async def test_a_rule_that_never_matches_is_422(api: Api, world: World, clock: Clock) -> None:
+    # Every 7 days from a Monday never lands on a Tuesday.
+    before = await snapshot(api.database)
+    reply = await make_schedule_raw(api, world.teacher, world.course_id, expect=422,
+                                    rrule="FREQ=DAILY;INTERVAL=7;BYDAY=TU")
+    assert reply["error"]["code"] == "invalid_recurrence"
+    assert "never matches" in reply["error"]["message"]
     assert await snapshot(api.database) == before
 
 
