@@ -17,11 +17,11 @@ from sqlalchemy import select
 from control.api.bodies import Body, Id, Query
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
+from control.course_locks import lock_course
 from control.enrollment_rules import (
     admission,
     approved_status,
     check_prerequisites,
-    lock_course,
     promote_waitlist,
     refuse_if_removed,
     requested_status,

@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from control.api.bodies import INT_MAX, Body, Id
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
-from control.enrollment_rules import admission, lock_course, promote_waitlist
+from control.course_locks import lock_course
+from control.enrollment_rules import admission, promote_waitlist
 from control.enrollment_states import Action, allows, move
 from control.errors import ApiError, conflict, not_found, unprocessable
 from control.models import (
