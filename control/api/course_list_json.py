@@ -12,20 +12,10 @@ the course (its title, its enrolled count, its teacher's name...) is a new key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from control.api.responses import dumps
-
-
-def _utc(value: Any) -> datetime:
-    found: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return found
-
-
-def _iso_z(value: Any) -> str:
-    # As control/api/responses.py writes an aware UTC datetime: ISO 8601 ending in "Z".
-    return _utc(value).isoformat() + "Z"
+from control.time_format import iso_z, stored_utc
 
 
 def _id_list(text: str | None) -> list[int]:
@@ -57,15 +47,15 @@ def course_item(row: Sequence[Any], public_url: str) -> dict[str, Any]:
             f'<iframe src="{public_url}/embed/{course_id}" width="960" height="540"'
             ' allow="autoplay; fullscreen" allowfullscreen></iframe>'
         ),
-        "created_at": _iso_z(created_at),
-        "updated_at": _iso_z(updated_at),
+        "created_at": iso_z(stored_utc(created_at)),
+        "updated_at": iso_z(stored_utc(updated_at)),
     }
 
 
 def cursor_value(row: Sequence[Any], field: str) -> Any:
     """The sort key of a row as the cursor stores it (created_at: ISO with +00:00)."""
     if field == "created_at":
-        return _utc(row[13]).isoformat() + "+00:00"
+        return stored_utc(row[13]).isoformat()
     return row[0] if field == "id" else row[1]
 
 
