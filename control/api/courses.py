@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control.api.bodies import INT_MAX, Body, Id, Query
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
-from control.api.cursor import decode_cursor, encode_cursor
+from control.api.cursor import decode_cursor, next_link
 from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
@@ -237,9 +237,7 @@ async def list_courses(ctx: Ctx) -> Any:
     next_url = None
     if more:
         last = rows[-1]
-        params = {k: v for k, v in ctx.request.query.items() if k != "cursor"}
-        params["cursor"] = encode_cursor(q.sort, cursor_value(last, q.sort.lstrip("-")), last[0])
-        next_url = str(ctx.request.rel_url.with_query(params))
+        next_url = next_link(ctx.request, q.sort, cursor_value(last, q.sort.lstrip("-")), last[0])
     return web.Response(text=page_body(items, next_url), content_type="application/json")
 
 
