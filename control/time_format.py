@@ -20,6 +20,6 @@ def iso_z(moment: datetime) -> str:
 
 def stored_utc(value: datetime | str) -> datetime:
     """A datetime column as a plain driver row gives it (naive UTC, or text on SQLite),
-    as the aware UTC datetime the ORM would give."""
+    as the aware UTC datetime the ORM gives (an aware one is returned as it is)."""
     found = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return found.replace(tzinfo=UTC)
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)

@@ -11,6 +11,7 @@ from sqlalchemy import ScalarSelect, Select, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.api.bodies import INT_MAX, Body, Id, Query
+from control.api.course_json import course_json, orm_row
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
 from control.api.cursor import decode_cursor, next_link
@@ -83,44 +84,6 @@ class CourseListQuery(Query):
     limit: int = Field(default=20, ge=1, le=100)
 
 
-def course_json(
-    course: Course,
-    teacher: tuple[str, str],
-    category_name: str,
-    prerequisites: list[int],
-    enrolled: int,
-    public_url: str,
-) -> dict[str, Any]:
-    return {
-        "id": course.id,
-        "title": course.title,
-        "description": course.description,
-        "teacher": {
-            "id": course.teacher_id,
-            "username": teacher[0],
-            "display_name": teacher[1],
-        },
-        "category": {"id": course.category_id, "name": category_name},
-        "access_level": course.access_level.value,
-        "capacity": course.capacity,
-        "enrolled_count": enrolled,
-        "seats_left": max(course.capacity - enrolled, 0),
-        "price_cents": course.price_cents,
-        "currency": course.currency or None,
-        "prerequisite_ids": prerequisites,
-        "chat_mode": course.chat_mode.value,
-        "vod_channel_id": course.vod_channel_id,
-        "is_live": course.is_live,
-        "is_active": course.is_active,
-        "live_iframe": (
-            f'<iframe src="{public_url}/embed/{course.id}" width="960" height="540"'
-            ' allow="autoplay; fullscreen" allowfullscreen></iframe>'
-        ),
-        "created_at": course.created_at,
-        "updated_at": course.updated_at,
-    }
-
-
 def enrolled_count() -> ScalarSelect[int]:
     """Active enrollments of the course in the outer query, as a correlated subquery."""
     return (
@@ -131,8 +94,9 @@ def enrolled_count() -> ScalarSelect[int]:
     )
 
 
-def course_rows() -> Select[Course, str, str, str, int]:
-    """A course with what its JSON shows of others, in one query (no ORM objects for them)."""
+def course_with_names() -> Select[Course, str, str, str, int]:
+    """A course with its teacher's username and display name, its category's name and its
+    enrolled count (what its JSON shows of other rows), in one query."""
     return (
         select(Course, User.username, User.display_name, Category.name, enrolled_count())
         .join(User, User.id == Course.teacher_id)
@@ -155,11 +119,11 @@ async def prerequisite_map(db: AsyncSession, course_ids: list[int]) -> dict[int,
 
 
 async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
-    row = (await ctx.db.execute(course_rows().where(Course.id == course.id))).one()
+    row = (await ctx.db.execute(course_with_names().where(Course.id == course.id))).one()
     _, username, display_name, category_name, enrolled = row
     prerequisites = (await prerequisite_map(ctx.db, [course.id])).get(course.id, [])
     return course_json(
-        course, (username, display_name), category_name, prerequisites, enrolled,
+        orm_row(course, username, display_name, category_name, enrolled, prerequisites),
         ctx.state.settings.public_url,
     )
 
