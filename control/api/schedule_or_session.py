@@ -1,4 +1,4 @@
-"""Loading a schedule or a session named in the path, as its course's rules allow.
+"""Loading the schedule or the session named in the path, as its course's rules allow.
 
 Both belong to a course: the caller must see the course (else 404, so existence stays
 private), only staff see inactive ones, and a write needs staff and takes row locks in
@@ -21,7 +21,7 @@ from control.permissions import is_staff, require_staff, visible_course
 Row = TypeVar("Row", Schedule, CourseSession)
 
 
-async def course_row(
+async def load_in_course(
     ctx: Ctx, model: type[Row], row_id: int, what: str, *, write: bool = False,
     also_lock: int | None = None,
 ) -> tuple[Row, Course]:
