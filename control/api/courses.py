@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import ScalarSelect, Select, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ScalarSelect, Select, func, select
 
 from control.api.bodies import INT_MAX, Body, Id, Query
 from control.api.course_json import course_json, orm_row
@@ -30,10 +29,10 @@ from control.models import (
     EnrollmentStatus,
     Role,
     User,
-    course_prerequisites,
 )
 from control.models.base import utcnow
-from control.permissions import can_view, managed_course, visible_course
+from control.permissions import managed_course, visible_course
+from control.prerequisites import prerequisite_map, set_prerequisites
 
 routes = Routes("courses")
 
@@ -102,20 +101,6 @@ def course_with_names() -> Select[Course, str, str, str, int]:
         .join(User, User.id == Course.teacher_id)
         .join(Category, Category.id == Course.category_id)
     )
-
-
-async def prerequisite_map(db: AsyncSession, course_ids: list[int]) -> dict[int, list[int]]:
-    found: dict[int, list[int]] = {}
-    if not course_ids:
-        return found
-    rows = await db.execute(
-        select(course_prerequisites.c.course_id, course_prerequisites.c.prerequisite_id)
-        .where(course_prerequisites.c.course_id.in_(course_ids))
-        .order_by(course_prerequisites.c.prerequisite_id)
-    )
-    for course_id, prerequisite_id in rows:
-        found.setdefault(course_id, []).append(prerequisite_id)
-    return found
 
 
 async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
@@ -217,52 +202,6 @@ async def _check_teacher(ctx: Ctx, teacher_id: int) -> None:
         raise unprocessable(f"user {teacher_id} is not an active teacher")
 
 
-async def _set_prerequisites(ctx: Ctx, course: Course, ids: list[int]) -> None:
-    wanted = sorted(set(ids))
-    if course.id in wanted:
-        raise unprocessable("a course cannot be its own prerequisite")
-    if wanted:
-        current = set(
-            (
-                await ctx.db.scalars(
-                    select(course_prerequisites.c.prerequisite_id).where(
-                        course_prerequisites.c.course_id == course.id
-                    )
-                )
-            ).all()
-        )
-        found = set()
-        for candidate in await ctx.db.scalars(select(Course).where(Course.id.in_(wanted))):
-            # A course the caller may not see is named like a missing one (its id would
-            # then show on this course publicly); links already in place may stay.
-            if candidate.id in current or await can_view(ctx.db, ctx.me, candidate):
-                found.add(candidate.id)
-        missing = [i for i in wanted if i not in found]
-        if missing:
-            raise unprocessable(f"prerequisite courses not found: {missing}")
-        # Refuse cycles: no prerequisite may (transitively) require this course.
-        frontier, seen = set(wanted), set(wanted)
-        while frontier:
-            rows = await ctx.db.scalars(
-                select(course_prerequisites.c.prerequisite_id).where(
-                    course_prerequisites.c.course_id.in_(frontier)
-                )
-            )
-            nxt = set(rows.all())
-            if course.id in nxt:
-                raise unprocessable("these prerequisites would make a cycle")
-            frontier = nxt - seen
-            seen |= nxt
-    await ctx.db.execute(
-        delete(course_prerequisites).where(course_prerequisites.c.course_id == course.id)
-    )
-    if wanted:
-        await ctx.db.execute(
-            insert(course_prerequisites),
-            [{"course_id": course.id, "prerequisite_id": i} for i in wanted],
-        )
-
-
 def _check_price(course: Course) -> None:
     if course.access_level == AccessLevel.PAID:
         if not course.price_cents:
@@ -303,7 +242,7 @@ async def create(ctx: Ctx) -> Any:
     _check_price(course)
     ctx.db.add(course)
     await ctx.db.flush()
-    await _set_prerequisites(ctx, course, body.prerequisite_ids)
+    await set_prerequisites(ctx.db, course, body.prerequisite_ids, by=me)
     return json(await render_course(ctx, course), status=201)
 
 
@@ -341,7 +280,7 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
         course.currency = ctx.state.settings.payments.currency
     _check_price(course)
     if prerequisites is not None:
-        await _set_prerequisites(ctx, course, prerequisites)
+        await set_prerequisites(ctx.db, course, prerequisites, by=me)
     await ctx.db.flush()
     # A larger capacity frees seats: the waitlist moves up at once.
     await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
