@@ -23,3 +23,13 @@ def stored_utc(value: datetime | str) -> datetime:
     as the aware UTC datetime the ORM gives (an aware one is returned as it is)."""
     found = datetime.fromisoformat(value) if isinstance(value, str) else value
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+def stored_iso_z(value: datetime | str) -> str:
+    """A stored UTC moment (a plain row's naive datetime or SQLite text, or the ORM's aware
+    one) written as `iso_z` writes the aware moment."""
+    found = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if found.tzinfo is None:
+        # The hot path of the course list: no aware copy just to write "+00:00" as "Z".
+        return found.isoformat() + "Z"
+    return iso_z(found)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from control.models import Course
-from control.time_format import iso_z, stored_utc
+from control.time_format import stored_iso_z
 
 
 class CourseRow(NamedTuple):
@@ -91,6 +91,6 @@ def course_json(row: Sequence[Any], public_url: str) -> dict[str, Any]:
             f'<iframe src="{public_url}/embed/{course_id}" width="960" height="540"'
             ' allow="autoplay; fullscreen" allowfullscreen></iframe>'
         ),
-        "created_at": iso_z(stored_utc(created_at)),
-        "updated_at": iso_z(stored_utc(updated_at)),
+        "created_at": stored_iso_z(created_at),
+        "updated_at": stored_iso_z(updated_at),
     }

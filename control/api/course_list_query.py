@@ -141,6 +141,8 @@ def build(shape: Shape) -> Select[Any]:
         .join_from(Course.__table__, User.__table__, users.id == courses.teacher_id)
         .join(Category.__table__, categories.id == courses.category_id)
     )
+    # course_json unpacks the row by position: a column added here goes into CourseRow too.
+    assert len(stmt.selected_columns) == len(COLUMNS)
     if shape.viewer is None:
         visible = visibility_filter(None)
     else:
