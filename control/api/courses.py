@@ -17,9 +17,8 @@ from control.api.cursor import decode_cursor, next_link
 from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
-from control.enrollment_rules import promote_waitlist
-from control.errors import bad_request, forbidden, unprocessable
-from control.key_revocation import revoke_course_keys
+from control.course_editing import change_course, create_course
+from control.errors import bad_request
 from control.models import (
     AccessLevel,
     Category,
@@ -30,9 +29,8 @@ from control.models import (
     Role,
     User,
 )
-from control.models.base import utcnow
 from control.permissions import managed_course, visible_course
-from control.prerequisites import prerequisite_map, set_prerequisites
+from control.prerequisites import prerequisite_map
 
 routes = Routes("courses")
 
@@ -190,59 +188,12 @@ async def list_courses(ctx: Ctx) -> Any:
     return web.Response(text=page_body(items, next_url), content_type="application/json")
 
 
-async def _check_category(ctx: Ctx, category_id: int) -> None:
-    category = await ctx.db.get(Category, category_id)
-    if category is None or not category.is_active:
-        raise unprocessable(f"category {category_id} does not exist or is inactive")
-
-
-async def _check_teacher(ctx: Ctx, teacher_id: int) -> None:
-    teacher = await ctx.db.get(User, teacher_id)
-    if teacher is None or teacher.role != Role.TEACHER or not teacher.is_active:
-        raise unprocessable(f"user {teacher_id} is not an active teacher")
-
-
-def _check_price(course: Course) -> None:
-    if course.access_level == AccessLevel.PAID:
-        if not course.price_cents:
-            raise unprocessable("a paid course needs price_cents")
-    elif course.price_cents is not None:
-        raise unprocessable("only paid courses have a price")
-
-
 @routes.route("POST", "/courses/", name="courses.create", body=CourseCreate,
               summary="Create a course (teachers for themselves; admins name the teacher)")
 async def create(ctx: Ctx) -> Any:
     me = ctx.require_role(Role.TEACHER, Role.ADMIN)
-    body = ctx.parsed(CourseCreate)
-    if me.role == Role.TEACHER:
-        if body.teacher_id not in (None, me.id):
-            raise forbidden("teachers create courses for themselves only")
-        teacher_id = me.id
-    else:
-        if body.teacher_id is None:
-            raise unprocessable("teacher_id is required when an admin creates a course")
-        teacher_id = body.teacher_id
-        await _check_teacher(ctx, teacher_id)
-    await _check_category(ctx, body.category_id)
-    settings = ctx.state.settings
-    course = Course(
-        title=body.title,
-        description=body.description,
-        teacher_id=teacher_id,
-        category_id=body.category_id,
-        access_level=body.access_level,
-        capacity=body.capacity or settings.courses.course_enrollment_limit,
-        price_cents=body.price_cents,
-        currency=body.currency or (settings.payments.currency if body.price_cents else ""),
-        chat_mode=body.chat_mode,
-        vod_channel_id=body.vod_channel_id,
-        is_active=body.is_active,
-    )
-    _check_price(course)
-    ctx.db.add(course)
-    await ctx.db.flush()
-    await set_prerequisites(ctx.db, course, body.prerequisite_ids, by=me)
+    fields = ctx.parsed(CourseCreate).model_dump()
+    course = await create_course(ctx.db, me, fields, ctx.state.settings)
     return json(await render_course(ctx, course), status=201)
 
 
@@ -254,36 +205,9 @@ async def get(ctx: Ctx) -> Any:
 
 
 async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
-    me = ctx.me
-    course = await managed_course(ctx.db, me, ctx.param("course_id"))
-    if "teacher_id" in values:
-        if values["teacher_id"] != course.teacher_id and me.role != Role.ADMIN:
-            raise forbidden("only an admin may hand a course to another teacher")
-        if values["teacher_id"] is None:
-            values.pop("teacher_id")
-        else:
-            await _check_teacher(ctx, values["teacher_id"])
-            if values["teacher_id"] != course.teacher_id:
-                # The previous teacher knows the course's stream keys: none survive.
-                notify_keys_revoked(ctx, await revoke_course_keys(ctx.db, course.id,
-                                                                  now=utcnow()))
-    if values.get("category_id") is not None and values["category_id"] != course.category_id:
-        await _check_category(ctx, values["category_id"])
-    prerequisites = values.pop("prerequisite_ids", None)
-    if "capacity" in values and values["capacity"] is None:
-        values["capacity"] = ctx.state.settings.courses.course_enrollment_limit
-    for name, value in values.items():
-        if value is None and name not in ("price_cents",):
-            continue
-        setattr(course, name, value)
-    if course.price_cents and not course.currency:
-        course.currency = ctx.state.settings.payments.currency
-    _check_price(course)
-    if prerequisites is not None:
-        await set_prerequisites(ctx.db, course, prerequisites, by=me)
-    await ctx.db.flush()
-    # A larger capacity frees seats: the waitlist moves up at once.
-    await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
+    course = await managed_course(ctx.db, ctx.me, ctx.param("course_id"))
+    revoked = await change_course(ctx.db, course, ctx.me, values, ctx.state.settings)
+    notify_keys_revoked(ctx, revoked)
     return json(await render_course(ctx, course))
 
 
