@@ -2,7 +2,7 @@
 that shape them, capacity, the FIFO waitlist and its promotion, prerequisites.
 
 Capacity counts ACTIVE enrollments only. Every decision that counts seats runs with
-the course row locked (SELECT ... FOR UPDATE) on PostgreSQL; on SQLite the single
+the course row locked (control.course_locks) on PostgreSQL; on SQLite the single
 writer lock (control.database) already serialises them. Callers must therefore lock
 the course before calling `admission`; `promote_waitlist` takes the lock itself.
 """
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import CourseSettings
+from control.course_locks import lock_course
 from control.enrollment_states import Action, move
 from control.errors import ApiError
 from control.models import (
@@ -120,11 +121,6 @@ async def admission(db: AsyncSession, course: Course, wanted: S) -> S:
     if wanted in (S.ACTIVE, S.PENDING_PAYMENT) and await is_full(db, course):
         return S.WAITLISTED
     return wanted
-
-
-async def lock_course(db: AsyncSession, course_id: int) -> None:
-    # A no-op on SQLite (FOR UPDATE is not rendered; the writer lock serialises instead).
-    await db.execute(select(Course.id).where(Course.id == course_id).with_for_update())
 
 
 async def promote_waitlist(

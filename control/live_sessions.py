@@ -14,15 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import CourseSettings
 from control.attendance import DEFAULT_PRESENT_PERCENT, total_attendance
+from control.course_locks import lock_course
 from control.errors import conflict
 from control.models import Course, CourseSession, SessionStatus
 from control.session_states import live_session, transition
-
-
-async def _lock_course(db: AsyncSession, course: Course) -> None:
-    # Serialises go-live/end-live per course on PostgreSQL; SQLite writers are serialised
-    # by the database's writer lock already.
-    await db.execute(select(Course.id).where(Course.id == course.id).with_for_update())
 
 
 async def current_window_session(
@@ -54,7 +49,8 @@ async def go_live(
     `session_duration_limit` minutes. 409 "already_live" when the course is live already.
     `settings` is the server's [courses] section (settings.courses).
     """
-    await _lock_course(db, course)
+    # Serialises go-live/end-live per course (control.course_locks).
+    await lock_course(db, course.id)
     current = await live_session(db, course.id)
     if current is not None:
         raise conflict(
@@ -86,7 +82,8 @@ async def end_live(
 ) -> CourseSession | None:
     """End the course's live session and return it; None when nothing was live. Its
     attendance is totalled (students present at `present_percent` of the class)."""
-    await _lock_course(db, course)
+    # Serialises go-live/end-live per course (control.course_locks).
+    await lock_course(db, course.id)
     session = await live_session(db, course.id)
     if session is None:
         if course.is_live:

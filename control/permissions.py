@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.course_locks import lock_course
 from control.errors import forbidden, not_found
 from control.models import AccessLevel, Course, Enrollment, EnrollmentStatus, Role, User
 
@@ -83,12 +84,10 @@ async def can_view(db: AsyncSession, user: User | None, course: Course) -> bool:
 async def visible_course(
     db: AsyncSession, user: User | None, course_id: int, *, lock: bool = False
 ) -> Course:
-    stmt = select(Course).where(Course.id == course_id)
     if lock:
-        # Serialises enrollment decisions per course on PostgreSQL (SQLite ignores it
-        # and relies on the writer lock instead).
-        stmt = stmt.with_for_update()
-    course = (await db.execute(stmt)).scalar_one_or_none()
+        # Serialises enrollment, live and chat decisions per course (control.course_locks).
+        await lock_course(db, course_id)
+    course = (await db.execute(select(Course).where(Course.id == course_id))).scalar_one_or_none()
     if course is None or not await can_view(db, user, course):
         raise not_found("course")
     return course

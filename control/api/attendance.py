@@ -9,9 +9,9 @@ from typing import Any, Literal
 from aiohttp import web
 
 from control.api.bodies import Body, Query
-from control.api.course_rows import course_row
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
+from control.api.schedule_or_session import load_in_course
 from control.attendance import attendance_report, record_presence
 from control.errors import conflict, forbidden
 from control.models import CourseSession, SessionStatus
@@ -36,7 +36,7 @@ class ReportQuery(Query):
               " session is live (a signed-in user who may play it); 409 not_live")
 async def heartbeat(ctx: Ctx) -> Any:
     me = ctx.me
-    session, _ = await course_row(ctx, CourseSession, ctx.param("session_id"), "session")
+    session, _ = await load_in_course(ctx, CourseSession, ctx.param("session_id"), "session")
     if not await may_play(ctx.db, me, session):
         raise forbidden("you may not watch this session")
     if session.status != SessionStatus.LIVE:
@@ -52,7 +52,7 @@ async def heartbeat(ctx: Ctx) -> Any:
               summary="Who attended (the course's teacher or an admin): one row per student"
               " with minutes live and whether present; ?format=csv for a spreadsheet")
 async def report(ctx: Ctx) -> Any:
-    session, course = await course_row(ctx, CourseSession, ctx.param("session_id"), "session")
+    session, course = await load_in_course(ctx, CourseSession, ctx.param("session_id"), "session")
     require_staff(ctx.me, course)
     now = utcnow()
     rows = await attendance_report(

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from control.api.course_json import CourseRow
 from control.models import (
     Category,
     Course,
@@ -56,13 +57,8 @@ prerequisites = course_prerequisites.c
 
 SORT_COLUMNS = {"title": courses.title, "created_at": courses.created_at, "id": courses.id}
 
-# Column order of every row the list query returns.
-COLUMNS = (
-    "id", "title", "description", "teacher_id", "category_id", "access_level", "capacity",
-    "price_cents", "currency", "chat_mode", "vod_channel_id", "is_live", "is_active",
-    "created_at", "updated_at", "username", "display_name", "category_name",
-    "enrolled_count", "prerequisite_ids",
-)
+# Column order of every row the list query returns: a course's JSON is made from it.
+COLUMNS = CourseRow._fields
 
 
 class Shape(NamedTuple):
@@ -133,7 +129,7 @@ def _prerequisite_ids() -> ColumnElement[str]:
 def build(shape: Shape) -> Select[Any]:
     """The statement for one shape, with named parameters `arg_*`."""
     stmt = (
-        select(
+        select(  # in COLUMNS order
             courses.id, courses.title, courses.description, courses.teacher_id,
             courses.category_id,
             courses.access_level, courses.capacity, courses.price_cents, courses.currency,
@@ -145,6 +141,8 @@ def build(shape: Shape) -> Select[Any]:
         .join_from(Course.__table__, User.__table__, users.id == courses.teacher_id)
         .join(Category.__table__, categories.id == courses.category_id)
     )
+    # course_json unpacks the row by position: a column added here goes into CourseRow too.
+    assert len(stmt.selected_columns) == len(COLUMNS)
     if shape.viewer is None:
         visible = visibility_filter(None)
     else:

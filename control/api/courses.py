@@ -7,19 +7,18 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import ScalarSelect, Select, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ScalarSelect, Select, func, select
 
 from control.api.bodies import INT_MAX, Body, Id, Query
+from control.api.course_json import course_json, orm_row
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
-from control.api.cursor import decode_cursor, encode_cursor
+from control.api.cursor import decode_cursor, next_link
 from control.api.live_notice import notify_keys_revoked
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
-from control.enrollment_rules import promote_waitlist
-from control.errors import bad_request, forbidden, unprocessable
-from control.key_revocation import revoke_course_keys
+from control.course_editing import change_course, create_course
+from control.errors import bad_request
 from control.models import (
     AccessLevel,
     Category,
@@ -29,10 +28,9 @@ from control.models import (
     EnrollmentStatus,
     Role,
     User,
-    course_prerequisites,
 )
-from control.models.base import utcnow
-from control.permissions import can_view, managed_course, visible_course
+from control.permissions import managed_course, visible_course
+from control.prerequisites import prerequisite_map
 
 routes = Routes("courses")
 
@@ -83,44 +81,6 @@ class CourseListQuery(Query):
     limit: int = Field(default=20, ge=1, le=100)
 
 
-def course_json(
-    course: Course,
-    teacher: tuple[str, str],
-    category_name: str,
-    prerequisites: list[int],
-    enrolled: int,
-    public_url: str,
-) -> dict[str, Any]:
-    return {
-        "id": course.id,
-        "title": course.title,
-        "description": course.description,
-        "teacher": {
-            "id": course.teacher_id,
-            "username": teacher[0],
-            "display_name": teacher[1],
-        },
-        "category": {"id": course.category_id, "name": category_name},
-        "access_level": course.access_level.value,
-        "capacity": course.capacity,
-        "enrolled_count": enrolled,
-        "seats_left": max(course.capacity - enrolled, 0),
-        "price_cents": course.price_cents,
-        "currency": course.currency or None,
-        "prerequisite_ids": prerequisites,
-        "chat_mode": course.chat_mode.value,
-        "vod_channel_id": course.vod_channel_id,
-        "is_live": course.is_live,
-        "is_active": course.is_active,
-        "live_iframe": (
-            f'<iframe src="{public_url}/embed/{course.id}" width="960" height="540"'
-            ' allow="autoplay; fullscreen" allowfullscreen></iframe>'
-        ),
-        "created_at": course.created_at,
-        "updated_at": course.updated_at,
-    }
-
-
 def enrolled_count() -> ScalarSelect[int]:
     """Active enrollments of the course in the outer query, as a correlated subquery."""
     return (
@@ -131,8 +91,9 @@ def enrolled_count() -> ScalarSelect[int]:
     )
 
 
-def course_rows() -> Select[Course, str, str, str, int]:
-    """A course with what its JSON shows of others, in one query (no ORM objects for them)."""
+def course_with_names() -> Select[Course, str, str, str, int]:
+    """A course with its teacher's username and display name, its category's name and its
+    enrolled count (what its JSON shows of other rows), in one query."""
     return (
         select(Course, User.username, User.display_name, Category.name, enrolled_count())
         .join(User, User.id == Course.teacher_id)
@@ -140,26 +101,12 @@ def course_rows() -> Select[Course, str, str, str, int]:
     )
 
 
-async def prerequisite_map(db: AsyncSession, course_ids: list[int]) -> dict[int, list[int]]:
-    found: dict[int, list[int]] = {}
-    if not course_ids:
-        return found
-    rows = await db.execute(
-        select(course_prerequisites.c.course_id, course_prerequisites.c.prerequisite_id)
-        .where(course_prerequisites.c.course_id.in_(course_ids))
-        .order_by(course_prerequisites.c.prerequisite_id)
-    )
-    for course_id, prerequisite_id in rows:
-        found.setdefault(course_id, []).append(prerequisite_id)
-    return found
-
-
 async def render_course(ctx: Ctx, course: Course) -> dict[str, Any]:
-    row = (await ctx.db.execute(course_rows().where(Course.id == course.id))).one()
+    row = (await ctx.db.execute(course_with_names().where(Course.id == course.id))).one()
     _, username, display_name, category_name, enrolled = row
     prerequisites = (await prerequisite_map(ctx.db, [course.id])).get(course.id, [])
     return course_json(
-        course, (username, display_name), category_name, prerequisites, enrolled,
+        orm_row(course, username, display_name, category_name, enrolled, prerequisites),
         ctx.state.settings.public_url,
     )
 
@@ -237,111 +184,16 @@ async def list_courses(ctx: Ctx) -> Any:
     next_url = None
     if more:
         last = rows[-1]
-        params = {k: v for k, v in ctx.request.query.items() if k != "cursor"}
-        params["cursor"] = encode_cursor(q.sort, cursor_value(last, q.sort.lstrip("-")), last[0])
-        next_url = str(ctx.request.rel_url.with_query(params))
+        next_url = next_link(ctx.request, q.sort, cursor_value(last, q.sort.lstrip("-")), last[0])
     return web.Response(text=page_body(items, next_url), content_type="application/json")
-
-
-async def _check_category(ctx: Ctx, category_id: int) -> None:
-    category = await ctx.db.get(Category, category_id)
-    if category is None or not category.is_active:
-        raise unprocessable(f"category {category_id} does not exist or is inactive")
-
-
-async def _check_teacher(ctx: Ctx, teacher_id: int) -> None:
-    teacher = await ctx.db.get(User, teacher_id)
-    if teacher is None or teacher.role != Role.TEACHER or not teacher.is_active:
-        raise unprocessable(f"user {teacher_id} is not an active teacher")
-
-
-async def _set_prerequisites(ctx: Ctx, course: Course, ids: list[int]) -> None:
-    wanted = sorted(set(ids))
-    if course.id in wanted:
-        raise unprocessable("a course cannot be its own prerequisite")
-    if wanted:
-        current = set(
-            (
-                await ctx.db.scalars(
-                    select(course_prerequisites.c.prerequisite_id).where(
-                        course_prerequisites.c.course_id == course.id
-                    )
-                )
-            ).all()
-        )
-        found = set()
-        for candidate in await ctx.db.scalars(select(Course).where(Course.id.in_(wanted))):
-            # A course the caller may not see is named like a missing one (its id would
-            # then show on this course publicly); links already in place may stay.
-            if candidate.id in current or await can_view(ctx.db, ctx.me, candidate):
-                found.add(candidate.id)
-        missing = [i for i in wanted if i not in found]
-        if missing:
-            raise unprocessable(f"prerequisite courses not found: {missing}")
-        # Refuse cycles: no prerequisite may (transitively) require this course.
-        frontier, seen = set(wanted), set(wanted)
-        while frontier:
-            rows = await ctx.db.scalars(
-                select(course_prerequisites.c.prerequisite_id).where(
-                    course_prerequisites.c.course_id.in_(frontier)
-                )
-            )
-            nxt = set(rows.all())
-            if course.id in nxt:
-                raise unprocessable("these prerequisites would make a cycle")
-            frontier = nxt - seen
-            seen |= nxt
-    await ctx.db.execute(
-        delete(course_prerequisites).where(course_prerequisites.c.course_id == course.id)
-    )
-    if wanted:
-        await ctx.db.execute(
-            insert(course_prerequisites),
-            [{"course_id": course.id, "prerequisite_id": i} for i in wanted],
-        )
-
-
-def _check_price(course: Course) -> None:
-    if course.access_level == AccessLevel.PAID:
-        if not course.price_cents:
-            raise unprocessable("a paid course needs price_cents")
-    elif course.price_cents is not None:
-        raise unprocessable("only paid courses have a price")
 
 
 @routes.route("POST", "/courses/", name="courses.create", body=CourseCreate,
               summary="Create a course (teachers for themselves; admins name the teacher)")
 async def create(ctx: Ctx) -> Any:
     me = ctx.require_role(Role.TEACHER, Role.ADMIN)
-    body = ctx.parsed(CourseCreate)
-    if me.role == Role.TEACHER:
-        if body.teacher_id not in (None, me.id):
-            raise forbidden("teachers create courses for themselves only")
-        teacher_id = me.id
-    else:
-        if body.teacher_id is None:
-            raise unprocessable("teacher_id is required when an admin creates a course")
-        teacher_id = body.teacher_id
-        await _check_teacher(ctx, teacher_id)
-    await _check_category(ctx, body.category_id)
-    settings = ctx.state.settings
-    course = Course(
-        title=body.title,
-        description=body.description,
-        teacher_id=teacher_id,
-        category_id=body.category_id,
-        access_level=body.access_level,
-        capacity=body.capacity or settings.courses.course_enrollment_limit,
-        price_cents=body.price_cents,
-        currency=body.currency or (settings.payments.currency if body.price_cents else ""),
-        chat_mode=body.chat_mode,
-        vod_channel_id=body.vod_channel_id,
-        is_active=body.is_active,
-    )
-    _check_price(course)
-    ctx.db.add(course)
-    await ctx.db.flush()
-    await _set_prerequisites(ctx, course, body.prerequisite_ids)
+    fields = ctx.parsed(CourseCreate).model_dump()
+    course = await create_course(ctx.db, me, fields, ctx.state.settings)
     return json(await render_course(ctx, course), status=201)
 
 
@@ -353,36 +205,9 @@ async def get(ctx: Ctx) -> Any:
 
 
 async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
-    me = ctx.me
-    course = await managed_course(ctx.db, me, ctx.param("course_id"))
-    if "teacher_id" in values:
-        if values["teacher_id"] != course.teacher_id and me.role != Role.ADMIN:
-            raise forbidden("only an admin may hand a course to another teacher")
-        if values["teacher_id"] is None:
-            values.pop("teacher_id")
-        else:
-            await _check_teacher(ctx, values["teacher_id"])
-            if values["teacher_id"] != course.teacher_id:
-                # The previous teacher knows the course's stream keys: none survive.
-                notify_keys_revoked(ctx, await revoke_course_keys(ctx.db, course.id,
-                                                                  now=utcnow()))
-    if values.get("category_id") is not None and values["category_id"] != course.category_id:
-        await _check_category(ctx, values["category_id"])
-    prerequisites = values.pop("prerequisite_ids", None)
-    if "capacity" in values and values["capacity"] is None:
-        values["capacity"] = ctx.state.settings.courses.course_enrollment_limit
-    for name, value in values.items():
-        if value is None and name not in ("price_cents",):
-            continue
-        setattr(course, name, value)
-    if course.price_cents and not course.currency:
-        course.currency = ctx.state.settings.payments.currency
-    _check_price(course)
-    if prerequisites is not None:
-        await _set_prerequisites(ctx, course, prerequisites)
-    await ctx.db.flush()
-    # A larger capacity frees seats: the waitlist moves up at once.
-    await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
+    course = await managed_course(ctx.db, ctx.me, ctx.param("course_id"))
+    revoked = await change_course(ctx.db, course, ctx.me, values, ctx.state.settings)
+    notify_keys_revoked(ctx, revoked)
     return json(await render_course(ctx, course))
 
 

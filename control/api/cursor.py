@@ -1,10 +1,13 @@
-"""Opaque cursors for keyset pagination: the sort key and id of the last row seen."""
+"""Opaque cursors for keyset pagination: the sort key and id of the last row seen, and
+the `next` link of a page that carries one."""
 
 from __future__ import annotations
 
 import base64
 import json
 from typing import Any
+
+from aiohttp import web
 
 from control.api.bodies import INT_MAX
 from control.errors import bad_request
@@ -13,6 +16,14 @@ from control.errors import bad_request
 def encode_cursor(sort: str, value: Any, row_id: int) -> str:
     raw = json.dumps([sort, value, row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def next_link(request: web.Request, sort: str, value: Any, row_id: int) -> str:
+    """The next page's URL: this request's path and query, the cursor now after the last
+    row given (its sort `value` and `row_id`)."""
+    params = {k: v for k, v in request.query.items() if k != "cursor"}
+    params["cursor"] = encode_cursor(sort, value, row_id)
+    return str(request.rel_url.with_query(params))
 
 
 def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:

@@ -1,10 +1,11 @@
 """Enrollments: students joining courses, teachers approving, seeding and removing them,
 rosters, and each enrollment's history.
 
-Status changes go through control.enrollment_states (the state machine); who is
-admitted, waitlisted or promoted is decided by control.enrollment_rules. Every handler
-that may take or free a seat locks the course row first, so seat counts are exact
-under concurrency on PostgreSQL (SQLite serialises writers anyway).
+The use cases live in control.enrolling (status changes through control.enrollment_states,
+who is admitted, waitlisted or promoted by control.enrollment_rules); these handlers
+parse, check who asks, call and answer. Every handler that may take or free a seat locks
+the course row first, so seat counts are exact under concurrency on PostgreSQL (SQLite
+serialises writers anyway).
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ from sqlalchemy import select
 from control.api.bodies import Body, Id, Query
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
-from control.enrollment_rules import (
-    admission,
-    approved_status,
-    check_prerequisites,
-    lock_course,
-    promote_waitlist,
-    refuse_if_removed,
-    requested_status,
+from control.course_locks import lock_course
+from control.enrolling import (
+    approve_request,
+    enroll_by_staff,
+    enroll_self,
+    find_enrollment,
+    give_up_place,
 )
-from control.enrollment_states import Action, move, require, start
-from control.errors import ApiError, forbidden, not_found, unprocessable
-from control.invite_codes import opens_hidden_course, usable_invite
+from control.enrollment_states import Action, move
+from control.errors import ApiError, forbidden, not_found
 from control.models import (
-    AccessLevel,
     Course,
     Enrollment,
     EnrollmentEvent,
@@ -38,7 +36,7 @@ from control.models import (
     Role,
     User,
 )
-from control.permissions import HOLDING_STATES, can_view, is_staff, managed_course
+from control.permissions import can_view, is_staff, managed_course
 
 routes = Routes("enrollments")
 S = EnrollmentStatus
@@ -78,37 +76,6 @@ def event_json(event: EnrollmentEvent) -> dict[str, Any]:
         "reason": event.reason,
         "at": event.at,
     }
-
-
-async def _course_to_join(
-    ctx: Ctx, user: User, course_id: int, invite_code: str | None
-) -> Course:
-    """The course, locked; a hidden restricted course only for one of its invite codes."""
-    await lock_course(ctx.db, course_id)
-    course = await ctx.db.get(Course, course_id)
-    if course is None:
-        raise not_found("course")
-    if await can_view(ctx.db, user, course):
-        return course
-    # A restricted course is hidden from the catalog, but a student holding an invite
-    # must reach it. Without one of its codes it answers exactly like a missing course
-    # (as GET does), so enrolling cannot be used to find hidden courses.
-    if (
-        course.is_active
-        and course.access_level == AccessLevel.RESTRICTED
-        and await opens_hidden_course(ctx.db, course.id, invite_code)
-    ):
-        return course
-    raise not_found("course")
-
-
-async def _find(ctx: Ctx, course_id: int, student_id: int) -> Enrollment | None:
-    found: Enrollment | None = await ctx.db.scalar(
-        select(Enrollment).where(
-            Enrollment.course_id == course_id, Enrollment.student_id == student_id
-        )
-    )
-    return found
 
 
 async def _load(ctx: Ctx, *, lock: bool) -> tuple[Enrollment, Course]:
@@ -169,34 +136,12 @@ async def enroll(ctx: Ctx) -> Any:
             " /courses/{course_id}/enroll-student"
         )
     body = ctx.parsed(EnrollBody)
-    settings = ctx.state.settings.courses
-    course = await _course_to_join(ctx, me, ctx.param("course_id"), body.invite_code)
-    existing = await _find(ctx, course.id, me.id)
-    if existing is not None and existing.status in HOLDING_STATES:
-        return json(enrollment_json(existing))
-    if existing is not None:
-        # Before the invite code is looked at, so a refused student does not use it up.
-        await refuse_if_removed(ctx.db, existing)
-    # Invite codes are only asked for (and only used up) on restricted courses.
-    invite = None
-    if course.access_level == AccessLevel.RESTRICTED:
-        invite = await usable_invite(ctx.db, course.id, body.invite_code)
-    await check_prerequisites(ctx.db, course, me.id, settings)
-    wanted = requested_status(course, settings, already_paid=bool(existing and existing.paid))
-    to = await admission(ctx.db, course, wanted)
-    if invite is not None:
-        invite.uses += 1
-        ctx.audit_detail["invite_id"] = invite.id
-    if existing is None:
-        enrollment = await start(
-            ctx.db, course_id=course.id, student_id=me.id, to=to, actor_id=me.id,
-            reason="enrolled" if invite is None else f"enrolled with invite {invite.id}",
-        )
-    else:
-        enrollment = existing
-        await move(ctx.db, enrollment, Action.ENROLL, to, actor_id=me.id,
-                   reason="enrolled again")
-    return json(enrollment_json(enrollment), status=201)
+    done = await enroll_self(
+        ctx.db, me, ctx.param("course_id"), body.invite_code, ctx.state.settings.courses
+    )
+    if done.invite_id is not None:
+        ctx.audit_detail["invite_id"] = done.invite_id
+    return json(enrollment_json(done.enrollment), status=201 if done.new_place else 200)
 
 
 @routes.route("POST", "/courses/{course_id}/enroll-student", name="enrollments.enroll_student",
@@ -208,37 +153,8 @@ async def enroll_student(ctx: Ctx) -> Any:
     me = ctx.me
     body = ctx.parsed(StudentRef)
     course = await managed_course(ctx.db, me, ctx.param("course_id"), lock=True)
-    student = await ctx.db.get(User, body.student_id)
-    if student is None or student.role != Role.STUDENT or not student.is_active:
-        raise unprocessable(f"user {body.student_id} is not an active student")
-    existing = await _find(ctx, course.id, student.id)
-    if existing is not None and existing.status in (S.ACTIVE, S.WAITLISTED, S.COMPLETED):
-        return json(enrollment_json(existing))
-    # Prerequisites hold for seeding too: a teacher cannot place a student in a course
-    # they are not ready for (turn courses.prerequisite_enforcement off to seed freely).
-    await check_prerequisites(
-        ctx.db, course, student.id, ctx.state.settings.courses,
-        note=" (enroll-student enforces prerequisites too)",
-    )
-    to = await admission(ctx.db, course, S.ACTIVE)
-    # Seeding waives payment for good: a seeded student waitlisted in a paid course is
-    # promoted straight to active later, never asked to pay.
-    waived = course.access_level == AccessLevel.PAID
-    if existing is None:
-        enrollment = await start(
-            ctx.db, course_id=course.id, student_id=student.id, to=to, actor_id=me.id,
-            reason="enrolled by the teacher",
-        )
-        enrollment.paid = enrollment.paid or waived
-        return json(enrollment_json(enrollment), status=201)
-    existing.paid = existing.paid or waived
-    if existing.status in (S.REQUESTED, S.PENDING_PAYMENT):
-        await move(ctx.db, existing, Action.ADMIT, to, actor_id=me.id,
-                   reason="admitted by the teacher")
-        return json(enrollment_json(existing))
-    await move(ctx.db, existing, Action.ENROLL, to, actor_id=me.id,
-               reason="enrolled again by the teacher")
-    return json(enrollment_json(existing), status=201)
+    done = await enroll_by_staff(ctx.db, course, body.student_id, me, ctx.state.settings.courses)
+    return json(enrollment_json(done.enrollment), status=201 if done.new_place else 200)
 
 
 @routes.route("POST", "/courses/{course_id}/remove-student", name="enrollments.remove_student",
@@ -249,12 +165,11 @@ async def remove_student(ctx: Ctx) -> Any:
     me = ctx.me
     body = ctx.parsed(StudentRef)
     course = await managed_course(ctx.db, me, ctx.param("course_id"), lock=True)
-    enrollment = await _find(ctx, course.id, body.student_id)
+    enrollment = await find_enrollment(ctx.db, course.id, body.student_id)
     if enrollment is None:
         raise not_found("enrollment")
-    await move(ctx.db, enrollment, Action.REMOVE, S.REMOVED, actor_id=me.id,
-               reason="removed by the teacher")
-    await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
+    await give_up_place(ctx.db, course, enrollment, Action.REMOVE, S.REMOVED, actor_id=me.id,
+                        reason="removed by the teacher", settings=ctx.state.settings.courses)
     return json(enrollment_json(enrollment))
 
 
@@ -337,10 +252,7 @@ async def history(ctx: Ctx) -> Any:
 async def approve(ctx: Ctx) -> Any:
     enrollment, course = await _load(ctx, lock=True)
     me = await _require_staff(ctx, course, enrollment)
-    require(Action.APPROVE, enrollment.status)
-    wanted = approved_status(course, ctx.state.settings.courses, enrollment)
-    to = await admission(ctx.db, course, wanted)
-    await move(ctx.db, enrollment, Action.APPROVE, to, actor_id=me.id, reason="approved")
+    await approve_request(ctx.db, course, enrollment, me.id, ctx.state.settings.courses)
     return json(enrollment_json(enrollment))
 
 
@@ -359,9 +271,8 @@ async def reject(ctx: Ctx) -> Any:
 async def complete(ctx: Ctx) -> Any:
     enrollment, course = await _load(ctx, lock=True)
     me = await _require_staff(ctx, course, enrollment)
-    await move(ctx.db, enrollment, Action.COMPLETE, S.COMPLETED, actor_id=me.id,
-               reason="completed")
-    await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
+    await give_up_place(ctx.db, course, enrollment, Action.COMPLETE, S.COMPLETED,
+                        actor_id=me.id, reason="completed", settings=ctx.state.settings.courses)
     return json(enrollment_json(enrollment))
 
 
@@ -376,7 +287,6 @@ async def withdraw(ctx: Ctx) -> Any:
             ctx, course, enrollment,
             "only the student may withdraw; the teacher uses remove-student",
         )
-    await move(ctx.db, enrollment, Action.WITHDRAW, S.REMOVED, actor_id=me.id,
-               reason="withdrew")
-    await promote_waitlist(ctx.db, course, me.id, ctx.state.settings.courses)
+    await give_up_place(ctx.db, course, enrollment, Action.WITHDRAW, S.REMOVED,
+                        actor_id=me.id, reason="withdrew", settings=ctx.state.settings.courses)
     return json(enrollment_json(enrollment))

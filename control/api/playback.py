@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.course_rows import course_row
 from control.api.responses import json
 from control.api.routing import Ctx, Routes
+from control.api.schedule_or_session import load_in_course
 from control.errors import ApiError, conflict, unauthorized
 from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
@@ -26,7 +26,7 @@ routes = Routes("playback")
 
 
 async def _playable(ctx: Ctx) -> CourseSession:
-    session, _ = await course_row(ctx, CourseSession, ctx.param("session_id"), "session")
+    session, _ = await load_in_course(ctx, CourseSession, ctx.param("session_id"), "session")
     if not await may_play(ctx.db, ctx.user, session):
         if ctx.user is None:
             raise unauthorized("sign in to watch this course's sessions")

@@ -8,10 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from control.time_format import iso_z
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso_z(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 

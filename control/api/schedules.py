@@ -17,10 +17,10 @@ from pydantic import Field
 from sqlalchemy import or_, select
 
 from control.api.bodies import INT_MAX, Body, Id, LocalDateTime, Query
-from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
+from control.api.schedule_or_session import load_in_course
 from control.double_booking import refuse_clash
 from control.errors import unprocessable
 from control.models import Course, Role, Schedule
@@ -131,7 +131,7 @@ def schedule_json(schedule: Schedule, *, now: datetime) -> dict[str, Any]:
 async def _schedule(
     ctx: Ctx, *, write: bool = False, other_course_id: int | None = None
 ) -> tuple[Schedule, Course]:
-    return await course_row(
+    return await load_in_course(
         ctx, Schedule, ctx.param("schedule_id"), "schedule", write=write,
         also_lock=other_course_id,
     )

@@ -17,11 +17,11 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, or_, select, tuple_
 
 from control.api.bodies import Body, Id, Query, QueryDateTime
-from control.api.course_rows import course_row
 from control.api.cursor import decode_cursor, encode_cursor
 from control.api.live_notice import notify_session_ended
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
+from control.api.schedule_or_session import load_in_course
 from control.double_booking import refuse_clash
 from control.errors import bad_request, conflict, forbidden, unprocessable
 from control.live_sessions import move_session
@@ -120,7 +120,7 @@ def check_times(ctx: Ctx, start: datetime, end: datetime) -> None:
 
 
 async def _session(ctx: Ctx, *, write: bool = False) -> tuple[CourseSession, Course]:
-    return await course_row(ctx, CourseSession, ctx.param("session_id"), "session", write=write)
+    return await load_in_course(ctx, CourseSession, ctx.param("session_id"), "session", write=write)
 
 
 

@@ -1,9 +1,9 @@
-"""Loading a schedule or a session named in the path, as its course's rules allow.
+"""Loading the schedule or the session named in the path, as its course's rules allow.
 
 Both belong to a course: the caller must see the course (else 404, so existence stays
 private), only staff see inactive ones, and a write needs staff and takes row locks in
-the one order used everywhere (courses by id, then the row itself), so concurrent
-writers cannot deadlock.
+the one order used everywhere (control.course_locks: courses by id, then the row itself),
+so concurrent writers cannot deadlock.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import TypeVar
 from sqlalchemy import select
 
 from control.api.routing import Ctx
+from control.course_locks import lock_courses
 from control.errors import ApiError, conflict, not_found
 from control.models import Course, CourseSession, Schedule
 from control.permissions import is_staff, require_staff, visible_course
-from control.session_generation import lock_courses
 
 Row = TypeVar("Row", Schedule, CourseSession)
 
 
-async def course_row(
+async def load_in_course(
     ctx: Ctx, model: type[Row], row_id: int, what: str, *, write: bool = False,
     also_lock: int | None = None,
 ) -> tuple[Row, Course]:
@@ -30,7 +30,7 @@ async def course_row(
     if row is None:
         raise not_found(what)
     if write:
-        await lock_courses(ctx.db, sorted({row.course_id, *([also_lock] if also_lock else [])}))
+        await lock_courses(ctx.db, {row.course_id, *([also_lock] if also_lock else [])})
     try:
         course = await visible_course(ctx.db, ctx.user, row.course_id)
     except ApiError:
