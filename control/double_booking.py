@@ -24,6 +24,7 @@ from control.recurrence import Occurrence, RecurrenceError
 from control.schedule_clashes import first_clash
 from control.session_generation import occurrences
 from control.session_states import BUSY_STATES
+from control.time_format import iso_z
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +40,20 @@ class Clash:
     title: str
 
     def error(self) -> ApiError:
-        def iso(moment: datetime) -> str:
-            return moment.isoformat().replace("+00:00", "Z")
-
         what = f'session {self.session_id}' if self.session_id else f"schedule {self.schedule_id}"
         found: dict[str, object] = {}
         if self.schedule_id is not None:
             found["schedule_id"] = self.schedule_id
         if self.session_id is not None:
             found["session_id"] = self.session_id
-        found.update(start=iso(self.other.start), end=iso(self.other.end), title=self.title)
+        found.update(start=iso_z(self.other.start), end=iso_z(self.other.end), title=self.title)
         return conflict(
             "schedule_conflict",
-            f"the teacher is already booked from {iso(self.other.start)} to"
-            f' {iso(self.other.end)} ({what}, "{self.title}"), which overlaps the'
-            f" occurrence from {iso(self.candidate.start)} to {iso(self.candidate.end)}",
+            f"the teacher is already booked from {iso_z(self.other.start)} to"
+            f' {iso_z(self.other.end)} ({what}, "{self.title}"), which overlaps the'
+            f" occurrence from {iso_z(self.candidate.start)} to {iso_z(self.candidate.end)}",
             conflict=found,
-            occurrence={"start": iso(self.candidate.start), "end": iso(self.candidate.end)},
+            occurrence={"start": iso_z(self.candidate.start), "end": iso_z(self.candidate.end)},
         )
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.course_locks import lock_courses
 from control.models import Course, CourseSession, Schedule, SessionStatus
 from control.recurrence import Occurrence, RecurrenceError, expand
 
@@ -72,21 +73,6 @@ def occurrences(
         window_end=window_end,
         limit=limit,
     )
-
-
-async def lock_courses(db: AsyncSession, course_ids: list[int]) -> None:
-    """Lock course rows in id order (PostgreSQL; SQLite serialises writers instead).
-
-    Lock order everywhere: courses, then schedules, then sessions, then users, so two
-    writers never wait on each other in a circle.
-    """
-    if course_ids:
-        await db.execute(
-            select(Course.id)
-            .where(Course.id.in_(course_ids))
-            .order_by(Course.id)
-            .with_for_update()
-        )
 
 
 def _is_future_scheduled(session: CourseSession, now: datetime) -> bool:
@@ -203,7 +189,7 @@ async def generate_sessions(
             .distinct()
         )
     ).all()
-    await lock_courses(db, sorted(course_ids))
+    await lock_courses(db, course_ids)
     schedules = (
         await db.scalars(
             select(Schedule)

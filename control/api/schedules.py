@@ -17,7 +17,7 @@ from pydantic import Field
 from sqlalchemy import or_, select
 
 from control.api.bodies import INT_MAX, Body, Id, LocalDateTime, Query
-from control.api.cursor import decode_cursor, encode_cursor
+from control.api.cursor import decode_cursor, next_link
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
 from control.api.schedule_or_session import load_in_course
@@ -38,6 +38,7 @@ from control.session_generation import (
     remove_future_sessions,
     sync_schedule,
 )
+from control.time_format import iso_z
 
 routes = Routes("schedules")
 
@@ -80,10 +81,6 @@ class ScheduleListQuery(Query):
     is_active: bool | None = None
     cursor: str | None = None
     limit: int = Field(default=50, ge=1, le=200)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _local(moment: datetime, zone: str) -> str:
@@ -204,8 +201,8 @@ def _check_occurrences(found: list[Occurrence], horizon_days: int) -> None:
     for earlier, later in pairwise(found):
         if later.start < earlier.end:
             raise unprocessable(
-                f"this schedule's classes overlap each other (the one at {iso(earlier.start)}"
-                f" runs past the start of the next at {iso(later.start)})",
+                f"this schedule's classes overlap each other (the one at {iso_z(earlier.start)}"
+                f" runs past the start of the next at {iso_z(later.start)})",
                 "overlapping_occurrences",
             )
     if len(found) >= EXPANSION_LIMIT:
@@ -271,9 +268,7 @@ async def list_schedules(ctx: Ctx) -> Any:
     results = [schedule_json(s, now=now) for s in rows[: q.limit]]
     next_url = None
     if len(rows) > q.limit:
-        params = {k: v for k, v in ctx.request.query.items() if k != "cursor"}
-        params["cursor"] = encode_cursor("id", None, rows[q.limit - 1].id)
-        next_url = str(ctx.request.rel_url.with_query(params))
+        next_url = next_link(ctx.request, "id", None, rows[q.limit - 1].id)
     return json({"results": results, "next": next_url})
 
 

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, or_, select, tuple_
 
 from control.api.bodies import Body, Id, Query, QueryDateTime
-from control.api.cursor import decode_cursor, encode_cursor
+from control.api.cursor import decode_cursor, next_link
 from control.api.live_notice import notify_session_ended
 from control.api.responses import json, no_content
 from control.api.routing import Ctx, Routes
@@ -154,9 +154,7 @@ async def _page(ctx: Ctx, stmt: Select[Any], q: SessionListQuery) -> dict[str, A
     next_url = None
     if len(rows) > q.limit:
         last = rows[q.limit - 1]
-        params = {k: v for k, v in ctx.request.query.items() if k != "cursor"}
-        params["cursor"] = encode_cursor("start_time", last.start_time.isoformat(), last.id)
-        next_url = str(ctx.request.rel_url.with_query(params))
+        next_url = next_link(ctx.request, "start_time", last.start_time.isoformat(), last.id)
     return {"results": results, "next": next_url}
 
 
