@@ -15,22 +15,26 @@ class keeps its wall-clock time across DST changes: 09:00 Paris is 08:00Z in win
 A class lasts `duration` of elapsed time, so one starting just before a change ends at a
 wall-clock time an hour off its usual end.
 
-The expansion is bounded: a rule's times are looked for only up to MAX_SPAN_DAYS (about 100
-years) after the first class, day by day at worst, so whatever the rule (a huge COUNT, a
-rule that never matches) it examines at most that many days. A rule that gives no class in
-that span is refused with RecurrenceError.
+The rule's times are dateutil's. The expansion is bounded: only times up to MAX_SPAN_DAYS
+(about 100 years) after the first class count, and dateutil looks no further than that span
+and one 400-year cycle of the calendar (see `_times`), so whatever the rule (a huge COUNT,
+a rule that never matches) the search ends. A rule that gives no class in that span is
+refused with RecurrenceError.
 Times are kept to the second; microseconds are dropped. Everything here is pure: no
 database, no clock, no I/O beyond reading the tz database.
 """
 
 from __future__ import annotations
 
-import calendar
+import heapq
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, weekday, weekdays
 
 from control.recurrence_rule import RecurrenceError, Rule, parse_rule
 
@@ -52,6 +56,14 @@ MAX_SPAN_DAYS = 36_525
 # -16..+16 h; the largest real jump, Pacific/Apia in 2011, was 24 h): a wall-clock time more
 # than this past another is certainly a later instant, whatever happened in between.
 _SLACK = timedelta(days=2)
+# The Gregorian calendar repeats every 400 years: 146,097 days, which is 20,871 weeks.
+_CYCLE_DAYS = 146_097
+_FREQUENCIES: dict[str, Literal[0, 1, 2, 3]] = {
+    "DAILY": DAILY,
+    "WEEKLY": WEEKLY,
+    "MONTHLY": MONTHLY,
+    "YEARLY": YEARLY,
+}
 # A start from which any rule's parts are reachable (for `check_rrule` without a start).
 _NEUTRAL_START = datetime(2000, 1, 3, 9, 0)
 
@@ -146,6 +158,12 @@ def expand(
         horizon = _later(_wall_clock(window_end, zone), _SLACK)
     except OverflowError:  # window_end at the very end of time
         horizon = datetime.max
+    try:
+        # A class whose wall-clock end is more than _SLACK before the window's start ended
+        # before it as an instant too: passed over without being placed in the zone.
+        early = _wall_clock(window_start, zone) - duration - _SLACK
+    except OverflowError:  # window_start at the very beginning of time
+        early = datetime.min
 
     # Keyed by start: two wall-clock times a day apart can land on one instant where a zone
     # skipped a whole day (Pacific/Apia, 30 December 2011), and a start is one class.
@@ -154,6 +172,8 @@ def expand(
     for wall in walls:
         if wall > horizon or (stop_after is not None and wall > stop_after):
             break
+        if wall < early:
+            continue
         try:
             start = _to_utc(wall, zone)
             end = start + duration
@@ -211,91 +231,64 @@ def _walls(rule: Rule, first: datetime, zone: ZoneInfo) -> Iterator[datetime]:
 
 
 def _times(rule: Rule, first: datetime, until: datetime | None) -> Iterator[datetime]:
-    """The rule's wall-clock times from `first` on (all at its time of day), up to `until`,
-    COUNT and MAX_SPAN_DAYS past `first`."""
-    last = min(first.toordinal() + MAX_SPAN_DAYS, date.max.toordinal())
-    if until is not None:
-        last = min(last, until.toordinal())
-    given = 0
-    for day in _days(rule, first.date(), last):
-        wall = datetime.combine(day, first.time())
-        if until is not None and wall > until:
-            return
-        yield wall
-        given += 1
-        if rule.count is not None and given >= rule.count:
-            return
+    """The rule's wall-clock times from `first` on, lazily, up to `until` (wall clock),
+    COUNT and MAX_SPAN_DAYS past `first`, as dateutil gives them.
 
-
-def _days(rule: Rule, start: date, last: int) -> Iterator[date]:
-    """The days the rule gives from `start` to the day whose ordinal is `last`, in order:
-    its periods (days, weeks, months, years) every INTERVAL from `start`'s, filtered."""
-    first = start.toordinal()
-    step = rule.interval
-    if rule.freq in ("DAILY", "WEEKLY"):
-        length = 1 if rule.freq == "DAILY" else 7
-        # Weeks begin on WKST; the first one is the week holding `start`.
-        begin = first - (start.weekday() - rule.wkst) % 7 if length == 7 else first
-        for period in range(begin, last + 1, length * step):
-            for ordinal in range(max(period, first), min(period + length, last + 1)):
-                day = date.fromordinal(ordinal)
-                if _matches(rule, day, start):
-                    yield day
-        return
-    months = rule.freq == "MONTHLY"
-    index = start.year * 12 + start.month - 1 if months else start.year
-    while True:
-        year, month = divmod(index, 12) if months else (index, 0)
-        if year > date.max.year or date(year, month + 1, 1).toordinal() > last:
-            return
-        for number in [month + 1] if months else _year_months(rule, start):
-            if rule.bymonth is not None and number not in rule.bymonth:
-                continue
-            for day_number in range(1, calendar.monthrange(year, number)[1] + 1):
-                day = date(year, number, day_number)
-                ordinal = day.toordinal()
-                if ordinal > last:
-                    return
-                if ordinal >= first and _matches(rule, day, start):
-                    yield day
-        index += step
-
-
-def _year_months(rule: Rule, start: date) -> Sequence[int]:
-    # A yearly rule with no day parts means the first class's date each year.
-    if rule.bymonth is None and rule.bymonthday is None and rule.byday is None:
-        return (start.month,)
-    return range(1, 13)
-
-
-def _matches(rule: Rule, day: date, start: date) -> bool:
-    """Whether `day` of one of the rule's periods is one of its days."""
-    if rule.bymonth is not None and day.month not in rule.bymonth:
-        return False
-    if rule.bymonthday is None and rule.byday is None:
-        # What the rule leaves out is the first class's: its weekday, its day of the month.
-        if rule.freq == "WEEKLY":
-            return day.weekday() == start.weekday()
-        return rule.freq == "DAILY" or day.day == start.day
-    if rule.bymonthday is not None:
-        length = calendar.monthrange(day.year, day.month)[1]
-        if day.day not in rule.bymonthday and day.day - length - 1 not in rule.bymonthday:
-            return False
-    if rule.byday is None:
-        return True
-    in_year = rule.freq == "YEARLY" and rule.bymonth is None
-    return any(
-        weekday == day.weekday() and (nth is None or _is_nth(day, nth, in_year))
-        for weekday, nth in rule.byday
+    dateutil looks for a rule's next time period by period up to the year 9999, past its
+    UNTIL, so a rule with no time left would make it scan thousands of years. The calendar
+    repeats every 400 years (_CYCLE_DAYS, a whole number of weeks, of months, of years),
+    so the rule is run from `first` moved forward by whole cycles, as near the year 9999 as
+    the span allows, and its times moved back: dateutil then scans at most the span and one
+    cycle.
+    """
+    last = datetime.combine(
+        date.fromordinal(min(first.toordinal() + MAX_SPAN_DAYS, date.max.toordinal())),
+        first.time(),
     )
+    end = last if until is None else min(until, last)
+    shift = timedelta(days=(date.max.toordinal() - last.toordinal()) // _CYCLE_DAYS * _CYCLE_DAYS)
+    runs = [
+        _to_the_end_of_time(_rrule(rule, days, first + shift, end + shift))
+        for days in _weekday_groups(rule)
+    ]
+    merged = heapq.merge(*runs) if len(runs) > 1 else runs[0]
+    distinct = (wall for wall, _ in itertools.groupby(merged))  # a day both runs give
+    return (wall - shift for wall in itertools.islice(distinct, rule.count))
 
 
-def _is_nth(day: date, nth: int, in_year: bool) -> bool:
-    """Whether `day` is the nth of its weekday in its month (or year); -1 is the last."""
-    if in_year:
-        index = day.timetuple().tm_yday
-        length = 365 + calendar.isleap(day.year)
-    else:
-        index = day.day
-        length = calendar.monthrange(day.year, day.month)[1]
-    return nth in ((index - 1) // 7 + 1, -((length - index) // 7 + 1))
+def _to_the_end_of_time(times: Iterable[datetime]) -> Iterator[datetime]:
+    """`times`, ending where dateutil runs off the end of time: it raises ValueError ("year
+    10000 is out of range") when a week it looks at reaches past 31 December 9999."""
+    try:
+        yield from times
+    except ValueError:
+        return
+
+
+def _weekday_groups(rule: Rule) -> list[list[weekday] | None]:
+    """BYDAY as dateutil's byweekday (MO, MO(+2), FR(-1)), one list per run.
+
+    RFC 5545 reads BYDAY=MO,-1FR as every Monday and the last Friday; dateutil would keep
+    only the days that are both, so plain and numbered weekdays are run apart and merged.
+    """
+    if rule.byday is None:
+        return [None]
+    plain = [weekdays[day] for day, nth in rule.byday if nth is None]
+    numbered = [weekdays[day](nth) for day, nth in rule.byday if nth is not None]
+    return [group for group in (plain, numbered) if group]
+
+
+def _rrule(
+    rule: Rule, byweekday: list[weekday] | None, dtstart: datetime, until: datetime
+) -> rrule:
+    # COUNT is applied after the runs are merged; dateutil iterates lazily (no cache).
+    return rrule(
+        _FREQUENCIES[rule.freq],
+        dtstart=dtstart,
+        interval=rule.interval,
+        wkst=rule.wkst,
+        until=until,
+        bymonth=None if rule.bymonth is None else tuple(rule.bymonth),
+        bymonthday=None if rule.bymonthday is None else tuple(rule.bymonthday),
+        byweekday=byweekday,
+    )

@@ -594,6 +594,17 @@ def test_numbered_weekdays_count_in_the_month_or_the_year() -> None:
     assert [local(o, PARIS).date().isoformat() for o in yearly] == ["2024-03-04", "2025-03-10"]
 
 
+def test_plain_and_numbered_weekdays_together_are_either() -> None:
+    # RFC 5545: every Monday and the last Friday of the month (dateutil alone would keep
+    # only days that are both); a Monday that is also the first Monday is one class.
+    start = datetime(2024, 1, 1, 9, 0)
+    either = occurrences(start_local=start, rrule="FREQ=MONTHLY;BYDAY=MO,-1FR;COUNT=7")
+    both = occurrences(start_local=start, rrule="FREQ=MONTHLY;BYDAY=MO,1MO;COUNT=3")
+
+    assert [local(o, PARIS).day for o in either] == [1, 8, 15, 22, 26, 29, 5]
+    assert [local(o, PARIS).day for o in both] == [1, 8, 15]
+
+
 # --- the expansion is bounded ------------------------------------------------------------
 
 
@@ -658,6 +669,17 @@ def test_a_rule_near_the_end_of_time_stops_there() -> None:
     )
 
     assert [local(o, PARIS).day for o in result] == [25, 26, 27, 28, 29, 30, 31]
+
+
+def test_a_weekly_rule_stops_at_the_end_of_time_mid_week() -> None:
+    # Saturdays: the week of 27 December 9999 ends in the year 10000.
+    result = occurrences(
+        start_local=datetime(9999, 12, 11, 9, 0),
+        rrule="FREQ=WEEKLY",
+        window=(utc(9999, 1, 1), datetime.max.replace(tzinfo=UTC)),
+    )
+
+    assert [local(o, PARIS).day for o in result] == [11, 18, 25]
 
 
 def test_a_class_ending_past_the_end_of_time_is_not_given() -> None:
