@@ -15,9 +15,10 @@ from typing import BinaryIO, Protocol, TypeAlias
 
 from mediaserver.flv import metadata_tag, streams_in_metadata
 from mediaserver.rtmp.amf0 import Amf0Value
+from mediaserver.session_media_state import SessionMediaState
 from transcode.flv_feed import TagKind, flv_header, flv_tag
 
-__all__ = ["FlvFileSink", "MediaSink", "SinkFactory"]
+__all__ = ["FlvFileSink", "MediaSink", "SinkFactory", "SinksOnly"]
 
 
 class MediaSink(Protocol):
@@ -78,3 +79,36 @@ class FlvFileSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class SinksOnly:
+    """Live media that is only a sink per publish, from `factory(course_id, session_id)`:
+    no session output, nothing to take up or finalise (tests, FLV capture). It is the
+    `publishing.LiveMedia` of a node without transcoding."""
+
+    def __init__(self, factory: SinkFactory) -> None:
+        self._factory = factory
+
+    async def open(self, session_id: int, course_id: int, stage: str = "live") -> None:
+        return None
+
+    def sink(self, course_id: int, session_id: int) -> MediaSink:
+        return self._factory(course_id, session_id)
+
+    async def finalise(self, session_id: int) -> str | None:
+        return None
+
+    async def forget(self, session_id: int) -> None:
+        return None
+
+    async def unfinished(self) -> list[SessionMediaState]:
+        return []
+
+    async def finalised(self, session_id: int) -> bool:
+        return True
+
+    async def recording_stored(self, session_id: int) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None

@@ -27,6 +27,8 @@ from mediaserver.control_port import (
     PublishDenied,
 )
 from mediaserver.live_registry import LiveRegistry, RegistryFull
+from mediaserver.media_sink import SinksOnly
+from mediaserver.publishing import Publishing
 from mediaserver.rtmp import amf0, messages
 from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray
 from mediaserver.rtmp.chunks import ChunkReader, ChunkWriter, Message
@@ -125,7 +127,9 @@ class Harness:
 
     async def server(self, **kwargs: Any) -> RtmpServer:
         kwargs.setdefault("timeout", 5.0)
-        server = RtmpServer(self.control, self.sink_factory, host="127.0.0.1", port=0, **kwargs)
+        publishing = Publishing(self.control, SinksOnly(self.sink_factory),
+                                registry=kwargs.pop("registry", None))
+        server = RtmpServer(publishing, host="127.0.0.1", port=0, **kwargs)
         await server.start()
         self.servers.append(server)
         return server
@@ -885,7 +889,7 @@ async def test_a_failing_sink_ends_only_its_stream(harness: Harness) -> None:
             sink.on_video = boom  # type: ignore[method-assign]
         return sink
 
-    server = RtmpServer(harness.control, exploding, port=0, timeout=5)
+    server = RtmpServer(Publishing(harness.control, SinksOnly(exploding)), port=0, timeout=5)
     await server.start()
     harness.servers.append(server)
     good = await publisher(server.port)
