@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
+from mediaserver.amf0 import Amf0Value, EcmaArray, encode
 from transcode.flv_feed import TagKind, flv_tag
 
 __all__ = [

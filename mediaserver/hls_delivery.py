@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from control.api.error_middleware import error_response
 from mediaserver.control_port import (
     ControlPort,
     ControlUnavailable,
@@ -31,6 +30,7 @@ from mediaserver.control_port import (
     PlaybackDecision,
     PlaybackRefused,
 )
+from mediaserver.http_errors import error_response
 from mediaserver.metrics import Metrics
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 

@@ -16,7 +16,7 @@ import hmac
 from aiohttp import web
 
 from config.loading import SettingsError
-from control.api.error_middleware import error_response
+from mediaserver.http_errors import error_response
 from mediaserver.metrics import Metrics
 
 __all__ = ["METRICS_PATH", "MetricsListener", "add_metrics_route", "parse_listen_address"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mediaserver.amf0 import Amf0Value
 from mediaserver.control_port import (
     ControlUnavailable,
     PlaybackDecision,
@@ -20,7 +21,6 @@ from mediaserver.control_port import (
 from mediaserver.live_registry import LiveRegistry, Publication
 from mediaserver.media_sink import MediaSink
 from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
-from mediaserver.rtmp.amf0 import Amf0Value
 from mediaserver.session_media_state import SessionMediaState, Stage
 
 COURSE = 7

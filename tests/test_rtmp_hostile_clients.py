@@ -25,10 +25,10 @@ from rtmp_attacker import Attacker
 from client_process import run_client
 from control_fakes import IngestOnlyControl
 from live_stack import LiveStack, stack_settings, wait_for
+from mediaserver.amf0 import Amf0Value
 from mediaserver.control_port import PublishAllowed, PublishDecision, PublishDenied
 from mediaserver.media_sink import SinksOnly
 from mediaserver.publishing import Publishing
-from mediaserver.rtmp.amf0 import Amf0Value
 from mediaserver.rtmp.server import RtmpServer
 
 FFMPEG = Path("/usr/bin/ffmpeg")

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from control_fakes import IngestOnlyControl
+from mediaserver import amf0
+from mediaserver.amf0 import Amf0Value, EcmaArray
 from mediaserver.control_port import (
     ControlUnavailable,
     PublishAllowed,
@@ -29,8 +31,7 @@ from mediaserver.control_port import (
 from mediaserver.live_registry import LiveRegistry, RegistryFull
 from mediaserver.media_sink import SinksOnly
 from mediaserver.publishing import Publishing
-from mediaserver.rtmp import amf0, messages
-from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray
+from mediaserver.rtmp import messages
 from mediaserver.rtmp.chunks import ChunkReader, ChunkWriter, Message
 from mediaserver.rtmp.handshake import BLOCK_SIZE, client_c0c1, client_c2, verify_server_s2
 from mediaserver.rtmp.messages import MessageType, UserControlEvent

@@ -37,13 +37,14 @@ import logging
 import time
 from dataclasses import dataclass
 
+from mediaserver import amf0
+from mediaserver.amf0 import Amf0Error, Amf0Value
 from mediaserver.flv import enhanced_audio, enhanced_video_fourcc, metadata_fourcc, onmetadata
 from mediaserver.key_fingerprint import key_fingerprint
 from mediaserver.live_registry import Publication
 from mediaserver.media_sink import MediaSink
 from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
-from mediaserver.rtmp import amf0, messages
-from mediaserver.rtmp.amf0 import Amf0Error, Amf0Value
+from mediaserver.rtmp import messages
 from mediaserver.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Message
 from mediaserver.rtmp.handshake import HandshakeError, ServerHandshake
 from mediaserver.rtmp.messages import LimitType, MessageError, MessageType, UserControlEvent

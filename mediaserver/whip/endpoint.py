@@ -33,7 +33,7 @@ from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from config.settings import StreamingSettings
-from control.api.error_middleware import error_response
+from mediaserver.http_errors import error_response
 from mediaserver.key_fingerprint import key_fingerprint
 from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
 from mediaserver.whip.frame_encoder import FrameEncoder

@@ -24,7 +24,7 @@ from av.audio.fifo import AudioFifo
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
-from mediaserver.rtmp.amf0 import Amf0Value
+from mediaserver.amf0 import Amf0Value
 from mediaserver.whip.avc import decoder_configuration_record, length_prefixed, split_annex_b
 
 __all__ = ["EncodedTag", "FrameEncoder"]
