@@ -33,8 +33,9 @@ class Publication:
     """One publisher's hold on a course. Identity matters: only the holder releases it.
 
     `stop(reason)` disconnects the publisher, whatever its protocol: the protocol says how
-    with `on_stop` once the publish is accepted, and withdraws it (`on_stop(None)`) when
-    the publisher is already leaving, so a stop never cuts a departure's cleanup short.
+    with `on_stop` once the publish is accepted (a stop that came while it was going live
+    is carried out then), and withdraws it (`on_stop(None)`) when the publisher is already
+    leaving, so a stop never cuts a departure's cleanup short.
     """
 
     course_id: int
@@ -48,16 +49,24 @@ class Publication:
     # nothing more to end.
     class_ended: bool = False
     _stop: Callable[[str], object] | None = field(default=None, repr=False)
+    _stop_reason: str | None = field(default=None, repr=False)
+    _left: bool = field(default=False, repr=False)
 
     def on_stop(self, stop: Callable[[str], object] | None) -> None:
+        if stop is None:
+            self._left, self._stop = True, None
+            return
         self._stop = stop
+        if self._stop_reason is not None:
+            stop(self._stop_reason)  # stopped before the protocol could say how
 
     def stop(self, reason: str) -> bool:
-        """Disconnect the publisher (once); False when it is already leaving."""
-        stop, self._stop = self._stop, None
-        if stop is None:
+        """Disconnect the publisher (once); False when it is stopped or leaving already."""
+        if self._left or self._stop_reason is not None:
             return False
-        stop(reason)
+        self._stop_reason = reason
+        if self._stop is not None:
+            self._stop(reason)
         return True
 
 

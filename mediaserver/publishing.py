@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mediaserver.control_port import ControlPort, ControlUnavailable, PublishAllowed, PublishDenied
+from mediaserver.key_fingerprint import key_fingerprint
 from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
 from mediaserver.media_sink import MediaSink
 from mediaserver.session_media_state import SessionMediaState, Stage
@@ -153,7 +154,8 @@ class Publishing:
         try:
             decision = await self.control.authorize_publish(arrival.app, arrival.key)
         except Exception as exc:
-            _log_control_failure(exc, f"{arrival.label}: could not check a stream key")
+            _log_control_failure(exc, f"{arrival.label}: could not check stream key "
+                                      f"{key_fingerprint(arrival.key)}")
             return Refusal(Refused.KEY_CHECK_FAILED, type(exc).__name__)
         if isinstance(decision, PublishDenied):
             return Refusal(Refused.KEY_REFUSED, decision.reason)

@@ -273,3 +273,29 @@ async def test_resuming_takes_up_what_an_earlier_process_left(stage: Stage) -> N
     await until(lambda: ("forget", 101) in media.calls)
     ended = [("stream_ended", COURSE)] if stage == "live" else []
     assert control.calls == [*ended, ("recording_ready", 101)]
+
+
+async def test_a_class_ended_while_its_publisher_goes_live_stops_it_once_it_can() -> None:
+    control, media = Control(), Media()
+    opening = asyncio.Event()
+    opened = media.open
+
+    async def slow_open(session_id: int, course_id: int, stage: Stage = "live") -> None:
+        await opening.wait()
+        await opened(session_id, course_id, stage)
+
+    media.open = slow_open  # type: ignore[method-assign]
+    publishing = Publishing(control, media, grace=30)
+    arriving = asyncio.create_task(publishing.publisher_arrived(arrival()))
+    await until(lambda: publishing.registry.is_live(COURSE) and bool(control.calls))
+    await publishing.end_class(COURSE, 101)
+    opening.set()
+    publication = await arriving
+    assert isinstance(publication, Publication)
+    stops: list[str] = []
+    publication.on_stop(stops.append)  # the protocol says how: the stop happens now
+    assert stops == ["the class was ended from the web app"]
+    assert publication.stop("again") is False and len(stops) == 1
+    await publishing.publisher_left(publication, protocol="RTMP")
+    await publishing.close()
+    assert ("stream_ended", COURSE) not in control.calls

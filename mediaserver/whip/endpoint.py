@@ -144,7 +144,6 @@ class WhipEndpoint:
                           course_id=course_id)
         grant = await self._publishing.check_key(arrival)
         if isinstance(grant, Refusal) and grant.why is Refused.KEY_CHECK_FAILED:
-            log.error("%s: could not check stream key %s: %s", peer, fingerprint, grant.detail)
             return _error(503, "control_unavailable",
                           "the server could not check the stream key; try again later")
         if isinstance(grant, Refusal):
@@ -186,8 +185,8 @@ class WhipEndpoint:
             sink_timeout=float(self._settings.rtmp_timeout_seconds),
         )
         self._publishers[resource_id] = publisher
-        publication.on_stop(publisher.end)
         publisher.start()
+        publication.on_stop(publisher.end)
         log.info("%s: publishing course %d, session %d, key %s, %s (resource %s)", peer,
                  course_id, publication.session_id, fingerprint, "+".join(sorted(kinds)),
                  resource_id[:8])
