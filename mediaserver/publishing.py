@@ -176,6 +176,10 @@ class Publishing:
         try:
             claim.session_id = await self._session_goes_live(course_id)
             claim.sink = self.media.sink(course_id, claim.session_id)
+        except asyncio.CancelledError:
+            # The connection closed meanwhile (shutdown): it leaves like any publisher.
+            await self.publisher_left(claim, protocol=arrival.protocol)
+            raise
         except Exception as exc:
             _log_control_failure(exc, f"{arrival.label}: course {course_id} could not go live")
             await self.publisher_left(claim, protocol=arrival.protocol)

@@ -299,3 +299,22 @@ async def test_a_class_ended_while_its_publisher_goes_live_stops_it_once_it_can(
     await publishing.publisher_left(publication, protocol="RTMP")
     await publishing.close()
     assert ("stream_ended", COURSE) not in control.calls
+
+
+async def test_a_publisher_cancelled_while_going_live_leaves_its_slot() -> None:
+    control, media = Control(), Media()
+    opening = asyncio.Event()
+
+    async def stuck_open(session_id: int, course_id: int, stage: Stage = "live") -> None:
+        await opening.wait()
+
+    media.open = stuck_open  # type: ignore[method-assign]
+    publishing = Publishing(control, media, grace=30)
+    arriving = asyncio.create_task(publishing.publisher_arrived(arrival()))
+    await until(lambda: bool(control.calls))
+    arriving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await arriving
+    assert not publishing.registry.is_live(COURSE)
+    assert publishing.live_session(COURSE) == 101  # it waits the grace period
+    await publishing.close()
