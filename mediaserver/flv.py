@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
+from mediaserver.amf0 import Amf0Value, EcmaArray, encode
 from transcode.flv_feed import TagKind, flv_tag
 
 __all__ = [
-    "Metadata",
     "enhanced_audio",
     "enhanced_video_fourcc",
     "metadata_fourcc",
@@ -28,9 +27,6 @@ __all__ = [
     "onmetadata",
     "streams_in_metadata",
 ]
-
-# An onMetaData object: AMF0 values by name (FLV's data tags are AMF0, wherever they come from).
-Metadata = dict[str, Amf0Value]
 
 _U32 = 0xFFFFFFFF
 # Enhanced RTMP: the video tag's first bit (IsExHeader) says a FourCC follows the first

@@ -1,8 +1,8 @@
-"""The JSON error body of the media edge's own HTTP answers (WHIP, HLS delivery, /metrics).
+"""The error body of the node's own HTTP resources (WHIP, HLS delivery, /metrics).
 
-The shape is the API's, `{"error": {"code", "message"}}`, so a client reads one kind of
-error wherever it asked; the media edge builds it itself rather than reaching into the
-control plane's HTTP layer.
+The same shape as the API's (control/errors.py): `{"error": {"code", "message"}}` with
+the right status. Written here, not imported from control.api, because the media edge
+depends on the control plane only through `ControlPort` (the composition root aside).
 """
 
 from __future__ import annotations

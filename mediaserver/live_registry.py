@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mediaserver.media_sink import MediaSink
 
 __all__ = ["LiveRegistry", "Publication", "RegistryFull"]
 
@@ -27,7 +30,13 @@ class RegistryFull(enum.Enum):
 
 @dataclass(eq=False)
 class Publication:
-    """One publisher's hold on a course. Identity matters: only the holder releases it."""
+    """One publisher's hold on a course. Identity matters: only the holder releases it.
+
+    `stop(reason)` disconnects the publisher, whatever its protocol: the protocol says how
+    with `on_stop` once the publish is accepted (a stop that came while it was going live
+    is carried out then), and withdraws it (`on_stop(None)`) when the publisher is already
+    leaving, so a stop never cuts a departure's cleanup short.
+    """
 
     course_id: int
     connection_id: int
@@ -35,6 +44,30 @@ class Publication:
     since: float = field(default_factory=time.monotonic)
     session_id: int | None = None  # set once the control plane has gone live
     key_id: int | None = None  # the stream key it was authorised with
+    sink: MediaSink | None = None  # where its media goes, once live
+    # Set when the class itself was ended (from the API): its publisher leaving then has
+    # nothing more to end.
+    class_ended: bool = False
+    _stop: Callable[[str], object] | None = field(default=None, repr=False)
+    _stop_reason: str | None = field(default=None, repr=False)
+    _left: bool = field(default=False, repr=False)
+
+    def on_stop(self, stop: Callable[[str], object] | None) -> None:
+        if stop is None:
+            self._left, self._stop = True, None
+            return
+        self._stop = stop
+        if self._stop_reason is not None:
+            stop(self._stop_reason)  # stopped before the protocol could say how
+
+    def stop(self, reason: str) -> bool:
+        """Disconnect the publisher (once); False when it is stopped or leaving already."""
+        if self._left or self._stop_reason is not None:
+            return False
+        self._stop_reason = reason
+        if self._stop is not None:
+            self._stop(reason)
+        return True
 
 
 class LiveRegistry:

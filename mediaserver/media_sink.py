@@ -1,10 +1,11 @@
 """Where a published stream's media goes: the `MediaSink` interface, and an FLV file sink.
 
-The RTMP session hands every metadata, audio and video message of an accepted publish to
-the sink its server's `sink_factory(course_id, session_id)` made, then closes it when the
-publisher goes away. The calls are synchronous and must not block: the sink that feeds a
-transcode worker queues into a bounded buffer and counts what it drops, so a slow ffmpeg
-never stalls the RTMP reader. `FlvFileSink` writes an .flv file (tests, debugging).
+An accepted publish (mediaserver/publishing.py) carries the sink its session's media made;
+the RTMP connection or WHIP publisher hands it every metadata, audio and video message,
+then closes it when the publisher goes away. The calls are synchronous and must not block:
+the sink that feeds a transcode worker queues into a bounded buffer and counts what it
+drops, so a slow ffmpeg never stalls the RTMP reader. `FlvFileSink` writes an .flv file
+(tests, debugging).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeAlias
 
+from mediaserver.amf0 import Amf0Value
 from mediaserver.flv import metadata_tag, streams_in_metadata
-from mediaserver.rtmp.amf0 import Amf0Value
+from mediaserver.session_media_state import SessionMediaState
 from transcode.flv_feed import TagKind, flv_header, flv_tag
 
-__all__ = ["FlvFileSink", "MediaSink", "SinkFactory"]
+__all__ = ["FlvFileSink", "MediaSink", "SinkFactory", "SinksOnly"]
 
 
 class MediaSink(Protocol):
@@ -34,7 +36,7 @@ class MediaSink(Protocol):
 
 
 SinkFactory: TypeAlias = Callable[[int, int], MediaSink]
-"""`sink_factory(course_id, session_id)`: a sink for a publish that just went live."""
+"""`factory(course_id, session_id)`: a sink for a publish that just went live."""
 
 
 class FlvFileSink:
@@ -78,3 +80,36 @@ class FlvFileSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class SinksOnly:
+    """Live media that is only a sink per publish, from `factory(course_id, session_id)`:
+    no session output, nothing to take up or finalise (tests, FLV capture). It is the
+    `publishing.LiveMedia` of a node without transcoding."""
+
+    def __init__(self, factory: SinkFactory) -> None:
+        self._factory = factory
+
+    async def open(self, session_id: int, course_id: int, stage: str = "live") -> None:
+        return None
+
+    def sink(self, course_id: int, session_id: int) -> MediaSink:
+        return self._factory(course_id, session_id)
+
+    async def finalise(self, session_id: int) -> str | None:
+        return None
+
+    async def forget(self, session_id: int) -> None:
+        return None
+
+    async def unfinished(self) -> list[SessionMediaState]:
+        return []
+
+    async def finalised(self, session_id: int) -> bool:
+        return True
+
+    async def recording_stored(self, session_id: int) -> bool:
+        return False
+
+    async def close(self) -> None:
+        return None

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray, encode
+from mediaserver.amf0 import Amf0Value, EcmaArray, encode
 from transcode.flv_feed import FeedTag, TagKind
 from transcode.worker import TranscodeWorker
 

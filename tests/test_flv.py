@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaserver.amf0 import EcmaArray, decode_all, encode
 from mediaserver.flv import (
     enhanced_audio,
     enhanced_video_fourcc,
@@ -16,7 +17,6 @@ from mediaserver.flv import (
     streams_in_metadata,
 )
 from mediaserver.media_sink import FlvFileSink
-from mediaserver.rtmp.amf0 import EcmaArray, decode_all, encode
 from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 

@@ -16,8 +16,9 @@ import pytest
 from control_fakes import IngestOnlyControl
 from mediaserver.control_port import PublishDecision, PublishDenied
 from mediaserver.live_registry import LiveRegistry
-from mediaserver.media_sink import MediaSink
+from mediaserver.media_sink import MediaSink, SinksOnly
 from mediaserver.open_files import TooFewOpenFiles, fit_connection_cap
+from mediaserver.publishing import Publishing
 from mediaserver.rtmp.server import RtmpServer
 
 
@@ -102,8 +103,8 @@ async def test_the_server_raises_the_real_soft_limit_at_start(
     low_soft_limit: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    server = RtmpServer(NoKeys(), no_sink, port=0, max_connections=1000,
-                        registry=LiveRegistry(max_streams=50))
+    publishing = Publishing(NoKeys(), SinksOnly(no_sink), registry=LiveRegistry(max_streams=50))
+    server = RtmpServer(publishing, port=0, max_connections=1000)
     await server.start()
     try:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)

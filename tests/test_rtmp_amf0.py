@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mediaserver.rtmp.amf0 import (
+from mediaserver.amf0 import (
     MAX_DEPTH,
     UNDEFINED,
     Amf0Error,

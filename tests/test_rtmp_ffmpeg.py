@@ -27,9 +27,10 @@ from mediaserver.control_port import (
     PublishDecision,
     PublishDenied,
 )
-from mediaserver.media_sink import FlvFileSink
+from mediaserver.key_fingerprint import key_fingerprint
+from mediaserver.media_sink import FlvFileSink, SinksOnly
+from mediaserver.publishing import Publishing
 from mediaserver.rtmp.server import RtmpServer
-from mediaserver.stream_key_fingerprint import key_fingerprint
 
 FFMPEG = Path("/usr/bin/ffmpeg")
 FFPROBE = Path("/usr/bin/ffprobe")
@@ -109,7 +110,7 @@ def streams_of(probed: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 async def server(tmp_path: Path) -> Any:
     control = FakeControl()
     sinks = FlvSinks(tmp_path)
-    rtmp = RtmpServer(control, sinks, host="127.0.0.1", port=0, timeout=10)
+    rtmp = RtmpServer(Publishing(control, SinksOnly(sinks)), host="127.0.0.1", port=0, timeout=10)
     await rtmp.start()
     try:
         yield rtmp, control, sinks
@@ -189,7 +190,7 @@ async def test_ffmpeg_through_the_real_control_plane(
 
     sinks = FlvSinks(tmp_path)
     control = InProcessControl(api.database, api.settings.courses)
-    async with RtmpServer(control, sinks, port=0, timeout=10) as rtmp:
+    async with RtmpServer(Publishing(control, SinksOnly(sinks)), port=0, timeout=10) as rtmp:
         encoder = asyncio.create_task(
             publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{key}", seconds=3)
         )

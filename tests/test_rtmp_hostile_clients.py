@@ -25,8 +25,10 @@ from rtmp_attacker import Attacker
 from client_process import run_client
 from control_fakes import IngestOnlyControl
 from live_stack import LiveStack, stack_settings, wait_for
+from mediaserver.amf0 import Amf0Value
 from mediaserver.control_port import PublishAllowed, PublishDecision, PublishDenied
-from mediaserver.rtmp.amf0 import Amf0Value
+from mediaserver.media_sink import SinksOnly
+from mediaserver.publishing import Publishing
 from mediaserver.rtmp.server import RtmpServer
 
 FFMPEG = Path("/usr/bin/ffmpeg")
@@ -123,7 +125,8 @@ async def test_idle_flood_does_not_push_out_a_teacher_mid_key_check() -> None:
         sinks.append(CountingSink())
         return sinks[-1]
 
-    server = RtmpServer(control, sink_factory, port=0, timeout=10, auth_timeout=3,
+    server = RtmpServer(Publishing(control, SinksOnly(sink_factory)), port=0, timeout=10,
+                        auth_timeout=3,
                         max_connections=30, max_connections_per_ip=8)
     await server.start()
     flood: list[asyncio.StreamWriter] = []

@@ -20,20 +20,23 @@ from typing import Any
 import pytest
 
 from control_fakes import IngestOnlyControl
+from mediaserver import amf0
+from mediaserver.amf0 import Amf0Value, EcmaArray
 from mediaserver.control_port import (
     ControlUnavailable,
     PublishAllowed,
     PublishDecision,
     PublishDenied,
 )
+from mediaserver.key_fingerprint import key_fingerprint
 from mediaserver.live_registry import LiveRegistry, RegistryFull
-from mediaserver.rtmp import amf0, messages
-from mediaserver.rtmp.amf0 import Amf0Value, EcmaArray
+from mediaserver.media_sink import SinksOnly
+from mediaserver.publishing import Publishing
+from mediaserver.rtmp import messages
 from mediaserver.rtmp.chunks import ChunkReader, ChunkWriter, Message
 from mediaserver.rtmp.handshake import BLOCK_SIZE, client_c0c1, client_c2, verify_server_s2
 from mediaserver.rtmp.messages import MessageType, UserControlEvent
 from mediaserver.rtmp.server import RtmpServer
-from mediaserver.stream_key_fingerprint import key_fingerprint
 
 GOOD_KEY = "sk_good_0123456789abcdef"
 OTHER_KEY = "sk_other_0123456789abcdef"
@@ -125,7 +128,9 @@ class Harness:
 
     async def server(self, **kwargs: Any) -> RtmpServer:
         kwargs.setdefault("timeout", 5.0)
-        server = RtmpServer(self.control, self.sink_factory, host="127.0.0.1", port=0, **kwargs)
+        publishing = Publishing(self.control, SinksOnly(self.sink_factory),
+                                registry=kwargs.pop("registry", None))
+        server = RtmpServer(publishing, host="127.0.0.1", port=0, **kwargs)
         await server.start()
         self.servers.append(server)
         return server
@@ -885,7 +890,7 @@ async def test_a_failing_sink_ends_only_its_stream(harness: Harness) -> None:
             sink.on_video = boom  # type: ignore[method-assign]
         return sink
 
-    server = RtmpServer(harness.control, exploding, port=0, timeout=5)
+    server = RtmpServer(Publishing(harness.control, SinksOnly(exploding)), port=0, timeout=5)
     await server.start()
     harness.servers.append(server)
     good = await publisher(server.port)

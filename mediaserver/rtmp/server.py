@@ -1,8 +1,9 @@
 """The RTMP server: accepts encoder connections and runs one `RtmpSession` per connection.
 
-It owns what outlives a connection: the listening socket, the table of open connections,
-the `LiveRegistry` of courses being published, and what happens once a publisher is gone
-(`_stream_gone`). Everything about a single connection lives in session.py.
+It owns the listening socket and the table of open connections. A connection that
+publishes goes through mediaserver/publishing.py (which holds the `LiveRegistry` of
+courses being published, shared with WHIP); everything about a single connection lives in
+session.py.
 
 Two caps bound the connections: `max_connections` in all, and `max_connections_per_ip`
 connections from one address that are not publishing (handshaking, connecting, waiting
@@ -28,11 +29,9 @@ import logging
 import time
 from types import TracebackType
 
-from mediaserver.control_port import ControlPort
-from mediaserver.live_registry import LiveRegistry, Publication
-from mediaserver.media_sink import SinkFactory
+from mediaserver.live_registry import LiveRegistry
 from mediaserver.open_files import fit_connection_cap
-from mediaserver.publication_end import end_publication
+from mediaserver.publishing import Publishing
 from mediaserver.rtmp.chunks import MAX_CHUNK_SIZE
 from mediaserver.rtmp.session import RtmpSession, SessionConfig
 
@@ -55,21 +54,19 @@ _STREAMS_IF_UNBOUNDED = 50
 class RtmpServer:
     """RTMP ingest for published streams.
 
-    `control` answers "may this key publish?" and records streams starting and ending;
-    `sink_factory(course_id, session_id)` makes the sink an accepted publish's media goes
-    to. `timeout` bounds a publisher's idle reads and blocked writes
-    (settings.streaming.rtmp_timeout_seconds); `auth_timeout` the time from connecting to
-    an accepted publish (rtmp_auth_timeout_seconds; by default the smaller of `timeout` and
-    10 s); `max_connections` and `max_connections_per_ip` bound open sockets (see the module
-    docstring); `chunk_size` is what we announce and send with; `config` holds the rarer
-    per-connection limits (its timeouts and chunk size are replaced by the arguments).
-    `port=0` picks a free port (see `port` after `start()`).
+    `publishing` is where a publish arrives and leaves (authorization, the course's slot, going
+    live, the sink; see mediaserver/publishing.py). `timeout` bounds a publisher's idle
+    reads and blocked writes (settings.streaming.rtmp_timeout_seconds); `auth_timeout` the
+    time from connecting to an accepted publish (rtmp_auth_timeout_seconds; by default the
+    smaller of `timeout` and 10 s); `max_connections` and `max_connections_per_ip` bound
+    open sockets (see the module docstring); `chunk_size` is what we announce and send
+    with; `config` holds the rarer per-connection limits (its timeouts and chunk size are
+    replaced by the arguments). `port=0` picks a free port (see `port` after `start()`).
     """
 
     def __init__(
         self,
-        control: ControlPort,
-        sink_factory: SinkFactory,
+        publishing: Publishing,
         *,
         host: str = "127.0.0.1",
         port: int = 1935,
@@ -78,7 +75,6 @@ class RtmpServer:
         max_connections: int = 1000,
         max_connections_per_ip: int = 20,
         chunk_size: int = 4096,
-        registry: LiveRegistry | None = None,
         config: SessionConfig | None = None,
     ) -> None:
         if timeout <= 0:
@@ -94,13 +90,11 @@ class RtmpServer:
                 f"max_connections_per_ip must be at least 1, not {max_connections_per_ip}")
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk size {chunk_size} outside 1..{MAX_CHUNK_SIZE}")
-        self.control = control
-        self.sink_factory = sink_factory
+        self.publishing = publishing
         self.host = host
         self._requested_port = port
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
-        self.registry = registry if registry is not None else LiveRegistry()
         base = config if config is not None else SessionConfig()
         self.config = dataclasses.replace(base, timeout=timeout, auth_timeout=auth_timeout,
                                           chunk_size=chunk_size)
@@ -133,6 +127,11 @@ class RtmpServer:
             raise RuntimeError("the RTMP server is not started")
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    @property
+    def registry(self) -> LiveRegistry:
+        """The courses being published (by RTMP and WHIP alike)."""
+        return self.publishing.registry
 
     @property
     def connection_count(self) -> int:
@@ -188,10 +187,7 @@ class RtmpServer:
             connection_id,
             reader,
             writer,
-            control=self.control,
-            registry=self.registry,
-            sink_factory=self.sink_factory,
-            stream_gone=self._stream_gone,
+            publishing=self.publishing,
             config=self.config,
         )
         self._sessions[connection_id] = session
@@ -208,15 +204,6 @@ class RtmpServer:
             if not same_address and self._by_address.get(address) is same_address:
                 del self._by_address[address]
 
-    def disconnect_course(self, course_id: int, reason: str) -> bool:
-        """Close the connection publishing into `course_id` (the class was ended from the
-        web app); False when none does."""
-        for session in self._sessions.values():
-            if session.course_id == course_id:
-                session.stop(reason)
-                return True
-        return False
-
     def _log_refusal(self, why: str) -> None:
         self._refused_since_log += 1
         now = time.monotonic()
@@ -225,7 +212,3 @@ class RtmpServer:
                         self._refused_since_log, why)
             self._refused_since_log = 0
             self._last_refusal_log = now
-
-    async def _stream_gone(self, publication: Publication) -> None:
-        """A publisher went away (closed, unpublished, dropped, or failed to start)."""
-        await end_publication(self.control, self.registry, publication, protocol="RTMP")

@@ -9,13 +9,12 @@ What encoders send, and what each waits for:
     ffmpeg           connect -> (same as OBS; no Set Chunk Size before connect)
 
 After `connect` we send Window Acknowledgement Size, Set Peer Bandwidth and our own Set
-Chunk Size, then `_result`. A `publish` is authorized through the `ControlPort`; the
-course's slot in the `LiveRegistry` is claimed; the control plane is told the stream
-started (which makes the session live); a sink is made; only then do we answer
-`NetStream.Publish.Start`. Refusals are `onStatus` errors followed by closing the
-connection: librtmp (OBS) closes on Publish.BadName/Rejected/Denied/Failed and logs the
-description; ffmpeg prints "Server error: <description>" and exits non-zero. Both show
-only the description, so it says what to fix; it never repeats the stream key.
+Chunk Size, then `_result`. A `publish` is a publisher arriving (mediaserver/publishing.py:
+the key is authorized, the course's slot claimed, the session made live, a sink made); only
+then do we answer `NetStream.Publish.Start`. Refusals are `onStatus` errors followed by
+closing the connection: librtmp (OBS) closes on Publish.BadName/Rejected/Denied/Failed and
+logs the description; ffmpeg prints "Server error: <description>" and exits non-zero. Both
+show only the description, so it says what to fix; it never repeats the stream key.
 
 Hostile peers: every limit breaks only this connection. Until a publish is accepted the
 peer is a stranger and gets little: the handshake and the publish must both be done within
@@ -36,21 +35,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from mediaserver.control_port import ControlPort, ControlUnavailable, PublishDenied
+from mediaserver import amf0
+from mediaserver.amf0 import Amf0Error, Amf0Value
 from mediaserver.flv import enhanced_audio, enhanced_video_fourcc, metadata_fourcc, onmetadata
-from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
-from mediaserver.media_sink import MediaSink, SinkFactory
-from mediaserver.rtmp import amf0, messages
-from mediaserver.rtmp.amf0 import Amf0Error, Amf0Value
+from mediaserver.key_fingerprint import key_fingerprint
+from mediaserver.live_registry import Publication
+from mediaserver.media_sink import MediaSink
+from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
+from mediaserver.rtmp import messages
 from mediaserver.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Message
 from mediaserver.rtmp.handshake import HandshakeError, ServerHandshake
 from mediaserver.rtmp.messages import LimitType, MessageError, MessageType, UserControlEvent
-from mediaserver.stream_key_fingerprint import key_fingerprint
 
-__all__ = ["RtmpSession", "SessionConfig", "StreamGone", "key_fingerprint"]
+__all__ = ["RtmpSession", "SessionConfig", "key_fingerprint"]
 
 log = logging.getLogger("mediaserver.rtmp")
 
@@ -67,9 +66,20 @@ _MAX_CREATED_STREAMS = 8
 _FMS_VERSION = "FMS/3,0,1,123"
 _CAPABILITIES = 31.0
 
-StreamGone = Callable[[Publication], Awaitable[None]]
-"""Called once a publisher is gone and its sink closed: tell the control plane, free the
-course's slot. The server owns it, because a reconnect grace period outlives the session."""
+# How each refusal is told to the encoder: the status code and the description it shows.
+_REFUSALS: dict[Refused, tuple[str, str]] = {
+    Refused.KEY_CHECK_FAILED: ("NetStream.Publish.Failed",
+                               "the server could not check the stream key; try again later"),
+    Refused.KEY_REFUSED: ("NetStream.Publish.BadName",
+                          "stream key refused: copy the key for this course from Academia Live"),
+    Refused.COURSE_BUSY: ("NetStream.Publish.BadName",
+                          "this course is already live from another encoder"),
+    Refused.AT_CAPACITY: ("NetStream.Publish.Rejected",
+                          "the server carries its maximum number of live streams; "
+                          "try again later"),
+    Refused.GO_LIVE_FAILED: ("NetStream.Publish.Failed",
+                             "the server could not start the live class; try again later"),
+}
 
 
 @dataclass(frozen=True)
@@ -139,19 +149,13 @@ class RtmpSession:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
-        control: ControlPort,
-        registry: LiveRegistry,
-        sink_factory: SinkFactory,
-        stream_gone: StreamGone,
+        publishing: Publishing,
         config: SessionConfig,
     ) -> None:
         self.connection_id = connection_id
         self._reader = reader
         self._writer = writer
-        self._control = control
-        self._registry = registry
-        self._sink_factory = sink_factory
-        self._stream_gone = stream_gone
+        self._publishing = publishing
         self._config = config
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -478,44 +482,15 @@ class RtmpSession:
                                "a second publish on one connection")
         app, key = self._app_and_key(values)
         fingerprint = key_fingerprint(key)
-        try:
-            decision = await self._control.authorize_publish(app, key)
-        except Exception as exc:
-            self._log_control_failure(exc, f"could not check stream key {fingerprint}")
-            raise self._refuse(stream_id, "NetStream.Publish.Failed",
-                               "the server could not check the stream key; try again later",
-                               f"key check failed: {type(exc).__name__}") from None
-        if isinstance(decision, PublishDenied):
-            raise self._refuse(
-                stream_id, "NetStream.Publish.BadName",
-                "stream key refused: copy the key for this course from Academia Live",
-                f"publish refused ({decision.reason}), key {fingerprint}",
-            )
-        course_id = decision.course_id
-        claim = self._registry.claim(course_id, self.connection_id, self.peer,
-                                     key_id=decision.key_id)
-        if claim is RegistryFull.COURSE_BUSY:
-            raise self._refuse(
-                stream_id, "NetStream.Publish.BadName",
-                "this course is already live from another encoder",
-                f"publish refused: course {course_id} is already live from another encoder",
-            )
-        if claim is RegistryFull.AT_CAPACITY:
-            raise self._refuse(
-                stream_id, "NetStream.Publish.Rejected",
-                "the server carries its maximum number of live streams; try again later",
-                f"publish refused: at capacity ({len(self._registry)} live streams)",
-            )
-        assert isinstance(claim, Publication)
-        self._publication = claim
-        try:
-            claim.session_id = await self._control.stream_started(course_id)
-            self._sink = self._sink_factory(course_id, claim.session_id)
-        except Exception as exc:
-            self._log_control_failure(exc, f"course {course_id} could not go live")
-            raise self._refuse(stream_id, "NetStream.Publish.Failed",
-                               "the server could not start the live class; try again later",
-                               f"going live failed: {type(exc).__name__}") from None
+        answer = await self._publishing.publisher_arrived(Arrival(
+            app, key, self.connection_id, self.peer, "RTMP", f"rtmp#{self.connection_id}"))
+        if isinstance(answer, Refusal):
+            code, description = _REFUSALS[answer.why]
+            raise self._refuse(stream_id, code, description,
+                               self._refusal_log_line(answer, fingerprint))
+        self._publication, self._sink = answer, answer.sink
+        answer.on_stop(self.stop)
+        course_id, session_id = answer.course_id, answer.session_id
         self._media_stream_id = stream_id
         # Media messages are big; the limits grow only now that the peer is authorized.
         self._chunks.max_message_size = self._config.max_message_size
@@ -525,14 +500,19 @@ class RtmpSession:
         self._send(messages.stream_begin(stream_id))
         self._on_status(stream_id, "status", "NetStream.Publish.Start", "publishing started")
         log.info("rtmp#%d %s: publishing course %d, session %d, key %s", self.connection_id,
-                 self.peer, course_id, claim.session_id, fingerprint)
+                 self.peer, course_id, session_id, fingerprint)
 
-    def _log_control_failure(self, exc: Exception, what: str) -> None:
-        if isinstance(exc, ControlUnavailable):
-            # Expected trouble (database down): one line, no traceback.
-            log.error("rtmp#%d: %s: %s", self.connection_id, what, exc)
-        else:
-            log.exception("rtmp#%d: %s", self.connection_id, what)
+    def _refusal_log_line(self, refusal: Refusal, fingerprint: str) -> str:
+        why = refusal.why
+        if why is Refused.KEY_CHECK_FAILED:
+            return f"key check failed: {refusal.detail}"
+        if why is Refused.KEY_REFUSED:
+            return f"publish refused ({refusal.detail}), key {fingerprint}"
+        if why is Refused.COURSE_BUSY:
+            return f"publish refused: {refusal.detail} is already live from another encoder"
+        if why is Refused.AT_CAPACITY:
+            return f"publish refused: at capacity ({refusal.detail})"
+        return f"going live failed: {refusal.detail}"
 
     async def _unpublish(self, why: str) -> None:
         if self._publication is None:
@@ -549,9 +529,11 @@ class RtmpSession:
         self._published = True
 
     async def _end_publishing(self) -> None:
-        """Close the sink, then hand the publication to the server. Safe to call twice."""
+        """Close the sink, then say the publisher left. Safe to call twice."""
         publication, sink = self._publication, self._sink
         self._publication, self._sink = None, None
+        if publication is not None:
+            publication.on_stop(None)  # leaving already: a stop must not cut this short
         if sink is not None:
             try:
                 async with asyncio.timeout(self._config.timeout):
@@ -559,7 +541,7 @@ class RtmpSession:
             except Exception:
                 log.exception("rtmp#%d: closing the media sink failed", self.connection_id)
         if publication is not None:
-            await self._stream_gone(publication)
+            await self._publishing.publisher_left(publication, protocol="RTMP")
 
     # ------------------------------------------------------------------ media
 

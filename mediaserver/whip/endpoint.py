@@ -8,16 +8,15 @@
     DELETE /whip/{course_id}/{resource}   ends the publish: 200
     OPTIONS on both                       CORS preflight for browser publishers
 
-A publish goes through the RTMP sequence: the key is authorized through the ControlPort
-(a key of another course is refused like a bad one, without saying whose it is), the
-course's slot is claimed in the registry RTMP uses too (one publisher per course, whatever
-the protocol), the control plane is told the stream started, the live session's sink is
-made. The offer is negotiated before any of that, so a bad offer never makes a course go
-live. aiortc gathers its candidates before `setLocalDescription` returns, so the answer is
-complete (OBS 30 sends no trickle ICE and needs none); trickled client candidates are
-accepted and ignored, since aiortc cannot add them reliably to a running connection:
-clients put theirs in the offer (OBS, and browsers waiting for gathering, do). aiortc
-receives no simulcast: offers with simulcast layers are refused, so "simulcast off".
+A publish goes through the sequence RTMP uses (mediaserver/publishing.py): the key is
+authorized (a key of another course is refused like a bad one, without saying whose it is);
+the offer is negotiated; only then is the course's slot claimed (one publisher per course,
+whatever the protocol), the session made live and its sink made, so a bad offer never makes
+a course go live. aiortc gathers its candidates before `setLocalDescription` returns, so
+the answer is complete (OBS 30 sends no trickle ICE and needs none); trickled client
+candidates are accepted and ignored, since aiortc cannot add them reliably to a running
+connection: clients put theirs in the offer (OBS, and browsers waiting for gathering, do).
+aiortc receives no simulcast: offers with simulcast layers are refused, so "simulcast off".
 
 Errors are JSON {"error": {"code", "message"}}, like the API's. Stream keys are never
 logged: at most a short hash (`key_fingerprint`).
@@ -34,12 +33,9 @@ from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from config.settings import StreamingSettings
-from mediaserver.control_port import ControlPort, PublishAllowed
 from mediaserver.http_errors import error_response
-from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
-from mediaserver.media_sink import SinkFactory
-from mediaserver.publication_end import end_publication
-from mediaserver.stream_key_fingerprint import key_fingerprint
+from mediaserver.key_fingerprint import key_fingerprint
+from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
 from mediaserver.whip.frame_encoder import FrameEncoder
 from mediaserver.whip.ice_addresses import (
     ice_configuration,
@@ -89,11 +85,8 @@ def _bearer(request: web.Request) -> str | None:
 class WhipEndpoint:
     """WHIP publishers of this node; see the module docstring."""
 
-    def __init__(self, control: ControlPort, sink_factory: SinkFactory,
-                 registry: LiveRegistry, settings: StreamingSettings) -> None:
-        self._control = control
-        self._sink_factory = sink_factory
-        self._registry = registry
+    def __init__(self, publishing: Publishing, settings: StreamingSettings) -> None:
+        self._publishing = publishing
         self._settings = settings
         self._publishers: dict[str, WhipPublisher] = {}
         self._closing = False
@@ -147,17 +140,15 @@ class WhipEndpoint:
 
         peer = f"whip {request.remote}"
         fingerprint = key_fingerprint(key)
-        try:
-            decision = await self._control.authorize_publish("live", key)
-        except Exception as exc:
-            log.error("%s: could not check stream key %s: %s", peer, fingerprint,
-                      type(exc).__name__)
+        arrival = Arrival("live", key, next(_CONNECTION_IDS), peer, "WHIP", peer,
+                          course_id=course_id)
+        grant = await self._publishing.check_key(arrival)
+        if isinstance(grant, Refusal) and grant.why is Refused.KEY_CHECK_FAILED:
             return _error(503, "control_unavailable",
                           "the server could not check the stream key; try again later")
-        if not isinstance(decision, PublishAllowed) or decision.course_id != course_id:
-            why = getattr(decision, "reason", "another course's key")
+        if isinstance(grant, Refusal):
             log.warning("%s: publish to course %d refused (%s), key %s", peer, course_id,
-                        why, fingerprint)
+                        grant.detail, fingerprint)
             return _unauthorized(
                 "stream key refused: copy the key for this course from Academia Live")
 
@@ -175,29 +166,11 @@ class WhipEndpoint:
             await pc.close()
             return _error(400, "malformed_sdp", "the offer sends no audio or video")
 
-        claim = self._registry.claim(course_id, next(_CONNECTION_IDS), peer,
-                                     key_id=decision.key_id)
-        if claim is RegistryFull.COURSE_BUSY:
+        publication = await self._publishing.go_live(arrival, grant)
+        if isinstance(publication, Refusal):
             await pc.close()
-            log.warning("%s: publish refused: course %d is already live from another encoder",
-                        peer, course_id)
-            return _error(409, "course_busy", "this course is already live from another encoder")
-        if claim is RegistryFull.AT_CAPACITY:
-            await pc.close()
-            log.warning("%s: publish refused: at capacity (%d live streams)", peer,
-                        len(self._registry))
-            return _error(503, "at_capacity", "the server carries its maximum number of live "
-                          "streams; try again later", **{"Retry-After": "30"})
-        assert isinstance(claim, Publication)
-        try:
-            claim.session_id = await self._control.stream_started(course_id)
-            sink = self._sink_factory(course_id, claim.session_id)
-        except Exception:
-            log.exception("%s: course %d could not go live", peer, course_id)
-            await pc.close()
-            await end_publication(self._control, self._registry, claim, protocol="WHIP")
-            return _error(503, "go_live_failed",
-                          "the server could not start the live class; try again later")
+            return self._refused(peer, course_id, publication)
+        assert publication.sink is not None
 
         kinds = {track.kind for track in tracks}
         encoder = FrameEncoder(
@@ -206,14 +179,16 @@ class WhipEndpoint:
         )
         resource_id = secrets.token_hex(16)
         publisher = WhipPublisher(
-            resource_id, claim, pc, tracks, sink, encoder, on_gone=self._publisher_gone,
+            resource_id, publication, pc, tracks, publication.sink, encoder,
+            on_gone=self._publisher_gone,
             timeout=float(self._settings.rtmp_timeout_seconds),
             sink_timeout=float(self._settings.rtmp_timeout_seconds),
         )
         self._publishers[resource_id] = publisher
         publisher.start()
+        publication.on_stop(publisher.end)
         log.info("%s: publishing course %d, session %d, key %s, %s (resource %s)", peer,
-                 course_id, claim.session_id, fingerprint, "+".join(sorted(kinds)),
+                 course_id, publication.session_id, fingerprint, "+".join(sorted(kinds)),
                  resource_id[:8])
         answer = pc.localDescription
         return _with_cors(web.Response(
@@ -221,6 +196,18 @@ class WhipEndpoint:
             headers={"Location": f"/whip/{course_id}/{resource_id}",
                      "ETag": f'"{resource_id}"'},
         ))
+
+    def _refused(self, peer: str, course_id: int, refusal: Refusal) -> web.Response:
+        if refusal.why is Refused.COURSE_BUSY:
+            log.warning("%s: publish refused: course %d is already live from another encoder",
+                        peer, course_id)
+            return _error(409, "course_busy", "this course is already live from another encoder")
+        if refusal.why is Refused.AT_CAPACITY:
+            log.warning("%s: publish refused: at capacity (%s)", peer, refusal.detail)
+            return _error(503, "at_capacity", "the server carries its maximum number of live "
+                          "streams; try again later", **{"Retry-After": "30"})
+        return _error(503, "go_live_failed",
+                      "the server could not start the live class; try again later")
 
     def _resource(self, request: web.Request) -> WhipPublisher | None:
         publisher = self._publishers.get(request.match_info["resource"])
@@ -250,16 +237,7 @@ class WhipEndpoint:
 
     async def _publisher_gone(self, publisher: WhipPublisher) -> None:
         self._publishers.pop(publisher.resource_id, None)
-        await end_publication(self._control, self._registry, publisher.publication,
-                              protocol="WHIP")
-
-    def disconnect_course(self, course_id: int, reason: str) -> bool:
-        """End the WHIP publish into `course_id` (the class was ended from the web app)."""
-        for publisher in self._publishers.values():
-            if publisher.course_id == course_id and not publisher.closed:
-                publisher.end(reason)
-                return True
-        return False
+        await self._publishing.publisher_left(publisher.publication, protocol="WHIP")
 
     async def close(self) -> None:
         """Stop taking publishes and end every running one."""

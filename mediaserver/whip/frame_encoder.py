@@ -24,7 +24,7 @@ from av.audio.fifo import AudioFifo
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
-from mediaserver.flv import Metadata
+from mediaserver.amf0 import Amf0Value
 from mediaserver.whip.avc import decoder_configuration_record, length_prefixed, split_annex_b
 
 __all__ = ["EncodedTag", "FrameEncoder"]
@@ -51,7 +51,7 @@ class EncodedTag:
     kind: Literal["metadata", "audio", "video"]
     ts_ms: int
     body: bytes = b""
-    metadata: Metadata = field(default_factory=dict)
+    metadata: dict[str, Amf0Value] = field(default_factory=dict)
 
 
 class FrameEncoder:
@@ -87,7 +87,7 @@ class FrameEncoder:
     # ------------------------------------------------------------------ start
 
     def _metadata(self) -> EncodedTag:
-        data: Metadata = {"encoder": "Academia Live WHIP"}
+        data: dict[str, Amf0Value] = {"encoder": "Academia Live WHIP"}
         if self.has_video:
             data.update(width=float(self.width), height=float(self.height),
                         videocodecid=float(_AVC), videodatarate=float(self._video_kbps))

@@ -1,12 +1,13 @@
 """One WHIP publish: a WebRTC peer connection whose tracks feed a live session's sink.
 
 The publish is set up by the endpoint (authorize, claim the course, go live, make the
-sink: the same sequence as an RTMP publish), then runs here until it ends: the client
-DELETEs the resource, the connection fails or closes, every track ends, ICE does not
-connect or no media comes within `timeout` (RTMP's), the class is ended from the web
-app, or the server shuts down. Ending closes the sink, then `on_gone` tells the control
-plane and frees the course (mediaserver/publication_end.py, as for RTMP), so the reconnect
-grace period applies exactly as for RTMP.
+sink: the sequence of mediaserver/publishing.py, as for an RTMP publish), then runs here
+until it ends: the client DELETEs the resource, the connection fails or closes, every
+track ends, ICE does not connect or no media comes within `timeout` (RTMP's), its
+publication is stopped (the class ended from the web app, its key revoked), or the
+server shuts down. Ending closes the sink, then `on_gone` says the publisher left
+(`Publishing.publisher_left`, as for RTMP), so the reconnect grace period applies exactly
+as for RTMP.
 
 aiortc decodes the received media in its own threads; the frames are re-encoded
 (frame_encoder.py) on this publish's single encoder thread, and the tag bodies come back

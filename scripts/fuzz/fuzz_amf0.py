@@ -1,4 +1,4 @@
-"""Fuzz target: AMF0 decoding (mediaserver/rtmp/amf0.py), as RTMP commands and metadata use it.
+"""Fuzz target: AMF0 decoding (mediaserver/amf0.py), as RTMP commands and metadata use it.
 
 The only error allowed out is `Amf0Error`. What decodes must encode again, and decoding
 that encoding must give the same values (decode(encode(decode(x))) == decode(x)).
@@ -6,8 +6,8 @@ that encoding must give the same values (decode(encode(decode(x))) == decode(x))
 
 from __future__ import annotations
 
-from mediaserver.rtmp import amf0
-from mediaserver.rtmp.amf0 import Amf0Error
+from mediaserver import amf0
+from mediaserver.amf0 import Amf0Error
 
 
 def check(data: bytes) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+from mediaserver import amf0
 from mediaserver.flv import (
     enhanced_audio,
     enhanced_video_fourcc,
@@ -23,7 +24,6 @@ from mediaserver.flv import (
     onmetadata,
     streams_in_metadata,
 )
-from mediaserver.rtmp import amf0
 from transcode.flv_feed import TAG_HEADER_SIZE, FeedTag, FlvFeed, TagKind
 
 _KINDS = {int(kind): kind for kind in TagKind}

@@ -27,8 +27,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from mediaserver import amf0  # noqa: E402
 from mediaserver.flv import metadata_tag  # noqa: E402
-from mediaserver.rtmp import amf0, messages  # noqa: E402
+from mediaserver.rtmp import messages  # noqa: E402
 from mediaserver.rtmp.chunks import ChunkReader, ChunkWriter, Message  # noqa: E402
 from mediaserver.rtmp.handshake import BLOCK_SIZE, ServerHandshake, client_c0c1  # noqa: E402
 from transcode.flv_feed import TagKind, flv_header, flv_tag  # noqa: E402

@@ -1,28 +1,20 @@
-"""Every live session's media on this node: its workers, its output, its grace period.
+"""The media of each live session on this node: its workers, its output, its recording.
 
-This is where ingest, transcoding, storage and the control plane meet. To the RTMP
-server (and later WHIP) it is the `ControlPort`, passing questions to the real one, and
-the sink factory. What it adds is the life of a live session's media:
+mediaserver/publishing.py says when a session's media opens, gets a new publisher and
+ends; this module does the media work of each step:
 
-- each publish gets a transcode worker, whose ffmpeg output reaches the session's
-  `SessionOutput` through the segment receiver under a random token;
-- a publisher that drops leaves the session live for the reconnect grace period; a
-  reconnect within it continues the same session and recording (a new epoch, so a
-  discontinuity in the playlists);
-- when the grace period runs out, the class is ended from the web app, or the server
-  shuts down, the session ends: its recording is finalised (VOD playlists, MP4) and the
-  control plane is told the recording is ready;
-- when the stream key a publisher went live with stops working (revoked, rotated, or
-  its holder lost the course), that publisher is disconnected. The class is not ended:
-  it waits the reconnect grace period like after a dropped encoder, so the teacher can
-  come back with a good key and the session and recording go on.
+- `open` makes (or takes up again) a session's `SessionOutput` and upload queue: what an
+  earlier process recorded is numbered on, and the session's stage is kept on disk
+  (mediaserver.session_media_state) so a restart can resume it;
+- `sink` gives each publish a transcode worker, whose ffmpeg output reaches the session's
+  output through the segment receiver under a random token (a reconnect is a new worker:
+  a new epoch, so a discontinuity in the playlists);
+- `finalise` closes the current publisher's worker, waits for the others, and turns the
+  output into the recording (VOD playlists, MP4), flushing the uploads;
+- `forget` drops the stage file once the control plane knows the recording is ready.
 
-Nothing of it depends on this process living to the end. Each session's stage is kept on
-disk (mediaserver.session_media_state), and `resume_unfinished` at start takes up what an
-earlier process left: a session still live waits for its encoder (the grace period), its
-output numbering on after every segment already recorded; a finalisation cut short is
-done again, to the MP4 and `recording_url`. A session's spool is sent by its own queue
-only: the queue locks it, and the pending-uploads pass hands it over.
+A session's spool is sent by its own queue only: the queue locks it, and the
+pending-uploads pass hands it over.
 """
 
 from __future__ import annotations
@@ -37,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.settings import Settings
-from mediaserver.control_port import ControlPort, PlaybackDecision, PublishDecision
 from mediaserver.metrics import Metrics
 from mediaserver.session_media_state import (
     SessionMediaState,
@@ -55,7 +46,7 @@ from transcode.storage.spool_budget import SpoolBudget, default_spool_bytes
 from transcode.storage.upload_queue import UploadQueue
 from transcode.worker import TranscodeWorker
 
-__all__ = ["LiveStreams"]
+__all__ = ["SessionMedia"]
 
 log = logging.getLogger(__name__)
 
@@ -78,39 +69,31 @@ class _LiveSession:
     workers: dict[str, TranscodeWorker] = field(default_factory=dict)  # by token
     sink: TranscodeSink | None = None  # the current publisher's
     finishing: set[asyncio.Task[None]] = field(default_factory=set)
-    grace: asyncio.Task[None] | None = None
-    ending: asyncio.Task[None] | None = None
     # Set once the queue owns its spool and the output took up what was recorded before.
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     refusing: bool = False  # the spool refused media (logged once per session)
 
 
-class LiveStreams:
-    """The live sessions of this node; see the module docstring.
-
-    `disconnect(course_id, reason)` closes a course's publisher and
-    `publishing_key(course_id)` names the stream key it went live with (both set by
-    whoever owns the RTMP server, once it exists).
-    """
+class SessionMedia:
+    """The live sessions' media of this node; see the module docstring. `viewers(session_id)`
+    counts the players watching a session now (HLS delivery knows)."""
 
     def __init__(
         self,
-        control: ControlPort,
         settings: Settings,
         *,
         storage: Storage,
         receiver: SegmentReceiver,
+        viewers: Callable[[int], int] = lambda session_id: 0,
         metrics: Metrics | None = None,
         ffmpeg: str = "ffmpeg",
     ) -> None:
-        self._control = control
-        self._settings = settings
         self._streaming = settings.streaming
         self._storage = storage
         self._receiver = receiver
+        self._viewers = viewers
         self._metrics = metrics
         self._ffmpeg = ffmpeg
-        self._grace = float(settings.streaming.reconnect_grace_seconds)
         self._work_dir = settings.server.data_dir / "work"
         self._spool_dir = settings.server.data_dir / "spool"
         # One ceiling for every session's spool (the setting, else a share of the disk).
@@ -121,48 +104,8 @@ class LiveStreams:
         self._sessions: dict[int, _LiveSession] = {}
         self._by_token: dict[str, _LiveSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.disconnect: Callable[[int, str], bool] = lambda course_id, reason: False
-        self.publishing_key: Callable[[int], int | None] = lambda course_id: None
-        # Players watching a live session now (set by whoever serves HLS).
-        self.viewers: Callable[[int], int] = lambda session_id: 0
 
-    # ------------------------------------------------------------------ ControlPort
-
-    async def authorize_publish(self, app: str, key: str) -> PublishDecision:
-        return await self._control.authorize_publish(app, key)
-
-    async def stream_started(self, course_id: int) -> int:
-        waiting = self._session_of_course(course_id)
-        if waiting is not None and waiting.grace is not None:
-            waiting.grace.cancel()
-            waiting.grace = None
-        session_id = await self._control.stream_started(course_id)
-        if waiting is not None and waiting.session_id != session_id:
-            # The session ended elsewhere (from the web app) while its publisher was away.
-            self._end_soon(waiting)
-        elif waiting is not None:
-            log.info("course %d: publisher back within the grace period: session %d goes on",
-                     course_id, session_id)
-        await self._open(session_id, course_id)
-        return session_id
-
-    async def stream_ended(self, course_id: int) -> None:
-        live = self._session_of_course(course_id)
-        if live is None or live.ending is not None:
-            await self._control.stream_ended(course_id)
-            return
-        if live.grace is None:
-            log.info("course %d: publisher gone; session %d waits %.0f s for it",
-                     course_id, live.session_id, self._grace)
-            live.grace = asyncio.create_task(self._grace_period(live))
-
-    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
-        return await self._control.authorize_playback(session_id, token)
-
-    async def recording_ready(self, session_id: int) -> None:
-        await self._control.recording_ready(session_id)
-
-    # ------------------------------------------------------------------ sinks
+    # ------------------------------------------------------------------ opening
 
     def _new_session(self, session_id: int, course_id: int) -> _LiveSession:
         queue = UploadQueue(self._storage, self._spool_dir / f"session-{session_id}",
@@ -178,13 +121,12 @@ class LiveStreams:
         self._sessions[session_id] = live
         return live
 
-    async def _open(self, session_id: int, course_id: int, stage: Stage = "live"
-                    ) -> _LiveSession:
+    async def open(self, session_id: int, course_id: int, stage: Stage = "live") -> None:
         """The session's media, taking up what an earlier process left of it."""
         live = self._sessions.get(session_id)
         if live is not None:
             await live.opened.wait()
-            return live
+            return
         # Registered first: a pending-uploads pass draining this spool sees the session is
         # back and hands the spool over, and a second caller waits for this one.
         live = self._new_session(session_id, course_id)
@@ -197,44 +139,27 @@ class LiveStreams:
             log.exception("session %d: could not take up its earlier media", session_id)
         finally:
             live.opened.set()
-        return live
 
-    async def resume_unfinished(self) -> None:
-        """At start: take up the sessions an earlier process left unfinished (see the
-        module docstring). Finalisations run in the background."""
-        for state in await asyncio.to_thread(read_states, self._work_dir):
-            folder = self._work_dir / f"session-{state.session_id}"
-            if state.stage == "finalising" and not await asyncio.to_thread(folder.exists):
-                # Finalised, but the control plane may not have heard of it.
-                self._spawn(self._confirm_recording(state))
-                continue
-            live = await self._open(state.session_id, state.course_id, state.stage)
-            if state.stage == "finalising":
-                log.info("session %d: completing its recording, cut short by the last stop",
-                         state.session_id)
-                self._end_soon(live)
-            else:
-                log.info("course %d: session %d was live when the last process stopped; it "
-                         "waits %.0f s for its encoder", state.course_id, state.session_id,
-                         self._grace)
-                live.grace = asyncio.create_task(self._grace_period(live))
+    async def unfinished(self) -> list[SessionMediaState]:
+        """The sessions an earlier process left live or finalising, from their stage files."""
+        return await asyncio.to_thread(read_states, self._work_dir)
 
-    async def _confirm_recording(self, state: SessionMediaState) -> None:
-        key = f"recordings/{state.session_id}/recording.mp4"
-        try:
-            if await self._storage.size(key) is not None:
-                await self._control.recording_ready(state.session_id)
-        except Exception:
-            log.exception("session %d: could not confirm its recording", state.session_id)
-            return
-        await asyncio.to_thread(remove_state, self._work_dir, state.session_id)
+    async def finalised(self, session_id: int) -> bool:
+        """Whether the session's recording was made (its work folder is gone)."""
+        folder = self._work_dir / f"session-{session_id}"
+        return not await asyncio.to_thread(folder.exists)
 
-    def sink_factory(self, course_id: int, session_id: int) -> TranscodeSink:
-        """The sink of a publish that just went live in `session_id` (`stream_started`
-        opened the session's media)."""
+    async def recording_stored(self, session_id: int) -> bool:
+        return await self._storage.size(f"recordings/{session_id}/recording.mp4") is not None
+
+    # ------------------------------------------------------------------ publishers
+
+    def sink(self, course_id: int, session_id: int) -> TranscodeSink:
+        """The sink of a publish that just went live in `session_id` (`open` opened the
+        session's media)."""
         live = self._sessions.get(session_id)
         if live is None:
-            # Not through stream_started: nothing earlier to take up, start afresh.
+            # Not opened: nothing earlier to take up, start afresh.
             live = self._new_session(session_id, course_id)
             live.opened.set()
             self._spawn(live.queue.start())
@@ -297,49 +222,11 @@ class LiveStreams:
 
     # ------------------------------------------------------------------ ending
 
-    def _session_of_course(self, course_id: int) -> _LiveSession | None:
-        for live in self._sessions.values():
-            if live.course_id == course_id and live.ending is None:
-                return live
-        return None
-
-    async def _grace_period(self, live: _LiveSession) -> None:
-        await asyncio.sleep(self._grace)
-        live.grace = None
-        log.info("course %d: no publisher for %.0f s: session %d ends", live.course_id,
-                 self._grace, live.session_id)
-        try:
-            await self._control.stream_ended(live.course_id)
-        except Exception:
-            log.exception("course %d: could not record the end of session %d",
-                          live.course_id, live.session_id)
-        self._end_soon(live)
-
-    def _end_soon(self, live: _LiveSession) -> asyncio.Task[None]:
-        if live.ending is None:
-            if live.grace is not None:
-                live.grace.cancel()
-                live.grace = None
-            live.ending = asyncio.create_task(self._finalise(live))
-        return live.ending
-
-    async def session_ended(self, course_id: int, session_id: int) -> None:
-        """The class was ended from the web app: close its publisher, finalise its media."""
+    async def finalise(self, session_id: int) -> str | None:
+        """Make the session's recording; its storage key, or None when none was made."""
         live = self._sessions.get(session_id)
-        self.disconnect(course_id, "the class was ended from the web app")
-        if live is not None:
-            self._end_soon(live)
-
-    async def keys_revoked(self, course_id: int, key_ids: frozenset[int]) -> None:
-        """Keys of the course stopped working: cut off a publisher live on one of them.
-        Its session then waits the grace period (see the module docstring)."""
-        key_id = self.publishing_key(course_id)
-        if key_id is not None and key_id in key_ids:
-            log.info("course %d: the publisher's stream key (id %d) no longer works:"
-                     " disconnecting it", course_id, key_id)
-            self.disconnect(course_id, "its stream key was revoked")
-
-    async def _finalise(self, live: _LiveSession) -> None:
+        if live is None:
+            return None
         await live.opened.wait()
         try:
             # Before anything is made: a stop cut short resumes this after the restart.
@@ -365,30 +252,13 @@ class LiveStreams:
                       live.session_id, _FLUSH_TIMEOUT)
         await live.queue.close(timeout=1.0)
         self._sessions.pop(live.session_id, None)
-        if key is not None:
-            try:
-                await self._control.recording_ready(live.session_id)
-            except Exception:
-                # The state stays: the next start tells the control plane again.
-                log.exception("session %d: could not record that its recording is ready",
-                              live.session_id)
-                return
-            log.info("session %d: recording ready (%s)", live.session_id, key)
-        await asyncio.to_thread(remove_state, self._work_dir, live.session_id)
+        return key
+
+    async def forget(self, session_id: int) -> None:
+        """The session is over and the control plane knows: drop its stage file."""
+        await asyncio.to_thread(remove_state, self._work_dir, session_id)
 
     async def close(self) -> None:
-        """Shutting down: end every session now (no grace), finalising each recording."""
-        endings = []
-        for live in list(self._sessions.values()):
-            if live.ending is None:
-                try:
-                    await self._control.stream_ended(live.course_id)
-                except Exception:
-                    log.exception("course %d: could not record the end of session %d",
-                                  live.course_id, live.session_id)
-            endings.append(self._end_soon(live))
-        if endings:
-            await asyncio.gather(*endings, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -405,9 +275,9 @@ class LiveStreams:
         """The sessions whose media this node is carrying or finalising now."""
         return set(self._sessions)
 
-    def details(self, course_id: int) -> dict[str, Any] | None:
-        """What live-status shows of the course's stream: input and renditions."""
-        live = self._session_of_course(course_id)
+    def details(self, session_id: int) -> dict[str, Any] | None:
+        """What live-status shows of the session's stream: input and renditions."""
+        live = self._sessions.get(session_id)
         if live is None:
             return None
         sink = live.sink
@@ -415,7 +285,7 @@ class LiveStreams:
         source = worker.source if worker is not None else None
         return {
             "publisher_connected": sink is not None and not sink.closed,
-            "viewers": self.viewers(live.session_id),
+            "viewers": self._viewers(live.session_id),
             "input": {
                 "bitrate_kbps": sink.bitrate_kbps if sink is not None else 0,
                 "video_codec": source.video_codec if source else None,

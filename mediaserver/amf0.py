@@ -1,4 +1,5 @@
-"""AMF0 (Adobe Action Message Format 0): the value encoding of RTMP commands and metadata.
+"""AMF0 (Adobe Action Message Format 0): the value encoding of RTMP commands and of FLV
+metadata (onMetaData), so shared by RTMP, WHIP and the FLV writers.
 
 Pure bytes in, values out. Decoding treats its input as hostile: every length is checked
 against the bytes that remain before anything is allocated, nesting is bounded, and every

@@ -1,0 +1,320 @@
+"""The publication lifecycle (mediaserver/publishing.py) alone: a fake control plane, fake
+session media, no protocol. Each test walks one way a publication starts or ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from mediaserver.amf0 import Amf0Value
+from mediaserver.control_port import (
+    ControlUnavailable,
+    PlaybackDecision,
+    PlaybackRefused,
+    PublishAllowed,
+    PublishDecision,
+    PublishDenied,
+)
+from mediaserver.live_registry import LiveRegistry, Publication
+from mediaserver.media_sink import MediaSink
+from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
+from mediaserver.session_media_state import SessionMediaState, Stage
+
+COURSE = 7
+KEY = "good-key"
+KEY_ID = 70
+
+
+@dataclass
+class Control:
+    """Records every call. A course stays in one live session until it is ended."""
+
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    unavailable: bool = False
+    fail_going_live: bool = False
+    _live: dict[int, int] = field(default_factory=dict)
+    _next: int = 100
+
+    async def authorize_publish(self, app: str, key: str) -> PublishDecision:
+        if self.unavailable:
+            raise ControlUnavailable("database down")
+        return PublishAllowed(COURSE, KEY_ID) if key == KEY else PublishDenied("unknown_key")
+
+    async def stream_started(self, course_id: int) -> int:
+        self.calls.append(("stream_started", course_id))
+        if self.fail_going_live:
+            raise ControlUnavailable("database down")
+        if course_id not in self._live:
+            self._next += 1
+            self._live[course_id] = self._next
+        return self._live[course_id]
+
+    async def stream_ended(self, course_id: int) -> None:
+        self.calls.append(("stream_ended", course_id))
+        self._live.pop(course_id, None)
+
+    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
+        return PlaybackRefused("not_available")
+
+    async def recording_ready(self, session_id: int) -> None:
+        self.calls.append(("recording_ready", session_id))
+
+
+class NullSink:
+    def on_metadata(self, data: dict[str, Amf0Value]) -> None: ...
+
+    def on_audio(self, ts: int, payload: bytes) -> None: ...
+
+    def on_video(self, ts: int, payload: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Media:
+    """Session media that records what the lifecycle asks of it."""
+
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    states: list[SessionMediaState] = field(default_factory=list)
+
+    async def open(self, session_id: int, course_id: int, stage: Stage = "live") -> None:
+        self.calls.append(("open", session_id))
+
+    def sink(self, course_id: int, session_id: int) -> MediaSink:
+        self.calls.append(("sink", session_id))
+        return NullSink()
+
+    async def finalise(self, session_id: int) -> str | None:
+        self.calls.append(("finalise", session_id))
+        return f"recordings/{session_id}/recording.mp4"
+
+    async def forget(self, session_id: int) -> None:
+        self.calls.append(("forget", session_id))
+
+    async def unfinished(self) -> list[SessionMediaState]:
+        return self.states
+
+    async def finalised(self, session_id: int) -> bool:
+        return False
+
+    async def recording_stored(self, session_id: int) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def arrival(key: str = KEY, course_id: int | None = None, connection_id: int = 1) -> Arrival:
+    return Arrival("live", key, connection_id, "peer", "RTMP", f"rtmp#{connection_id}",
+                   course_id=course_id)
+
+
+async def live_publication(publishing: Publishing, stops: list[str]) -> Publication:
+    publication = await publishing.publisher_arrived(arrival())
+    assert isinstance(publication, Publication)
+    publication.on_stop(stops.append)
+    return publication
+
+
+async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
+    for _ in range(int(within / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {within} s")
+
+
+async def test_arriving_authorizes_claims_goes_live_and_starts_the_sink() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=30)
+    publication = await live_publication(publishing, [])
+    assert (publication.course_id, publication.session_id, publication.key_id) == (
+        COURSE, 101, KEY_ID)
+    assert publication.sink is not None
+    assert publishing.registry.get(COURSE) is publication
+    assert control.calls == [("stream_started", COURSE)]
+    assert media.calls == [("open", 101), ("sink", 101)]
+    assert publishing.live_session(COURSE) == 101
+
+
+async def test_refusals() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, registry=LiveRegistry(max_streams=1), grace=30)
+
+    refused = await publishing.publisher_arrived(arrival("bad-key"))
+    assert refused == Refusal(Refused.KEY_REFUSED, "unknown_key")
+    # WHIP names the course: a good key of another course is refused like a bad one.
+    other = await publishing.publisher_arrived(arrival(course_id=COURSE + 1))
+    assert isinstance(other, Refusal) and other.why is Refused.KEY_REFUSED
+
+    control.unavailable = True
+    failed = await publishing.publisher_arrived(arrival())
+    assert isinstance(failed, Refusal) and failed.why is Refused.KEY_CHECK_FAILED
+    control.unavailable = False
+
+    first = await publishing.publisher_arrived(arrival())
+    assert isinstance(first, Publication)
+    busy = await publishing.publisher_arrived(arrival(connection_id=2))
+    assert isinstance(busy, Refusal) and busy.why is Refused.COURSE_BUSY
+    assert control.calls == [("stream_started", COURSE)]  # none of these went live
+
+
+async def test_a_failure_to_go_live_frees_the_slot() -> None:
+    control, media = Control(fail_going_live=True), Media()
+    publishing = Publishing(control, media, grace=30)
+    refused = await publishing.publisher_arrived(arrival())
+    assert isinstance(refused, Refusal) and refused.why is Refused.GO_LIVE_FAILED
+    assert not publishing.registry.is_live(COURSE)
+    # Nothing live here for it: its end is recorded at once.
+    assert control.calls == [("stream_started", COURSE), ("stream_ended", COURSE)]
+
+
+async def test_a_publisher_that_leaves_is_waited_for_then_the_class_ends() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=0.2)
+    publication = await live_publication(publishing, [])
+    await publishing.publisher_left(publication, protocol="RTMP")
+    assert not publishing.registry.is_live(COURSE)  # free for a reconnect
+    assert ("stream_ended", COURSE) not in control.calls  # the grace period runs
+    await until(lambda: ("forget", 101) in media.calls)
+    assert control.calls == [("stream_started", COURSE), ("stream_ended", COURSE),
+                             ("recording_ready", 101)]
+    assert media.calls == [("open", 101), ("sink", 101), ("finalise", 101), ("forget", 101)]
+    assert publishing.live_session(COURSE) is None
+
+
+async def test_a_publisher_back_within_the_grace_period_continues_the_session() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=0.2)
+    first = await live_publication(publishing, [])
+    await publishing.publisher_left(first, protocol="RTMP")
+    again = await live_publication(publishing, [])
+    assert again.session_id == first.session_id == 101
+    await asyncio.sleep(0.4)  # past the first grace period: cancelled, nothing ends
+    assert ("stream_ended", COURSE) not in control.calls
+    assert ("finalise", 101) not in media.calls
+
+
+async def test_a_class_ended_from_the_api_stops_its_publisher_and_is_not_ended_again() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=30)
+    stops: list[str] = []
+    publication = await live_publication(publishing, stops)
+    await publishing.end_class(COURSE, 101)
+    assert stops == ["the class was ended from the web app"]
+    # The protocol's cleanup: its publisher left.
+    await publishing.publisher_left(publication, protocol="RTMP")
+    await until(lambda: ("forget", 101) in media.calls)
+    # The API ended the class: no stream_ended goes back to the control plane.
+    assert control.calls == [("stream_started", COURSE), ("recording_ready", 101)]
+    assert not publishing.registry.is_live(COURSE)
+
+
+async def test_a_revoked_key_stops_its_publisher_and_the_class_waits() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=30)
+    stops: list[str] = []
+    publication = await live_publication(publishing, stops)
+    await publishing.keys_revoked(COURSE, frozenset({KEY_ID + 1}))
+    assert stops == []  # another key of the course
+    await publishing.keys_revoked(COURSE, frozenset({KEY_ID}))
+    assert stops == ["its stream key was revoked"]
+    await publishing.publisher_left(publication, protocol="RTMP")
+    assert publishing.live_session(COURSE) == 101  # waiting for its teacher
+    assert ("stream_ended", COURSE) not in control.calls
+    await publishing.close()
+
+
+async def test_a_stop_is_withdrawn_once_the_publisher_leaves() -> None:
+    publishing = Publishing(Control(), Media(), grace=30)
+    stops: list[str] = []
+    publication = await live_publication(publishing, stops)
+    await publishing.publisher_left(publication, protocol="RTMP")
+    assert publication.stop("too late") is False and stops == []
+    await publishing.close()
+
+
+async def test_shutting_down_ends_every_class_without_grace() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=30)
+    publication = await live_publication(publishing, [])
+    await publishing.publisher_left(publication, protocol="RTMP")
+    await publishing.close()
+    assert control.calls == [("stream_started", COURSE), ("stream_ended", COURSE),
+                             ("recording_ready", 101)]
+    assert ("forget", 101) in media.calls
+
+
+async def test_without_grace_the_class_ends_before_the_slot_is_freed() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media)
+    publication = await live_publication(publishing, [])
+
+    async def stream_ended(course_id: int) -> None:
+        assert publishing.registry.is_live(course_id)
+        control.calls.append(("stream_ended", course_id))
+
+    control.stream_ended = stream_ended  # type: ignore[method-assign]
+    await publishing.publisher_left(publication, protocol="RTMP")
+    assert ("stream_ended", COURSE) in control.calls
+    assert not publishing.registry.is_live(COURSE)
+
+
+@pytest.mark.parametrize("stage", ["live", "finalising"])
+async def test_resuming_takes_up_what_an_earlier_process_left(stage: Stage) -> None:
+    control, media = Control(), Media()
+    media.states = [SessionMediaState(101, COURSE, stage)]
+    publishing = Publishing(control, media, grace=0.1)
+    await publishing.resume_unfinished()
+    assert media.calls[0] == ("open", 101)
+    await until(lambda: ("forget", 101) in media.calls)
+    ended = [("stream_ended", COURSE)] if stage == "live" else []
+    assert control.calls == [*ended, ("recording_ready", 101)]
+
+
+async def test_a_class_ended_while_its_publisher_goes_live_stops_it_once_it_can() -> None:
+    control, media = Control(), Media()
+    opening = asyncio.Event()
+    opened = media.open
+
+    async def slow_open(session_id: int, course_id: int, stage: Stage = "live") -> None:
+        await opening.wait()
+        await opened(session_id, course_id, stage)
+
+    media.open = slow_open  # type: ignore[method-assign]
+    publishing = Publishing(control, media, grace=30)
+    arriving = asyncio.create_task(publishing.publisher_arrived(arrival()))
+    await until(lambda: publishing.registry.is_live(COURSE) and bool(control.calls))
+    await publishing.end_class(COURSE, 101)
+    opening.set()
+    publication = await arriving
+    assert isinstance(publication, Publication)
+    stops: list[str] = []
+    publication.on_stop(stops.append)  # the protocol says how: the stop happens now
+    assert stops == ["the class was ended from the web app"]
+    assert publication.stop("again") is False and len(stops) == 1
+    await publishing.publisher_left(publication, protocol="RTMP")
+    await publishing.close()
+    assert ("stream_ended", COURSE) not in control.calls
+
+
+async def test_a_publisher_cancelled_while_going_live_leaves_its_slot() -> None:
+    control, media = Control(), Media()
+    opening = asyncio.Event()
+
+    async def stuck_open(session_id: int, course_id: int, stage: Stage = "live") -> None:
+        await opening.wait()
+
+    media.open = stuck_open  # type: ignore[method-assign]
+    publishing = Publishing(control, media, grace=30)
+    arriving = asyncio.create_task(publishing.publisher_arrived(arrival()))
+    await until(lambda: bool(control.calls))
+    arriving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await arriving
+    assert not publishing.registry.is_live(COURSE)
+    assert publishing.live_session(COURSE) == 101  # it waits the grace period
+    await publishing.close()
