@@ -26,6 +26,7 @@ from control.playback_tokens import PlaybackSigner, PlaybackTokenError, signing_
 from control.publishing import PublishGrant, authorize_publish
 from control.session_states import live_session
 from mediaserver.control_port import (
+    PLAYBACK_GRANT_SECONDS,
     ControlUnavailable,
     PlaybackAllowed,
     PlaybackDecision,
@@ -36,11 +37,6 @@ from mediaserver.control_port import (
 )
 
 log = logging.getLogger(__name__)
-
-# How long the edge may reuse a playback grant before asking again: a student removed
-# from the course stops receiving segments within this time.
-PLAYBACK_GRANT_SECONDS = 10
-
 
 class InProcessControl:
     """Answers the media edge's questions with control.publishing and control.live_sessions.

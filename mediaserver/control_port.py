@@ -45,6 +45,12 @@ class PublishDenied:
 PublishDecision: TypeAlias = PublishAllowed | PublishDenied
 
 
+# How long a playback grant may be reused before the control plane is asked again: a
+# student removed from the course stops receiving segments within this time. The control
+# plane's grants last no longer, and the edge caches none longer, whoever answers.
+PLAYBACK_GRANT_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class PlaybackAllowed:
     """The token may play the session: its live ladder while `live`, else its recording."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from mediaserver.control_port import (
+    PLAYBACK_GRANT_SECONDS,
     ControlPort,
     ControlUnavailable,
     PlaybackAllowed,
@@ -47,7 +48,6 @@ __all__ = [
 
 PLAY_ROUTE = "/play/{session_id}/{token}/{path:.+}"
 
-GRANT_CACHE_SECONDS = 5.0
 REFUSAL_CACHE_SECONDS = 1.0
 # Tokens come from the network: the cache is bounded so random tokens cannot grow it.
 MAX_CACHED_DECISIONS = 10_000
@@ -240,7 +240,7 @@ class HlsDelivery:
             self._pending.pop(key, None)
         now = self._clock()
         if isinstance(decision, PlaybackAllowed):
-            until = min(decision.expires_at, now + GRANT_CACHE_SECONDS)
+            until = min(decision.expires_at, now + PLAYBACK_GRANT_SECONDS)
         else:
             until = now + REFUSAL_CACHE_SECONDS
         if until > now:
