@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from chat_client import connect
-from conftest import Api, Person, World
 from control.api import attendance as attendance_api
 from control.attendance import record_presence, total_attendance, union_seconds
 from control.models import AttendanceInterval, AuditEntry, CourseSession
-from frozen_time import EPOCH, Clock, freeze
+from support.api_client import Api, Person
+from support.chat_client import connect
+from support.frozen_time import EPOCH, Clock, freeze
+from support.world import World
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Api, World
+from support.api_client import Api
+from support.world import World
 
 
 async def test_writes_are_audited_with_who_and_what(api: Api, world: World) -> None:

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from conftest import Api, World
 from control.models import AuthToken, Role, User
 from control.models.base import utcnow
+from support.api_client import Api
+from support.world import World
 
 
 async def test_login_wrong_password_and_unknown_user_are_alike(api: Api, world: World) -> None:

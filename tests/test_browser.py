@@ -23,7 +23,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from browser import (
+from playwright.async_api import Browser, Request, Route
+
+from control.web.pages import STATIC_DIR
+from support.browser import (
     CHROMIUM,
     csp_violations,
     launch_chromium,
@@ -32,10 +35,7 @@ from browser import (
     video_state,
     wait_playing,
 )
-from playwright.async_api import Browser, Request, Route
-
-from control.web.pages import STATIC_DIR
-from live_stack import (
+from support.live_stack import (
     ADMIN_PASSWORD,
     LiveStack,
     finished,

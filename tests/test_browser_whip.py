@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import (
+from playwright.async_api import Browser, Page, Request
+
+from control.web.pages import STATIC_DIR
+from support.browser import (
     CHROMIUM,
     csp_violations,
     launch_chromium,
@@ -28,10 +31,7 @@ from browser import (
     sign_in,
     wait_playing,
 )
-from playwright.async_api import Browser, Page, Request
-
-from control.web.pages import STATIC_DIR
-from live_stack import LiveStack, finished, publish_ffmpeg, stack_settings, wait_for
+from support.live_stack import LiveStack, finished, publish_ffmpeg, stack_settings, wait_for
 
 pytestmark = [
     pytest.mark.skipif(not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg"),

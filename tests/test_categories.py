@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from conftest import Api, World
 from control.models import Category
+from support.api_client import Api
+from support.world import World
 
 
 async def test_hierarchy_and_cycles(api: Api, world: World) -> None:

@@ -10,12 +10,13 @@ import json
 import pytest
 from aiohttp import WSMsgType
 
-from chat_client import UPGRADE, Frame, connect, live_session, receive, say, until
 from config.settings import Settings
-from conftest import Api, Person, World
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.models.base import utcnow
-from frozen_time import Clock
+from support.api_client import Api, Person
+from support.chat_client import UPGRADE, Frame, connect, live_session, receive, say, until
+from support.frozen_time import Clock
+from support.world import World
 
 
 @pytest.fixture

@@ -12,11 +12,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMessage, WSMsgType
 
-from chat_client import Frame, connect, eventually, live_session, receive, say, until
 from config.settings import Settings
-from conftest import Api, World
 from control.chat.connection import CLOSE_ACCESS_GONE
 from control.chat.hub import CHAT_HUB, ChatHub
+from support.api_client import Api
+from support.chat_client import Frame, connect, eventually, live_session, receive, say, until
+from support.world import World
 
 # "Within seconds": the sockets re-check every second here (5 s by default); a socket
 # still open after this long kept access it lost.

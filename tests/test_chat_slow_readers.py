@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 
-from chat_client import Frame, connect, eventually, live_session, receive
 from config.settings import Settings
-from conftest import Api, Person, World
 from control.chat.connection import CLOSE_TOO_SLOW, ChatConnection
 from control.chat.hub import CHAT_HUB, ChatHub
+from support.api_client import Api, Person
+from support.chat_client import Frame, connect, eventually, live_session, receive
+from support.world import World
 
 SIZE = 50_000  # characters per message
 POSTS = 40

@@ -10,13 +10,14 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from sqlalchemy import select
 
-from chat_client import UPGRADE, connect, live_session, say, ticket
-from conftest import Api, World
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.models import ChatTicket
 from control.models.base import utcnow
 from control.secrets_hashing import digest
-from frozen_time import Clock
+from support.api_client import Api
+from support.chat_client import UPGRADE, connect, live_session, say, ticket
+from support.frozen_time import Clock
+from support.world import World
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Api, World
 from control.database import Database
 from control.models.base import utcnow
 from control.playback_tokens import PlaybackSigner
@@ -21,6 +20,8 @@ from mediaserver.control_port import (
     PublishAllowed,
     PublishDenied,
 )
+from support.api_client import Api
+from support.world import World
 
 
 async def test_decisions_and_live_cycle(api: Api, world: World) -> None:

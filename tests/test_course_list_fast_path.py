@@ -9,11 +9,12 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import update
 
-from conftest import Api, World
 from control.api.app import build_app
 from control.api.cursor import encode_cursor
 from control.database import Database
 from control.models import Course, Enrollment, EnrollmentStatus, Role
+from support.api_client import Api
+from support.world import World
 
 SORTS = ("title", "-title", "created_at", "-created_at", "id", "-id")
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from conftest import Api, World
 from control.models import Course
+from support.api_client import Api
+from support.world import World
 
 
 async def _make(api: Api, who: Any, category_id: int, title: str, **extra: Any) -> Any:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 from test_permission_matrix import ALLOWED, _body, _scene
 
-from conftest import Api, World, snapshot
 from control.api.app import all_endpoints
+from support.api_client import Api
+from support.snapshot import snapshot
+from support.world import World
 
 # What the course's own teacher may do and an ordinary student may not.
 TEACHER_POWERS = sorted(

@@ -12,9 +12,10 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from conftest import Api, World
 from control.api.state import STATE
 from control.models import Enrollment, EnrollmentEvent, Payment, Role
+from support.api_client import Api
+from support.world import World
 
 
 async def _statuses(api: Api, course_id: int) -> Counter[str]:

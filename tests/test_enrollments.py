@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from conftest import Api, Person, World, snapshot
 from control.api.state import STATE
 from control.enrollment_rules import promote_waitlist
 from control.models import (
@@ -24,6 +23,9 @@ from control.models import (
     Role,
 )
 from control.models.base import utcnow
+from support.api_client import Api, Person
+from support.snapshot import snapshot
+from support.world import World
 
 
 def set_courses(api: Api, **changes: Any) -> None:

@@ -6,7 +6,9 @@ course's prerequisites show to everyone who sees it).
 
 from __future__ import annotations
 
-from conftest import Api, Person, World, snapshot
+from support.api_client import Api, Person
+from support.snapshot import snapshot
+from support.world import World
 
 
 async def _course(api: Api, world: World, teacher: Person | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from live_stack import LiveStack, stack_settings
+from support.live_stack import LiveStack, stack_settings
 
 MALFORMED = {
     "request line over the parser's limit": (

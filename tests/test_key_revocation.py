@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from conftest import Api, Person, World
 from control.api.app import build_app
 from control.database import Database
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import PublishAllowed, PublishDenied
+from support.api_client import Api, Person
+from support.world import World
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_rtmp_server import Client
 
-from live_stack import LiveStack, finished, publish_ffmpeg, stack_settings, wait_for
+from support.live_stack import LiveStack, finished, publish_ffmpeg, stack_settings, wait_for
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"

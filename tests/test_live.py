@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from conftest import Api, Person, World, snapshot
 from control.errors import ApiError
 from control.live_sessions import end_live, go_live
 from control.models import Course, CourseSession, SessionStatus
-from frozen_time import EPOCH, Clock, freeze, iso
+from support.api_client import Api, Person
+from support.frozen_time import EPOCH, Clock, freeze, iso
+from support.snapshot import snapshot
+from support.world import World
 
 START = EPOCH + timedelta(days=7)
 

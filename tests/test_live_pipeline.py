@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_rtmp_gstreamer import GST_LAUNCH, Client, _aac_encoder, _require, pipeline
 
-from client_process import run_client
-from live_stack import (
+from support.client_process import run_client
+from support.live_stack import (
     LiveStack,
     decode,
     finished,
@@ -33,8 +34,7 @@ from live_stack import (
     variants,
     wait_for,
 )
-from s3_server import S3Server, s3_server  # noqa: F401  (the fixture)
-from test_rtmp_gstreamer import GST_LAUNCH, Client, _aac_encoder, _require, pipeline
+from support.s3_server import S3Server, s3_server  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"

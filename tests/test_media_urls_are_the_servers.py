@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import Api, World, snapshot
 from control.models.base import utcnow
+from support.api_client import Api
+from support.snapshot import snapshot
+from support.world import World
 
 
 async def test_recording_url_cannot_be_written(api: Api, world: World) -> None:

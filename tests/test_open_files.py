@@ -13,12 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from control_fakes import IngestOnlyControl
 from mediaserver.control_port import PublishDecision, PublishDenied
 from mediaserver.live_registry import LiveRegistry
 from mediaserver.media_sink import MediaSink
 from mediaserver.open_files import TooFewOpenFiles, fit_connection_cap
 from mediaserver.rtmp.server import RtmpServer
+from support.control_fakes import IngestOnlyControl
 
 
 class Limits:

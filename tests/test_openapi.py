@@ -9,9 +9,9 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-from conftest import Api
 from control.api.bodies import INT_MAX
 from control.web.pages import ASSETS_PREFIX, PAGES
+from support.api_client import Api
 
 
 async def test_openapi_matches_the_router(api: Api) -> None:

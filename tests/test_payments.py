@@ -12,9 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from conftest import Api, Person, World, snapshot
 from control.api.state import STATE
 from control.models import Enrollment, EnrollmentEvent, Payment, Role
+from support.api_client import Api, Person
+from support.snapshot import snapshot
+from support.world import World
 
 SECRET = "test-webhook-secret"  # what conftest's settings fixture sets
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from control_fakes import IngestOnlyControl
 from mediaserver.control_port import PublishDecision
 from mediaserver.pending_uploads import PendingUploads
+from support.control_fakes import IngestOnlyControl
 from transcode.storage.backend import StorageError
 from transcode.storage.local import LocalStorage
 from transcode.storage.upload_queue import UploadQueue

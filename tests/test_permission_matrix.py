@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from conftest import Api, Person, World, snapshot
 from control.api.app import all_endpoints
 from control.models import ChatMessage, Role
 from control.models.base import utcnow
+from support.api_client import Api, Person
+from support.snapshot import snapshot
+from support.world import World
 
 ROLES = ("admin", "teacher", "other_teacher", "student", "outsider", "anonymous")
 EVERYONE = frozenset(ROLES)

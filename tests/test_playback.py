@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from conftest import Api, Person, World
 from control.models import AuditEntry
 from control.playback_tokens import (
     KEY_FILE_NAME,
@@ -26,6 +25,8 @@ from control.playback_tokens import (
 )
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import PlaybackAllowed, PlaybackRefused
+from support.api_client import Api, Person
+from support.world import World
 
 # --- tokens and the key, without a database ------------------------------------------------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from postgres_server import postgres_available, start_postgres, stop_postgres
+from support.postgres_server import postgres_available, start_postgres, stop_postgres
 
 
 @pytest.mark.skipif(

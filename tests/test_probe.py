@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flv_reader import head_bytes, make_flv, read_flv
+from support.flv_reader import head_bytes, make_flv, read_flv
 from transcode.flv_feed import flv_header
 from transcode.probe import ProbeError, probe_flv
 

@@ -1,5 +1,5 @@
 """The rate-limit stores keep one contract, in-process and in Redis (a real redis-server
-started for the tests: tests/redis_server.py); two app instances sharing a Redis share
+started for the tests: tests/support/redis_server.py); two app instances sharing a Redis share
 the sign-in limits, and a Redis that cannot be reached leaves each process limiting alone."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 from redis.asyncio import Redis
 
 from config.loading import load_settings
-from conftest import Api
 from control.database import Database
 from control.models import Role
 from control.rate_limit_store import InProcessStore, RateLimitStore
 from control.redis_rate_limit_store import PREFIX, RedisRateLimitStore
-from redis_server import RedisServer, redis_available, start_redis, stop_redis
-from sign_in_limit_fixtures import limited_api, limited_settings, source
+from support.api_client import Api
+from support.redis_server import RedisServer, redis_available, start_redis, stop_redis
+from support.sign_in_limit_fixtures import limited_api, limited_settings, source
 
 NOW = 1_900_000_000.0
 

@@ -28,7 +28,7 @@ from typing import Any
 import av
 import pytest
 
-from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
+from support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
 from transcode.hls_playlist import MediaPlaylist, parse_media_playlist
 from transcode.storage.backend import Storage
 from transcode.storage.local import LocalStorage

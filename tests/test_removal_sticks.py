@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from test_payments import deliver, event, paid_course
 
-from conftest import Api, Person, World, snapshot
+from support.api_client import Api, Person
+from support.snapshot import snapshot
+from support.world import World
 
 
 async def _course(api: Api, world: World, **fields: object) -> int:

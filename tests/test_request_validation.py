@@ -8,8 +8,9 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from conftest import Api, World
 from control.models import Course
+from support.api_client import Api
+from support.world import World
 
 
 async def _course_count(api: Api) -> int:

@@ -18,9 +18,6 @@ from typing import Any
 
 import pytest
 
-from client_process import run_client
-from conftest import Api, World
-from control_fakes import IngestOnlyControl
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import (
     PublishAllowed,
@@ -30,6 +27,10 @@ from mediaserver.control_port import (
 from mediaserver.media_sink import FlvFileSink
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.stream_key_fingerprint import key_fingerprint
+from support.api_client import Api
+from support.client_process import run_client
+from support.control_fakes import IngestOnlyControl
+from support.world import World
 
 FFMPEG = Path("/usr/bin/ffmpeg")
 FFPROBE = Path("/usr/bin/ffprobe")

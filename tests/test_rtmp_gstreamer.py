@@ -19,9 +19,6 @@ import time
 from dataclasses import dataclass
 
 import pytest
-
-from client_process import run_client
-from mediaserver.rtmp.server import RtmpServer
 from test_rtmp_ffmpeg import (
     COURSE,
     FFPROBE,
@@ -33,6 +30,9 @@ from test_rtmp_ffmpeg import (
     streams_of,
     wait_until,
 )
+
+from mediaserver.rtmp.server import RtmpServer
+from support.client_process import run_client
 
 GST_LAUNCH = shutil.which("gst-launch-1.0")
 GST_INSPECT = shutil.which("gst-inspect-1.0")

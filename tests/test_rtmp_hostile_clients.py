@@ -1,7 +1,7 @@
 """RTMP clients that try to stall a node, or to crowd a teacher out, against real servers.
 
-* A whole node (tests/live_stack.py) while a client streams 1-byte chunks with no
-  `connect` and no key, reconnecting whenever it is dropped (tests/rtmp_attacker.py, in
+* A whole node (tests/support/live_stack.py) while a client streams 1-byte chunks with no
+  `connect` and no key, reconnecting whenever it is dropped (tests/support/rtmp_attacker.py, in
   its own thread): it is cut off at once with the reason logged, and a cheap API request
   keeps answering promptly. Before the limits it was kept for the whole 30 s publish
   window and held the event loop ~30 ms per 64 KiB read (GET /categories/ took ~2 s).
@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from rtmp_attacker import Attacker
 
-from client_process import run_client
-from control_fakes import IngestOnlyControl
-from live_stack import LiveStack, stack_settings, wait_for
 from mediaserver.control_port import PublishAllowed, PublishDecision, PublishDenied
 from mediaserver.rtmp.amf0 import Amf0Value
 from mediaserver.rtmp.server import RtmpServer
+from support.client_process import run_client
+from support.control_fakes import IngestOnlyControl
+from support.live_stack import LiveStack, stack_settings, wait_for
+from support.rtmp_attacker import Attacker
 
 FFMPEG = Path("/usr/bin/ffmpeg")
 KEY = "sk_hostile_test_7c1d9e2a"

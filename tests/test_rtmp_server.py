@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from control_fakes import IngestOnlyControl
 from mediaserver.control_port import (
     ControlUnavailable,
     PublishAllowed,
@@ -34,6 +33,7 @@ from mediaserver.rtmp.handshake import BLOCK_SIZE, client_c0c1, client_c2, verif
 from mediaserver.rtmp.messages import MessageType, UserControlEvent
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.stream_key_fingerprint import key_fingerprint
+from support.control_fakes import IngestOnlyControl
 
 GOOD_KEY = "sk_good_0123456789abcdef"
 OTHER_KEY = "sk_other_0123456789abcdef"

@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from conftest import Api, Person, World, snapshot
 from control.api.app import build_app
 from control.models import CourseSession, Schedule, SessionStatus
 from control.session_generation import generate_sessions
-from frozen_time import EPOCH, Clock, freeze, iso
+from support.api_client import Api, Person
+from support.frozen_time import EPOCH, Clock, freeze, iso
+from support.snapshot import snapshot
+from support.world import World
 
 # EPOCH is Monday 2031-01-06 12:00 UTC; the class below is on Mondays from the 13th.
 WEEKLY = {

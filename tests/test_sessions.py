@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from conftest import Api, Person, World, snapshot
 from control.errors import ApiError
 from control.models import (
     Course,
@@ -20,7 +19,10 @@ from control.models import (
 )
 from control.session_generation import generate_sessions
 from control.session_states import ALLOWED, can_transition, check_transition
-from frozen_time import EPOCH, Clock, freeze, iso
+from support.api_client import Api, Person
+from support.frozen_time import EPOCH, Clock, freeze, iso
+from support.snapshot import snapshot
+from support.world import World
 
 START = EPOCH + timedelta(days=7)  # Monday 2031-01-13 12:00 UTC
 

@@ -7,10 +7,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conftest import Api
 from control.database import Database
 from control.models import Role
-from sign_in_limit_fixtures import Clock, CountingHasher, limited_api, limited_settings, source
+from support.api_client import Api
+from support.sign_in_limit_fixtures import (
+    Clock,
+    CountingHasher,
+    limited_api,
+    limited_settings,
+    source,
+)
 
 WRONG = "wrong-guess"
 

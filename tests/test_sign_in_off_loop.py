@@ -16,9 +16,10 @@ from typing import Any
 from aiohttp import ClientResponse
 
 from config.settings import AuthSettings
-from conftest import Api, World
 from control.api.state import STATE
 from control.passwords import Passwords
+from support.api_client import Api
+from support.world import World
 
 GATE_TIMEOUT_S = 5.0
 

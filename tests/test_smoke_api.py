@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Api, World
+from support.api_client import Api
+from support.world import World
 
 
 async def test_login_and_course_list(api: Api, world: World) -> None:

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from conftest import Api, World
 from control.models import StreamKey
 from control.models.base import utcnow
 from control.publishing import PublishGrant, PublishRefused, Refusal, authorize_publish
+from support.api_client import Api
+from support.world import World
 
 
 async def _authorize(api: Api, app: str, key: str) -> PublishGrant | PublishRefused:

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from conftest import Api, World
 from control.models import AuthToken, Role, User
 from control.secrets_hashing import digest
 from control.token_cache import TokenCache
+from support.api_client import Api
+from support.world import World
 
 
 async def _revoke_behind_the_apps_back(api: Api, token: str) -> None:

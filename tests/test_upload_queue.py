@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mediaserver.metrics import Metrics
-from s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
+from support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
 from transcode.events import Event, SegmentStored, SpoolRefused, UploadFailed
 from transcode.storage.backend import Storage, StorageError
 from transcode.storage.local import LocalStorage

@@ -33,13 +33,13 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from live_stack import LiveStack, decode, media_segments, stack_settings, wait_for
 from mediaserver import flv
 from mediaserver.live_registry import Publication
 from mediaserver.media_sink import FlvFileSink
 from mediaserver.whip.frame_encoder import EncodedTag, FrameEncoder
 from mediaserver.whip.media_clock import MediaClock
 from mediaserver.whip.publisher import MAX_PENDING_VIDEO, WhipPublisher
+from support.live_stack import LiveStack, decode, media_segments, stack_settings, wait_for
 from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 pytestmark = pytest.mark.skipif(

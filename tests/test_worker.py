@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from config.settings import StreamingSettings
-from flv_reader import make_flv, read_flv
+from support.flv_reader import make_flv, read_flv
 from transcode.events import (
     BufferOverflow,
     Event,

@@ -9,12 +9,12 @@ import threading
 from typing import Any
 
 from config.settings import AuthSettings, Settings
-from conftest import Api
 from control.api.app import build_app
 from control.api.state import STATE
 from control.database import Database
 from control.rate_limit_store import InProcessStore, RateLimitStore
 from control.sign_in_limits import SignInLimits
+from support.api_client import Api
 
 OFF = {"login_ip_burst": 0, "login_account_burst": 0, "register_ip_burst": 0}
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import ClientWebSocketResponse
 
-from conftest import Api, Person, World
+from support.api_client import Api, Person
+from support.world import World
 
 Frame = dict[str, Any]
 # The headers of a WebSocket upgrade: sent with api.get, they show a refusal's JSON body.
