@@ -14,13 +14,17 @@ from typing import Any
 
 import pytest
 
-from config.loading import load_settings
-from config.settings import Settings
-from control.api.app import build_app
-from control.database import Database
-from control.models import Role
-from support.api_client import Api
-from support.world import World
+# Helpers assert too (the storage behaviours, the RTMP client...): pytest explains their
+# failures as it does a test's. Registered before the first helper is imported.
+pytest.register_assert_rewrite("support")
+
+from config.loading import load_settings  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from control.api.app import build_app  # noqa: E402
+from control.database import Database  # noqa: E402
+from control.models import Role  # noqa: E402
+from support.api_client import Api  # noqa: E402
+from support.world import World  # noqa: E402
 
 DATABASES = os.environ.get("ACADEMIA_TEST_DATABASES", "sqlite,postgresql").split(",")
 _pg_schema_ready: set[str] = set()

@@ -8,10 +8,10 @@ table) is refused to its demoted owner, and changes nothing.
 from __future__ import annotations
 
 import pytest
-from test_permission_matrix import ALLOWED, _body, _scene
 
 from control.api.app import all_endpoints
 from support.api_client import Api
+from support.permission_table import ALLOWED, build_scene, valid_body
 from support.snapshot import snapshot
 from support.world import World
 
@@ -29,13 +29,13 @@ def test_the_powers_are_the_teachers() -> None:
 
 @pytest.mark.parametrize("name", TEACHER_POWERS)
 async def test_a_demoted_owner_is_refused(api: Api, world: World, name: str) -> None:
-    scene = await _scene(api, world)
+    scene = await build_scene(api, world)
     await api.patch(f"/users/{world.teacher.id}/", world.admin, json={"role": "student"},
                     expect=200)
     endpoint = next(e for e in all_endpoints() if e.name == name)
     path = endpoint.path.format(**scene.ids)
     before = await snapshot(api.database)
-    out = await api.call(endpoint.method, path, world.teacher, json=_body(name, scene))
+    out = await api.call(endpoint.method, path, world.teacher, json=valid_body(name, scene))
     assert api.last_status in (403, 404), (name, api.last_status, out)
     assert set(out) == {"error"}
     assert await snapshot(api.database) == before, f"{name} as a demoted owner changed something"
@@ -56,7 +56,7 @@ async def test_promoted_again_the_owner_has_the_course_back(api: Api, world: Wor
 async def test_a_demoted_owner_no_longer_sees_what_only_staff_see(
     api: Api, world: World
 ) -> None:
-    scene = await _scene(api, world)
+    scene = await build_scene(api, world)
     session_id, schedule_id = scene.ids["session_id"], scene.ids["schedule_id"]
     await api.patch(f"/sessions/{session_id}/", world.teacher, json={"is_active": False},
                     expect=200)

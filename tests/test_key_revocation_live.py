@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_rtmp_server import Client
 
 from support.live_stack import LiveStack, finished, publish_ffmpeg, stack_settings, wait_for
+from support.rtmp_client import Client
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_rtmp_gstreamer import GST_LAUNCH, Client, _aac_encoder, _require, pipeline
 
 from support.client_process import run_client
+from support.gstreamer import GST_LAUNCH, Client, aac_encoder, pipeline, require
 from support.live_stack import (
     LiveStack,
     decode,
@@ -245,9 +245,9 @@ async def test_passthrough_serves_the_source_remuxed(stack: LiveStack) -> None:
 @pytest.mark.parametrize("sink", ["rtmpsink", "rtmp2sink"])
 async def test_gstreamer_clients_produce_a_playable_ladder(stack: LiveStack, sink: str) -> None:
     """librtmp (OBS's lineage) and GStreamer's own client, with OBS's 8 s keyframe interval."""
-    _require(sink, "x264enc", "flvmux", "h264parse", "videotestsrc", "audiotestsrc",
+    require(sink, "x264enc", "flvmux", "h264parse", "videotestsrc", "audiotestsrc",
              "audioconvert", "aacparse")
-    if _aac_encoder() is None:
+    if aac_encoder() is None:
         pytest.skip("no GStreamer AAC encoder (voaacenc or avenc_aac)")
     args = [f"location={stack.rtmp_url}" if arg.startswith("location=") else arg
             for arg in pipeline(Client(sink), 0, audio=True, key_int_max=240)]

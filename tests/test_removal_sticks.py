@@ -8,9 +8,8 @@ themself (withdraw) may still come back on their own.
 
 from __future__ import annotations
 
-from test_payments import deliver, event, paid_course
-
 from support.api_client import Api, Person
+from support.payment_webhook import deliver, event, paid_course
 from support.snapshot import snapshot
 from support.world import World
 

@@ -9,72 +9,37 @@ Each run lasts a few seconds (-re, -t); skipped only when /usr/bin/ffmpeg is mis
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mediaserver.control_inprocess import InProcessControl
-from mediaserver.control_port import (
-    PublishAllowed,
-    PublishDecision,
-    PublishDenied,
-)
-from mediaserver.media_sink import FlvFileSink
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.stream_key_fingerprint import key_fingerprint
 from support.api_client import Api
 from support.client_process import run_client
-from support.control_fakes import IngestOnlyControl
+from support.rtmp_to_flv import (
+    COURSE,
+    FFPROBE,
+    KEY,
+    FakeControl,
+    FlvSinks,
+    probe,
+    server,  # noqa: F401  (the server fixture)
+    streams_of,
+    wait_until,
+)
 from support.world import World
 
 FFMPEG = Path("/usr/bin/ffmpeg")
-FFPROBE = Path("/usr/bin/ffprobe")
 
 pytestmark = pytest.mark.skipif(
     not (FFMPEG.exists() and FFPROBE.exists()),
     reason="Debian's ffmpeg is not installed (/usr/bin/ffmpeg, /usr/bin/ffprobe): "
     "apt-get install ffmpeg",
 )
-
-KEY = "sk_ffmpeg_test_4f9a2c7e1b"
-COURSE = 21
-
-
-@dataclass
-class FakeControl(IngestOnlyControl):
-    asked: list[str] = field(default_factory=list)
-    started: list[int] = field(default_factory=list)
-    ended: list[int] = field(default_factory=list)
-
-    async def authorize_publish(self, app: str, key: str) -> PublishDecision:
-        self.asked.append(key)
-        if app == "live" and key == KEY:
-            return PublishAllowed(COURSE)
-        return PublishDenied("unknown_key")
-
-    async def stream_started(self, course_id: int) -> int:
-        self.started.append(course_id)
-        return 500 + len(self.started)
-
-    async def stream_ended(self, course_id: int) -> None:
-        self.ended.append(course_id)
-
-
-@dataclass
-class FlvSinks:
-    folder: Path
-    made: list[FlvFileSink] = field(default_factory=list)
-
-    def __call__(self, course_id: int, session_id: int) -> FlvFileSink:
-        sink = FlvFileSink(self.folder / f"course{course_id}-session{session_id}.flv")
-        self.made.append(sink)
-        return sink
-
 
 async def publish_with_ffmpeg(url: str, *, seconds: float = 4, audio: bool = True) -> tuple[
     int, str
@@ -90,37 +55,9 @@ async def publish_with_ffmpeg(url: str, *, seconds: float = 4, audio: bool = Tru
     return await run_client(str(FFMPEG), args, within=seconds + 30)
 
 
-async def probe(path: Path) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        str(FFPROBE), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-        str(path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, stderr.decode(errors="replace")
-    result: dict[str, Any] = json.loads(stdout)
-    return result
-
-
-def streams_of(probed: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [s for s in probed["streams"] if s["codec_type"] == kind]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> Any:
-    control = FakeControl()
-    sinks = FlvSinks(tmp_path)
-    rtmp = RtmpServer(control, sinks, host="127.0.0.1", port=0, timeout=10)
-    await rtmp.start()
-    try:
-        yield rtmp, control, sinks
-    finally:
-        await rtmp.close()
-
-
 @pytest.mark.parametrize("suffix", ["", "?foo=bar"], ids=["plain-key", "key-with-query"])
 async def test_ffmpeg_publishes_h264_and_aac(
-    server: tuple[RtmpServer, FakeControl, FlvSinks], suffix: str
+    server: tuple[RtmpServer, FakeControl, FlvSinks], suffix: str  # noqa: F811 (the imported fixture)
 ) -> None:
     rtmp, control, sinks = server
     code, stderr = await publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{KEY}{suffix}")
@@ -138,7 +75,7 @@ async def test_ffmpeg_publishes_h264_and_aac(
     assert abs(float(probed["format"]["duration"]) - 4) <= 1
 
 
-async def test_ffmpeg_without_audio(server: tuple[RtmpServer, FakeControl, FlvSinks]) -> None:
+async def test_ffmpeg_without_audio(server: tuple[RtmpServer, FakeControl, FlvSinks]) -> None:  # noqa: F811 (the imported fixture)
     rtmp, control, sinks = server
     code, stderr = await publish_with_ffmpeg(f"rtmp://127.0.0.1:{rtmp.port}/live/{KEY}",
                                              audio=False)
@@ -155,7 +92,7 @@ async def test_ffmpeg_without_audio(server: tuple[RtmpServer, FakeControl, FlvSi
 
 
 async def test_ffmpeg_with_a_bad_key_fails_and_the_key_is_never_logged(
-    server: tuple[RtmpServer, FakeControl, FlvSinks], caplog: pytest.LogCaptureFixture
+    server: tuple[RtmpServer, FakeControl, FlvSinks], caplog: pytest.LogCaptureFixture  # noqa: F811 (the imported fixture)
 ) -> None:
     caplog.set_level(logging.DEBUG)
     rtmp, control, sinks = server
@@ -169,13 +106,6 @@ async def test_ffmpeg_with_a_bad_key_fails_and_the_key_is_never_logged(
     assert bad not in caplog.text
     assert all(bad not in repr(record.args) for record in caplog.records)
     assert key_fingerprint(bad) in caplog.text
-
-
-async def wait_until(check: Any, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_ffmpeg_through_the_real_control_plane(

@@ -13,13 +13,23 @@ and the sink finish cleanly). Skipped when gst-launch-1.0, ffprobe or an element
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-from dataclasses import dataclass
 
 import pytest
-from test_rtmp_ffmpeg import (
+
+from mediaserver.rtmp.server import RtmpServer
+from support.client_process import run_client
+from support.gstreamer import (
+    GST_INSPECT,
+    GST_LAUNCH,
+    PACKAGES,
+    SECONDS,
+    Client,
+    aac_encoder,
+    pipeline,
+    require,
+)
+from support.rtmp_to_flv import (
     COURSE,
     FFPROBE,
     KEY,
@@ -31,38 +41,6 @@ from test_rtmp_ffmpeg import (
     wait_until,
 )
 
-from mediaserver.rtmp.server import RtmpServer
-from support.client_process import run_client
-
-GST_LAUNCH = shutil.which("gst-launch-1.0")
-GST_INSPECT = shutil.which("gst-inspect-1.0")
-SECONDS = 4
-FPS = 30
-AUDIO_RATE = 44100
-PACKAGES = (
-    "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
-    "gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly"
-)
-
-
-def _has_element(name: str) -> bool:
-    if GST_INSPECT is None:
-        return False
-    found = subprocess.run(
-        [GST_INSPECT, "--exists", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        check=False,
-    )
-    return found.returncode == 0
-
-
-def _aac_encoder() -> str | None:
-    # voaacenc ships with plugins-bad (needed for the sinks anyway); avenc_aac with libav.
-    for name in ("voaacenc", "avenc_aac"):
-        if _has_element(name):
-            return name
-    return None
-
-
 pytestmark = pytest.mark.skipif(
     GST_LAUNCH is None or GST_INSPECT is None or not FFPROBE.exists(),
     reason="gst-launch-1.0 / gst-inspect-1.0 or ffprobe is missing: "
@@ -70,48 +48,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@dataclass(frozen=True)
-class Client:
-    sink: str
-
-    def location(self, port: int) -> str:
-        # The plain URL an OBS user pastes. librtmp takes options after a space in the
-        # location (" live=1"), but that one is for playing: rtmpsink publishes without it.
-        return f"rtmp://127.0.0.1:{port}/live/{KEY}"
-
-
 RTMPSINK = Client("rtmpsink")
 RTMP2SINK = Client("rtmp2sink")
-
-
-def _require(*elements: str) -> None:
-    missing = [name for name in elements if not _has_element(name)]
-    if missing:
-        pytest.skip(f"GStreamer elements missing: {', '.join(missing)} "
-                    f"(apt-get install {PACKAGES})")
-
-
-def pipeline(client: Client, port: int, *, audio: bool, key_int_max: int) -> list[str]:
-    """gst-launch-1.0's arguments, one token per list item (no shell involved)."""
-    frames = SECONDS * FPS
-    args = ["-e", "-q",
-            "videotestsrc", "is-live=true", f"num-buffers={frames}", "!",
-            f"video/x-raw,width=640,height=360,framerate={FPS}/1", "!",
-            "x264enc", "tune=zerolatency", "speed-preset=ultrafast",
-            f"key-int-max={key_int_max}", "!",
-            "h264parse", "!",
-            "flvmux", "name=mux", "streamable=true", "!",
-            client.sink, f"location={client.location(port)}"]
-    if audio:
-        encoder = _aac_encoder()
-        assert encoder is not None
-        # One audio buffer per video frame, so both sources end together.
-        samples = AUDIO_RATE // FPS
-        args += ["audiotestsrc", "is-live=true", "wave=sine", f"samplesperbuffer={samples}",
-                 f"num-buffers={frames}", "!",
-                 f"audio/x-raw,rate={AUDIO_RATE},channels=2", "!",
-                 "audioconvert", "!", encoder, "!", "aacparse", "!", "mux."]
-    return args
 
 
 async def publish_with_gstreamer(args: list[str]) -> tuple[int, str, float]:
@@ -133,10 +71,10 @@ async def test_gstreamer_publishes(
     client: Client, audio: bool,
     key_int_max: int,
 ) -> None:
-    _require(client.sink, "x264enc", "flvmux", "h264parse", "videotestsrc")
+    require(client.sink, "x264enc", "flvmux", "h264parse", "videotestsrc")
     if audio:
-        _require("audiotestsrc", "audioconvert", "aacparse")
-        if _aac_encoder() is None:
+        require("audiotestsrc", "audioconvert", "aacparse")
+        if aac_encoder() is None:
             pytest.skip(f"no AAC encoder (voaacenc or avenc_aac): apt-get install {PACKAGES}")
     rtmp, control, sinks = server
     code, output, _ = await publish_with_gstreamer(

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from minio import Minio
-from test_storage_local import BEHAVIOURS, Behaviour
 
 from config.settings import ServerSettings, Settings, StorageSettings
 from support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
+from support.storage_behaviours import BEHAVIOURS, Behaviour
 from transcode.storage.backend import StorageError
 from transcode.storage.configured import open_storage
 from transcode.storage.local import LocalStorage
