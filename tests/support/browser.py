@@ -14,7 +14,7 @@ from typing import Any
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 # A camera and microphone for pages that ask for them: chromium's test pattern and beep,

@@ -87,7 +87,7 @@ def test_docker_compose_sets_only_real_settings() -> None:
     """A misspelt variable in docker-compose.yml would be silently ignored: catch it here."""
     import yaml
 
-    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
     environment = compose["services"]["app"]["environment"]
     known = {
         "ACADEMIA_" + f.name.upper()
@@ -109,7 +109,7 @@ def _compose() -> dict[str, Any]:
     import yaml
 
     loaded: dict[str, Any] = yaml.safe_load(
-        (Path(__file__).parents[1] / "docker-compose.yml").read_text()
+        (Path(__file__).parents[2] / "docker-compose.yml").read_text()
     )
     return loaded
 
@@ -165,7 +165,7 @@ def test_docker_stop_leaves_time_to_finalise_recordings() -> None:
     assert grace, app.get("stop_grace_period")
     seconds = int(grace.group(1)) * (60 if grace.group(2) == "m" else 1)
     assert seconds >= 120
-    dockerfile = (Path(__file__).parents[1] / "scripts" / "Dockerfile").read_text()
+    dockerfile = (Path(__file__).parents[2] / "scripts" / "Dockerfile").read_text()
     command = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
     assert len(command) == 1
     shell = json.loads(command[0].removeprefix("CMD "))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("config", "control", "mediaserver", "transcode")
 PROTOCOLS = ("rtmp", "whip")
 # The composition root: the one module that builds the API app for the node.
