@@ -40,7 +40,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-for _path in (HERE, REPO, REPO / "tests"):  # our helpers, the project, postgres_server
+for _path in (HERE, REPO, REPO / "tests"):  # our helpers, the project, support.postgres_server
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
@@ -275,7 +275,7 @@ class Bench:
             "ACADEMIA_PUBLIC_URL": "",
         }
         if database == "postgresql":
-            from postgres_server import postgres_available, start_postgres
+            from support.postgres_server import postgres_available, start_postgres
 
             if not postgres_available():
                 raise Skip("PostgreSQL server binaries are missing (apt-get install postgresql)")
@@ -360,7 +360,7 @@ class Bench:
     # -- the end -------------------------------------------------------------------------------
     def stop_postgres(self) -> None:
         if self.postgres:
-            from postgres_server import stop_postgres
+            from support.postgres_server import stop_postgres
 
             for server in self.postgres:
                 stop_postgres(server)

@@ -1,9 +1,9 @@
 """Latency of a cheap request while RTMP clients flood the node with unauthenticated chunks.
 
-A whole node (tests/live_stack.py: the `academia serve` composition, SQLite) runs on this
+A whole node (tests/support/live_stack.py: the `academia serve` composition, SQLite) runs on this
 process's event loop. In the same run it measures `GET /categories/` (sequential requests
 from another thread, over HTTP) first with no attack, then while `--attackers` clients
-(tests/rtmp_attacker.py, each in its own thread) finish the RTMP handshake, send Set Chunk
+(tests/support/rtmp_attacker.py, each in its own thread) finish the RTMP handshake, send Set Chunk
 Size `--chunk-size` and stream audio nobody asked for, with no `connect` and no key,
 reconnecting at once whenever the node closes them. It prints median and p99 of both and
 their ratio (attack / quiet), and how often the node closed an attacker.
@@ -29,9 +29,8 @@ for _path in (REPO, REPO / "tests"):  # the project, and the test helpers it reu
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from rtmp_attacker import Attacker  # noqa: E402
-
-from live_stack import LiveStack, stack_settings  # noqa: E402
+from support.live_stack import LiveStack, stack_settings  # noqa: E402
+from support.rtmp_attacker import Attacker  # noqa: E402
 
 
 def measure(port: int, path: str, count: int) -> list[float]:

@@ -1,0 +1,111 @@
+"""Playwright helpers for the browser tests: Debian's chromium, headless, and what a
+viewer does and sees on the pages (signing in, the player's state, the video element).
+
+Playwright's own browser downloads are never used: the executable is /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+# A camera and microphone for pages that ask for them: chromium's test pattern and beep,
+# granted without a prompt. Host ICE candidates as IP addresses, not mDNS `.local` names
+# (a WebRTC server such as aiortc cannot resolve those).
+FAKE_MEDIA_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@asynccontextmanager
+async def launch_chromium(*, fake_media: bool = False) -> AsyncIterator[Browser]:
+    """Headless chromium; `fake_media` gives it a fake camera and microphone (FAKE_MEDIA_ARGS)."""
+    # Tests cannot click play: let media start without a user gesture.
+    args = ["--autoplay-policy=no-user-gesture-required"]
+    if fake_media:
+        args += FAKE_MEDIA_ARGS
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=args,
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def csp_violations(page: Page) -> list[str]:
+    """The Content-Security-Policy violations the browser reports on `page` from now on
+    (chromium logs each to the console); the list fills as the page runs."""
+    found: list[str] = []
+
+    def check(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text)
+
+    page.on("console", check)
+    return found
+
+
+async def sign_in(page: Page, base: str, username: str, password: str, then: str) -> None:
+    """Sign in through the page's form, landing on `then`."""
+    await page.goto(f"{base}/signin?next={then}")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#signin button[type=submit]")
+    await page.wait_for_url(f"{base}{then}")
+
+
+async def video_state(page: Page, selector: str = "#player") -> dict[str, Any]:
+    """The player's state and what its <video> shows right now."""
+    state: dict[str, Any] = await page.evaluate(
+        """(selector) => {
+            const box = document.querySelector(selector);
+            const video = box && box.querySelector("video");
+            return {
+                state: box ? box.dataset.state : null,
+                status: box ? box.querySelector(".player-status").textContent : "",
+                time: video ? video.currentTime : 0,
+                width: video ? video.videoWidth : 0,
+                height: video ? video.videoHeight : 0,
+            };
+        }""",
+        selector,
+    )
+    return state
+
+
+async def wait_playing(page: Page, selector: str = "#player", *, timeout_ms: float = 30_000,
+                       advance: float = 1.0) -> dict[str, Any]:
+    """Wait until the video's time has advanced by `advance` seconds from now."""
+    await page.wait_for_function(
+        """(selector) => {
+            const video = document.querySelector(selector + " video");
+            return video && video.currentTime > 0 && video.videoWidth > 0 && !video.paused;
+        }""",
+        arg=selector, timeout=timeout_ms,
+    )
+    start = (await video_state(page, selector))["time"]
+    await page.wait_for_function(
+        "([selector, after]) =>"
+        " document.querySelector(selector + ' video').currentTime > after",
+        arg=[selector, start + advance], timeout=timeout_ms,
+    )
+    return await video_state(page, selector)
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    await page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,180 @@
+"""Who may call each endpoint (the permission matrix's table), and a scene to call each one
+in: the teacher's course with one of every kind of thing, and a valid body per endpoint.
+Shared by test_permission_matrix and test_demoted_teacher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from control.models import ChatMessage
+from control.models.base import utcnow
+from support.api_client import Api, Person
+from support.world import World
+
+ROLES = ("admin", "teacher", "other_teacher", "student", "outsider", "anonymous")
+EVERYONE = frozenset(ROLES)
+SIGNED_IN = EVERYONE - {"anonymous"}
+STAFF = frozenset({"admin", "teacher"})  # the course's own teacher, and admins
+ADMIN = frozenset({"admin"})
+STUDENTS = frozenset({"student", "outsider"})
+
+# Who may call each endpoint in the world built below; everyone else must be refused.
+# Endpoints open to everyone (sign-in, the catalog) and the HMAC-signed payment webhook
+# (tested in test_payments.py) have nobody to refuse.
+ALLOWED: dict[str, frozenset[str]] = {
+    "auth.login": EVERYONE,
+    "auth.register": EVERYONE,
+    "payments.webhook": EVERYONE,
+    "auth.logout": SIGNED_IN,
+    "auth.me": SIGNED_IN,
+    "users.list": ADMIN,
+    "users.create": ADMIN,
+    "users.get": ADMIN,
+    "users.update": ADMIN,
+    "users.deactivate": ADMIN,
+    "categories.list": EVERYONE,
+    "categories.get": EVERYONE,
+    "categories.create": ADMIN,
+    "categories.replace": ADMIN,
+    "categories.update": ADMIN,
+    "categories.delete": ADMIN,
+    "courses.list": EVERYONE,
+    "courses.get": EVERYONE,
+    "courses.create": frozenset({"admin", "teacher", "other_teacher"}),
+    "courses.replace": STAFF,
+    "courses.update": STAFF,
+    "courses.delete": STAFF,
+    "stream_keys.create": STAFF,
+    "stream_keys.list": STAFF,
+    "stream_keys.update": STAFF,
+    "stream_keys.rotate": STAFF,
+    "stream_keys.revoke": STAFF,
+    "stream_keys.delete": STAFF,
+    "audit.list": ADMIN,
+    "enrollments.enroll": STUDENTS,
+    "enrollments.enroll_student": STAFF,
+    "enrollments.remove_student": STAFF,
+    "enrollments.roster": STAFF,
+    "enrollments.mine": STUDENTS,
+    "enrollments.get": STAFF | {"student"},
+    "enrollments.history": STAFF | {"student"},
+    "enrollments.approve": STAFF,
+    "enrollments.reject": STAFF,
+    "enrollments.complete": STAFF,
+    "enrollments.withdraw": frozenset({"student"}),
+    "invites.create": STAFF,
+    "invites.list": STAFF,
+    "invites.revoke": STAFF,
+    "schedules.list": SIGNED_IN,
+    "schedules.get": SIGNED_IN,
+    "schedules.create": STAFF,
+    "schedules.replace": STAFF,
+    "schedules.update": STAFF,
+    "schedules.delete": STAFF,
+    "sessions.list": SIGNED_IN,
+    "sessions.course_list": SIGNED_IN,
+    "sessions.get": SIGNED_IN,
+    "sessions.student_list": frozenset({"student"}),
+    "sessions.create": STAFF,
+    "sessions.replace": STAFF,
+    "sessions.update": STAFF,
+    "sessions.cancel": STAFF,
+    "sessions.delete": STAFF,
+    "live.start": STAFF,
+    "live.end": STAFF,
+    "live.status": EVERYONE,
+    # The scene's course is public: anyone may ask to play its sessions (a session with
+    # nothing to play answers 409); refusals on private courses are in test_playback.py.
+    "playback.get": EVERYONE,
+    "playback.recording": EVERYONE,
+    # The scene's course and chat are public: anyone gets a ticket (anonymous readers
+    # too); refusals on private and disabled chats are in test_chat.py.
+    "chat.ticket": EVERYONE,
+    "chat.delete_message": STAFF,
+    "chat.bans": STAFF,
+    "chat.ban": STAFF,
+    "chat.unban": STAFF,
+    "chat.mute": STAFF,
+    "chat.settings": STAFF,
+    # The scene's session is not live: signed-in callers get 409; only sign-in is checked.
+    "attendance.heartbeat": SIGNED_IN,
+    "attendance.report": STAFF,
+}
+
+
+@dataclass
+class Scene:
+    world: World
+    people: dict[str, Person | None]
+    ids: dict[str, int]
+
+
+async def build_scene(api: Api, world: World) -> Scene:
+    """The teacher's course with one active student, and one of every kind of thing."""
+    c = world.course_id
+    enrollment = await api.post(f"/courses/{c}/enroll", world.student, expect=201)
+    key = await api.post(f"/courses/{c}/stream-keys", world.teacher, json={}, expect=201)
+    invite = await api.post(f"/courses/{c}/invites", world.teacher, json={}, expect=201)
+    schedule = await api.post("/schedules/", world.teacher, json={
+        "course_id": c, "title": "Weekly", "start_time": "2031-03-03T09:00",
+        "duration_minutes": 60, "timezone": "Europe/Paris", "rrule": "FREQ=WEEKLY;COUNT=3",
+    }, expect=201)
+    start = utcnow() + timedelta(days=3)
+    session = await api.post("/sessions/", world.teacher, json={
+        "course_id": c, "title": "One-off", "start_time": start.isoformat(),
+        "end_time": (start + timedelta(hours=1)).isoformat(),
+    }, expect=201)
+    async with api.database.transaction(write=True) as db:
+        # A chat message to moderate (chat messages arrive over the WebSocket only).
+        message = ChatMessage(session_id=session["id"], user_id=world.student.id, text="hi")
+        db.add(message)
+        await db.flush()
+        message_id = message.id
+    people: dict[str, Person | None] = {
+        "admin": world.admin, "teacher": world.teacher, "other_teacher": world.other_teacher,
+        "student": world.student, "outsider": world.student2, "anonymous": None,
+    }
+    return Scene(world, people, {
+        "course_id": c, "enrollment_id": enrollment["id"], "key_id": key["id"],
+        "invite_id": invite["id"], "schedule_id": schedule["id"], "session_id": session["id"],
+        "category_id": world.category_id, "user_id": world.student3.id,
+        "message_id": message_id,
+    })
+
+
+def valid_body(name: str, scene: Scene) -> Any:
+    """A valid body for each writing endpoint, so a refusal is about who, not what."""
+    w = scene.world
+    start = utcnow() + timedelta(days=10)
+    session_times = {"start_time": start.isoformat(),
+                     "end_time": (start + timedelta(hours=1)).isoformat()}
+    schedule = {"title": "Moved", "start_time": "2031-06-02T10:00", "duration_minutes": 60,
+                "timezone": "Europe/Paris"}
+    course = {"title": "Renamed", "category_id": w.category_id}
+    return {
+        "auth.logout": None,
+        "users.create": {"username": "made", "password": "long-enough-pw", "role": "admin"},
+        "users.update": {"role": "admin"},
+        "categories.create": {"name": "New"},
+        "categories.replace": {"name": "Renamed"},
+        "categories.update": {"name": "Renamed"},
+        "courses.create": course,
+        "courses.replace": course,
+        "courses.update": {"title": "Renamed"},
+        "stream_keys.create": {},
+        "stream_keys.update": {"label": "x"},
+        "enrollments.enroll_student": {"student_id": w.student2.id},
+        "enrollments.remove_student": {"student_id": w.student.id},
+        "invites.create": {},
+        "schedules.create": {**schedule, "course_id": w.course_id},
+        "schedules.replace": {**schedule, "course_id": w.course_id},
+        "schedules.update": {"title": "Moved"},
+        "sessions.create": {**session_times, "course_id": w.course_id, "title": "Extra"},
+        "sessions.replace": {**session_times, "title": "Moved"},
+        "sessions.update": {"title": "Moved"},
+        "chat.ban": {"user_id": w.student3.id},
+        "chat.mute": {"user_id": w.student3.id, "minutes": 5},
+        "chat.settings": {"slow_mode_seconds": 10},
+    }.get(name)
