@@ -1,4 +1,4 @@
-"""What the API's `LiveObserver` (control/live_observer.py) reaches on this node.
+"""What the API's `LiveObserver` (control/sessions/live_observer.py) reaches on this node.
 
 A small facade, so the API sees three calls, not the media side's insides: a class ended
 from the web app and keys that stopped working go to the publication lifecycle
@@ -17,7 +17,7 @@ __all__ = ["ClassObserver"]
 
 
 class ClassObserver:
-    """Implements control.live_observer.LiveObserver for this node."""
+    """Implements control.sessions.live_observer.LiveObserver for this node."""
 
     def __init__(self, publishing: Publishing, media: SessionMedia) -> None:
         self._publishing = publishing

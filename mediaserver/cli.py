@@ -11,12 +11,12 @@ from pathlib import Path
 
 from config.loading import SettingsError, load_settings
 from config.settings import Settings
-from control.accounts import create_user
-from control.database import Database
+from control.accounts.passwords import Passwords
+from control.accounts.user_accounts import create_user
+from control.db.database import Database
+from control.db.migrate import upgrade
 from control.errors import ApiError
-from control.migrate import upgrade
 from control.models import Role
-from control.passwords import Passwords
 
 
 def _settings(args: argparse.Namespace) -> Settings:

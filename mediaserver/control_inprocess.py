@@ -16,15 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import CourseSettings, Settings
-from control.database import Database
+from control.db.database import Database
 from control.errors import ApiError
-from control.live_sessions import end_live, go_live
 from control.models import Course, CourseSession, User
 from control.models.base import utcnow
-from control.playback_access import may_play, playable_kind
-from control.playback_tokens import PlaybackSigner, PlaybackTokenError, signing_key
-from control.publishing import PublishGrant, authorize_publish
-from control.session_states import live_session
+from control.sessions.live import end_live, go_live
+from control.sessions.states import live_session
+from control.streaming.playback_access import may_play, playable_kind
+from control.streaming.playback_tokens import PlaybackSigner, PlaybackTokenError, signing_key
+from control.streaming.stream_keys import PublishGrant, authorize_publish
 from mediaserver.control_port import (
     PLAYBACK_GRANT_SECONDS,
     ControlUnavailable,
@@ -39,7 +39,8 @@ from mediaserver.control_port import (
 log = logging.getLogger(__name__)
 
 class InProcessControl:
-    """Answers the media edge's questions with control.publishing and control.live_sessions.
+    """Answers the media edge's questions with control.streaming.stream_keys and
+    control.sessions.live.
 
     `settings` is the server's [courses] section (how early a scheduled session may go
     live, how long an ad-hoc one lasts), or the whole Settings, from which the playback

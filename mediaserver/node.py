@@ -10,9 +10,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from config.settings import Settings
-from control.api.app import build_app
-from control.database import Database
-from control.playback_tokens import PlaybackSigner, signing_key
+from control.db.database import Database
+from control.http.app import build_app
+from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from mediaserver.class_observer import ClassObserver
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.hls_delivery import HlsDelivery

@@ -12,15 +12,15 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from config.settings import Settings
-from control.accounts import count_users, create_user
-from control.database import Database
-from control.demo_course import create_demo_course
-from control.migrate import is_current, upgrade
+from control.accounts.passwords import Passwords
+from control.accounts.user_accounts import count_users, create_user
+from control.courses.demo_course import create_demo_course
+from control.db.database import Database
+from control.db.migrate import is_current, upgrade
 from control.models import Role
 from control.models.base import utcnow
-from control.passwords import Passwords
-from control.publishing import rtmp_url
-from control.session_generation import generate_sessions
+from control.scheduling.session_generation import generate_sessions
+from control.streaming.stream_keys import rtmp_url
 from mediaserver.first_start_credentials import announce_credentials
 from mediaserver.node import MediaNode
 

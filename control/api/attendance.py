@@ -8,16 +8,16 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from control.api.bodies import Body, Query
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
 from control.api.schedule_or_session import load_in_course
-from control.attendance import attendance_report, record_presence
+from control.courses.permissions import require_staff
 from control.errors import conflict, forbidden
+from control.http.bodies import Body, Query
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
 from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
-from control.permissions import require_staff
-from control.playback_access import may_play
+from control.sessions.attendance import attendance_report, record_presence
+from control.streaming.playback_access import may_play
 
 routes = Routes("attendance")
 

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from control.api.bodies import Id, Query, QueryAwareDateTime
-from control.api.responses import json
-from control.api.routing import Ctx, Routes
+from control.http.bodies import Id, Query, QueryAwareDateTime
+from control.http.responses import json
+from control.http.routing import Ctx, Routes
 from control.models import AuditEntry, Role
 
 routes = Routes("audit")

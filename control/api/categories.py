@@ -7,10 +7,10 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import func, select
 
-from control.api.bodies import Body, Id, Query
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
 from control.errors import conflict, not_found, unprocessable
+from control.http.bodies import Body, Id, Query
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
 from control.models import Category, Course, Role
 
 routes = Routes("categories")

@@ -14,17 +14,17 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from control.api.bodies import Body, Id
-from control.api.client_address import client_address
-from control.api.responses import json, no_content
-from control.api.routing import Before, Ctx, Routes
 from control.chat.access import chat_right
 from control.chat.frames import deleted_frame, error_frame
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.chat.tickets import issue_ticket, token_id
+from control.courses.permissions import is_staff, managed_course, require_staff, visible_course
 from control.errors import ApiError, not_found, unprocessable
+from control.http.bodies import Body, Id
+from control.http.client_address import client_address
+from control.http.responses import json, no_content
+from control.http.routing import Before, Ctx, Routes
 from control.models import ChatBan, ChatMessage, ChatMute, Course, CourseSession, User
-from control.permissions import is_staff, managed_course, require_staff, visible_course
 
 routes = Routes("chat")
 

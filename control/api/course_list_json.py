@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from control.api.course_json import course_json
-from control.api.responses import dumps
+from control.http.responses import dumps
 from control.time_format import stored_utc
 
 

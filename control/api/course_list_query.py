@@ -7,7 +7,7 @@ each shape is built once, compiled once per dialect to SQL text with its paramet
 order, and every request only supplies values. Rows come back as plain tuples; the
 prerequisites come in the same row, as one aggregated string.
 
-Visibility stays in `control.permissions.visibility_filter`: it is called with a
+Visibility stays in `control.courses.permissions.visibility_filter`: it is called with a
 stand-in viewer whose id is a bound parameter, so the rule is written once.
 """
 
@@ -37,6 +37,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from control.api.course_json import CourseRow
+from control.courses.permissions import visibility_filter
 from control.models import (
     Category,
     Course,
@@ -47,7 +48,6 @@ from control.models import (
     course_prerequisites,
 )
 from control.models.base import UTCDateTime
-from control.permissions import visibility_filter
 
 courses = cast(Any, Course.__table__).c
 users = cast(Any, User.__table__).c

@@ -9,16 +9,18 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import ScalarSelect, Select, func, select
 
-from control.api.bodies import INT_MAX, Body, Id, Query
 from control.api.course_json import course_json, orm_row
 from control.api.course_list_json import RenderedItems, cursor_value, page_body
 from control.api.course_list_query import Shape, cursor_time, list_statements, search_pattern
-from control.api.cursor import decode_cursor, next_link
 from control.api.live_notice import notify_keys_revoked
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
-from control.course_editing import change_course, create_course
+from control.courses.editing import change_course, create_course
+from control.courses.permissions import managed_course, visible_course
+from control.courses.prerequisites import prerequisite_map
 from control.errors import bad_request
+from control.http.bodies import INT_MAX, Body, Id, Query
+from control.http.cursor import decode_cursor, next_link
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
 from control.models import (
     AccessLevel,
     Category,
@@ -29,8 +31,6 @@ from control.models import (
     Role,
     User,
 )
-from control.permissions import managed_course, visible_course
-from control.prerequisites import prerequisite_map
 
 routes = Routes("courses")
 

@@ -1,8 +1,8 @@
 """Enrollments: students joining courses, teachers approving, seeding and removing them,
 rosters, and each enrollment's history.
 
-The use cases live in control.enrolling (status changes through control.enrollment_states,
-who is admitted, waitlisted or promoted by control.enrollment_rules); these handlers
+The use cases live in control.enrolment.enrolling (status changes through control.enrolment.states,
+who is admitted, waitlisted or promoted by control.enrolment.rules); these handlers
 parse, check who asks, call and answer. Every handler that may take or free a seat locks
 the course row first, so seat counts are exact under concurrency on PostgreSQL (SQLite
 serialises writers anyway).
@@ -15,19 +15,20 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import select
 
-from control.api.bodies import Body, Id, Query
-from control.api.responses import json
-from control.api.routing import Ctx, Routes
-from control.course_locks import lock_course
-from control.enrolling import (
+from control.courses.permissions import can_view, is_staff, managed_course
+from control.db.course_locks import lock_course
+from control.enrolment.enrolling import (
     approve_request,
     enroll_by_staff,
     enroll_self,
     find_enrollment,
     give_up_place,
 )
-from control.enrollment_states import Action, move
+from control.enrolment.states import Action, move
 from control.errors import ApiError, forbidden, not_found
+from control.http.bodies import Body, Id, Query
+from control.http.responses import json
+from control.http.routing import Ctx, Routes
 from control.models import (
     Course,
     Enrollment,
@@ -36,7 +37,6 @@ from control.models import (
     Role,
     User,
 )
-from control.permissions import can_view, is_staff, managed_course
 
 routes = Routes("enrollments")
 S = EnrollmentStatus

@@ -9,14 +9,14 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
-from control.api.bodies import Body
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
+from control.courses.permissions import managed_course
+from control.enrolment.invite_codes import invite_state, new_code
 from control.errors import ApiError, not_found, unprocessable
-from control.invite_codes import invite_state, new_code
+from control.http.bodies import Body
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
 from control.models import InviteCode
 from control.models.base import utcnow
-from control.permissions import managed_course
 
 routes = Routes("invites")
 

@@ -1,6 +1,6 @@
 """Going live over HTTP: start and end a course's broadcast, and ask whether it is live.
 
-The work is done by control.live_sessions, which the media server calls too.
+The work is done by control.sessions.live, which the media server calls too.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from typing import Any
 from sqlalchemy import select
 
 from control.api.live_notice import notify_session_ended
-from control.api.responses import json
-from control.api.routing import Ctx, Routes
 from control.api.sessions import session_json
+from control.courses.permissions import managed_course, visible_course
 from control.errors import conflict
-from control.live_sessions import end_live, go_live
+from control.http.responses import json
+from control.http.routing import Ctx, Routes
 from control.models import Course, CourseSession, SessionStatus
 from control.models.base import utcnow
-from control.permissions import managed_course, visible_course
-from control.session_states import live_session
+from control.sessions.live import end_live, go_live
+from control.sessions.states import live_session
 
 routes = Routes("live")
 

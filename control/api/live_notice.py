@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from control.api.routing import Ctx
+from control.http.routing import Ctx
 
 __all__ = ["notify_keys_revoked", "notify_session_ended"]
 

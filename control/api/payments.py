@@ -1,5 +1,5 @@
 """The payment provider's webhook: signed deliveries (HMAC-SHA256 of the raw body) that
-control.payments applies (payments admit students to paid courses, refunds end their
+control.enrolment.payments applies (payments admit students to paid courses, refunds end their
 access), idempotent by transaction id.
 """
 
@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import Field
 
-from control.api.bodies import INT_MAX, Body, Id
-from control.api.responses import json
-from control.api.routing import Ctx, Routes
+from control.enrolment.payments import PaymentNotice, PaymentResult, apply_notice
 from control.errors import ApiError
+from control.http.bodies import INT_MAX, Body, Id
+from control.http.responses import json
+from control.http.routing import Ctx, Routes
 from control.models import PaymentKind
-from control.payments import PaymentNotice, PaymentResult, apply_notice
 
 routes = Routes("payments")
 SIGNATURE_HEADER = "X-Academia-Signature"

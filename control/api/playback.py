@@ -14,13 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.responses import json
-from control.api.routing import Ctx, Routes
 from control.api.schedule_or_session import load_in_course
 from control.errors import ApiError, conflict, unauthorized
+from control.http.responses import json
+from control.http.routing import Ctx, Routes
 from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
-from control.playback_access import may_play, playable_kind
+from control.streaming.playback_access import may_play, playable_kind
 
 routes = Routes("playback")
 

@@ -2,7 +2,7 @@
 
 Both belong to a course: the caller must see the course (else 404, so existence stays
 private), only staff see inactive ones, and a write needs staff and takes row locks in
-the one order used everywhere (control.course_locks: courses by id, then the row itself),
+the one order used everywhere (control.db.course_locks: courses by id, then the row itself),
 so concurrent writers cannot deadlock.
 """
 
@@ -12,11 +12,11 @@ from typing import TypeVar
 
 from sqlalchemy import select
 
-from control.api.routing import Ctx
-from control.course_locks import lock_courses
+from control.courses.permissions import is_staff, require_staff, visible_course
+from control.db.course_locks import lock_courses
 from control.errors import ApiError, conflict, not_found
+from control.http.routing import Ctx
 from control.models import Course, CourseSession, Schedule
-from control.permissions import is_staff, require_staff, visible_course
 
 Row = TypeVar("Row", Schedule, CourseSession)
 

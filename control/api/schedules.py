@@ -1,9 +1,9 @@
 """Schedules: a course's class times as local wall-clock times, recurring or not.
 
 Anyone who can see a course may read its active schedules; its teacher and admins write
-them. Every write regenerates the schedule's future sessions (control.session_generation)
+them. Every write regenerates the schedule's future sessions (control.scheduling.session_generation)
 and is refused with 409 "schedule_conflict" if it would double-book the teacher
-(control.double_booking); a refused write saves nothing.
+(control.scheduling.double_booking); a refused write saves nothing.
 """
 
 from __future__ import annotations
@@ -16,23 +16,23 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from sqlalchemy import or_, select
 
-from control.api.bodies import INT_MAX, Body, Id, LocalDateTime, Query
-from control.api.cursor import decode_cursor, next_link
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
 from control.api.schedule_or_session import load_in_course
-from control.double_booking import refuse_clash
-from control.errors import unprocessable
-from control.models import Course, Role, Schedule
-from control.models.base import utcnow
-from control.permissions import (
+from control.courses.permissions import (
     managed_course,
     teaches_filter,
     visibility_filter,
     visible_course,
 )
-from control.recurrence import Occurrence, RecurrenceError, check_rrule, check_timezone
-from control.session_generation import (
+from control.errors import unprocessable
+from control.http.bodies import INT_MAX, Body, Id, LocalDateTime, Query
+from control.http.cursor import decode_cursor, next_link
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
+from control.models import Course, Role, Schedule
+from control.models.base import utcnow
+from control.scheduling.double_booking import refuse_clash
+from control.scheduling.recurrence import Occurrence, RecurrenceError, check_rrule, check_timezone
+from control.scheduling.session_generation import (
     EXPANSION_LIMIT,
     occurrences,
     remove_future_sessions,

@@ -1,7 +1,7 @@
 """Class sessions: listing them, one-off sessions, edits, cancelling and deleting.
 
 Anyone who can see a course may read its sessions; its teacher and admins write them.
-Status changes go through control.session_states (illegal ones answer 409). Live and
+Status changes go through control.sessions.states (illegal ones answer 409). Live and
 ended sessions are history: they are never deleted. Deleting a session generated from
 a schedule also adds its occurrence to the schedule's EXDATEs, so the periodic
 generation does not bring it back.
@@ -16,15 +16,20 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, or_, select, tuple_
 
-from control.api.bodies import Body, Id, Query, QueryDateTime
-from control.api.cursor import decode_cursor, next_link
 from control.api.live_notice import notify_session_ended
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
 from control.api.schedule_or_session import load_in_course
-from control.double_booking import refuse_clash
+from control.courses.permissions import (
+    is_staff,
+    managed_course,
+    teaches_filter,
+    visibility_filter,
+    visible_course,
+)
 from control.errors import bad_request, conflict, forbidden, unprocessable
-from control.live_sessions import move_session
+from control.http.bodies import Body, Id, Query, QueryDateTime
+from control.http.cursor import decode_cursor, next_link
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
 from control.models import (
     Course,
     CourseSession,
@@ -36,14 +41,9 @@ from control.models import (
     User,
 )
 from control.models.base import utcnow
-from control.permissions import (
-    is_staff,
-    managed_course,
-    teaches_filter,
-    visibility_filter,
-    visible_course,
-)
-from control.recurrence import Occurrence
+from control.scheduling.double_booking import refuse_clash
+from control.scheduling.recurrence import Occurrence
+from control.sessions.live import move_session
 
 routes = Routes("sessions")
 

@@ -8,15 +8,15 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
-from control.api.bodies import Body
 from control.api.live_notice import notify_keys_revoked
-from control.api.responses import json, no_content
-from control.api.routing import Ctx, Routes
+from control.courses.permissions import managed_course
 from control.errors import conflict, not_found, unprocessable
+from control.http.bodies import Body
+from control.http.responses import json, no_content
+from control.http.routing import Ctx, Routes
 from control.models import StreamKey
 from control.models.base import utcnow
-from control.permissions import managed_course
-from control.publishing import new_key, rotate_key, rtmp_url
+from control.streaming.stream_keys import new_key, rotate_key, rtmp_url
 
 routes = Routes("stream-keys")
 

@@ -7,23 +7,23 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy import func, select
 
-from control.accounts import add_user
-from control.api.bodies import INT_MAX, Body, Query
-from control.api.client_address import client_address
-from control.api.live_notice import notify_keys_revoked
-from control.api.responses import json, no_content
-from control.api.routing import Before, Ctx, Routes
-from control.auth_tokens import issue_token, revoke_all_for, revoke_token
-from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
-from control.key_revocation import revoke_keys_lost_by
-from control.models import Role, User
-from control.models.base import utcnow
-from control.sign_in import (
+from control.accounts.auth_tokens import issue_token, revoke_all_for, revoke_token
+from control.accounts.sign_in import (
     WRONG_CREDENTIALS,
     VerifiedPassword,
     new_account_hash,
     verify_credentials,
 )
+from control.accounts.user_accounts import add_user
+from control.api.live_notice import notify_keys_revoked
+from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
+from control.http.bodies import INT_MAX, Body, Query
+from control.http.client_address import client_address
+from control.http.responses import json, no_content
+from control.http.routing import Before, Ctx, Routes
+from control.models import Role, User
+from control.models.base import utcnow
+from control.streaming.key_revocation import revoke_keys_lost_by
 
 routes = Routes("users")
 
@@ -75,7 +75,7 @@ class UserListQuery(Query):
 
 
 # Password work runs in each endpoint's prepare step: before the write transaction, off
-# the event loop (control/sign_in.py). Only the writes are left to the handlers.
+# the event loop (control/accounts/sign_in.py). Only the writes are left to the handlers.
 
 
 async def check_login(pre: Before) -> VerifiedPassword:

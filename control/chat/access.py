@@ -1,6 +1,6 @@
 """Who may read and who may post in a session's chat, by the course's chat mode.
 
-public: anyone who may watch the session (see control.playback_access.may_play) reads;
+public: anyone who may watch the session (see control.streaming.playback_access.may_play) reads;
 signed-in watchers post. private: the course's staff and its actively enrolled students.
 disabled: nobody. Refusals are ApiErrors: before the upgrade they are HTTP errors.
 """
@@ -12,10 +12,10 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control.courses.permissions import can_view, is_staff
 from control.errors import conflict, forbidden, not_found, unauthorized
 from control.models import ChatMode, Course, CourseSession, Enrollment, EnrollmentStatus, User
-from control.permissions import can_view, is_staff
-from control.playback_access import may_play
+from control.streaming.playback_access import may_play
 
 ChatRight = Literal["read", "post"]
 

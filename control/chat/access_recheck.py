@@ -20,11 +20,11 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control.api.state import STATE, AppState
 from control.chat.access import chat_right
 from control.chat.connection import CLOSE_ACCESS_GONE, Grant
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.errors import ApiError
+from control.http.state import STATE, AppState
 from control.models import AuthToken, Course, CourseSession, User
 from control.models.base import utcnow
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from control.api.responses import dumps
+from control.http.responses import dumps
 from control.models import Role
 
 # Close codes the chat uses beyond the standard ones (4000-4999 are the application's).

@@ -8,16 +8,16 @@ already open. Broadcasting only queues: the poster never waits on a reader.
 
 from __future__ import annotations
 
-from control.api.state import AppState
 from control.chat.access import chat_right
 from control.chat.access_recheck import signed_in_user
 from control.chat.connection import ChatConnection
 from control.chat.frames import ChatRefusal, message_frame
 from control.chat.hub import ChatHub
 from control.chat.moderation import check_sanctions, clean_text
+from control.courses.permissions import is_staff
 from control.errors import ApiError
+from control.http.state import AppState
 from control.models import ChatMessage, Course, CourseSession
-from control.permissions import is_staff
 
 
 async def post_message(

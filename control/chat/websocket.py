@@ -21,9 +21,6 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from control.api.bodies import INT_MAX
-from control.api.state import STATE, AppState
-from control.attendance import record_presence
 from control.chat.access import chat_right
 from control.chat.access_recheck import access_recheck_context, signed_in_user
 from control.chat.connection import ChatConnection, Grant
@@ -32,9 +29,12 @@ from control.chat.hub import CHAT_HUB, ChatHub
 from control.chat.moderation import is_banned
 from control.chat.posting import post_message
 from control.chat.tickets import redeem_ticket, ticket_required
+from control.courses.permissions import is_staff
 from control.errors import bad_request, not_found, unauthorized
+from control.http.bodies import INT_MAX
+from control.http.state import STATE, AppState
 from control.models import ChatMessage, Course, CourseSession, SessionStatus, User
-from control.permissions import is_staff
+from control.sessions.attendance import record_presence
 
 log = logging.getLogger(__name__)
 

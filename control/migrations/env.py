@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection control.migrate hands over,
+"""Alembic environment: runs migrations on the connection control.db.migrate hands over,
 or, from the alembic command line, on an async engine of its own."""
 
 from __future__ import annotations

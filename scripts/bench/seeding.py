@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 
 from config.settings import AuthSettings
-from control.auth_tokens import issue_token
-from control.database import Database
+from control.accounts.auth_tokens import issue_token
+from control.accounts.passwords import Passwords
+from control.db.database import Database
 from control.models import AccessLevel, Category, Course, Role, User
-from control.passwords import Passwords
 
 # The student the list load signs in as (through POST /auth/login, as a client would).
 LOGIN_USERNAME = "bench_student"

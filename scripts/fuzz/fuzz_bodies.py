@@ -1,5 +1,5 @@
 """Fuzz target: the request bodies and query strings of every API endpoint, without a server
-(control/api/bodies.py and each endpoint's models).
+(control/http/bodies.py and each endpoint's models).
 
 The first byte picks a model; the rest is the raw body (parsed as `routing._read_body` does)
 or, for query models, the query string. The only error allowed out is pydantic's
@@ -13,8 +13,8 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
-from control.api.app import all_endpoints
-from control.api.error_middleware import validation_error
+from control.http.app import all_endpoints
+from control.http.error_middleware import validation_error
 
 
 def _models(kind: str) -> list[type[BaseModel]]:

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from control.api import attendance as attendance_api
-from control.attendance import record_presence, total_attendance, union_seconds
 from control.models import AttendanceInterval, AuditEntry, CourseSession
+from control.sessions.attendance import record_presence, total_attendance, union_seconds
 from support.api_client import Api, Person
 from support.chat_client import connect
 from support.frozen_time import EPOCH, Clock, freeze

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from control.database import Database
+from control.db.database import Database
 from control.models.base import utcnow
-from control.playback_tokens import PlaybackSigner
+from control.streaming.playback_tokens import PlaybackSigner
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import (
     ControlUnavailable,

@@ -12,7 +12,7 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from control.api.state import STATE
+from control.http.state import STATE
 from control.models import Enrollment, EnrollmentEvent, Payment, Role
 from support.api_client import Api
 from support.world import World

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from control.api.state import STATE
-from control.enrollment_rules import promote_waitlist
+from control.enrolment.rules import promote_waitlist
+from control.http.state import STATE
 from control.models import (
     AuditEntry,
     Course,

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from control.errors import ApiError
-from control.live_sessions import end_live, go_live
 from control.models import Course, CourseSession, SessionStatus
+from control.sessions.live import end_live, go_live
 from support.api_client import Api, Person
 from support.frozen_time import EPOCH, Clock, freeze, iso
 from support.snapshot import snapshot

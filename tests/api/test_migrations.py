@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from control.database import Database
-from control.migrate import is_current, upgrade
+from control.db.database import Database
+from control.db.migrate import is_current, upgrade
 from control.models import Base
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-from control.api.bodies import INT_MAX
+from control.http.bodies import INT_MAX
 from control.web.pages import ASSETS_PREFIX, PAGES
 from support.api_client import Api
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from control.models import AuditEntry
-from control.playback_tokens import (
+from control.streaming.playback_tokens import (
     KEY_FILE_NAME,
     PlaybackSigner,
     PlaybackTokenError,

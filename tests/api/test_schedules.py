@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from control.api.app import build_app
+from control.http.app import build_app
 from control.models import CourseSession, Schedule, SessionStatus
-from control.session_generation import generate_sessions
+from control.scheduling.session_generation import generate_sessions
 from support.api_client import Api, Person
 from support.frozen_time import EPOCH, Clock, freeze, iso
 from support.snapshot import snapshot

@@ -17,8 +17,8 @@ from control.models import (
     Schedule,
     SessionStatus,
 )
-from control.session_generation import generate_sessions
-from control.session_states import ALLOWED, can_transition, check_transition
+from control.scheduling.session_generation import generate_sessions
+from control.sessions.states import ALLOWED, can_transition, check_transition
 from support.api_client import Api, Person
 from support.frozen_time import EPOCH, Clock, freeze, iso
 from support.snapshot import snapshot

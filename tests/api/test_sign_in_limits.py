@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from control.database import Database
+from control.db.database import Database
 from control.models import Role
 from support.api_client import Api
 from support.sign_in_limit_fixtures import (

@@ -16,8 +16,8 @@ from typing import Any
 from aiohttp import ClientResponse
 
 from config.settings import AuthSettings
-from control.api.state import STATE
-from control.passwords import Passwords
+from control.accounts.passwords import Passwords
+from control.http.state import STATE
 from support.api_client import Api
 from support.world import World
 

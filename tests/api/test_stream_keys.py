@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from control.models import StreamKey
 from control.models.base import utcnow
-from control.publishing import PublishGrant, PublishRefused, Refusal, authorize_publish
+from control.streaming.stream_keys import PublishGrant, PublishRefused, Refusal, authorize_publish
 from support.api_client import Api
 from support.world import World
 

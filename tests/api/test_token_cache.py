@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from control.accounts.token_cache import TokenCache
 from control.models import AuthToken, Role, User
 from control.secrets_hashing import digest
-from control.token_cache import TokenCache
 from support.api_client import Api
 from support.world import World
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from control.accounts import count_users
-from control.database import Database
+from control.accounts.user_accounts import count_users
+from control.db.database import Database
 from mediaserver.first_start_credentials import (
     CREDENTIALS_FILE,
     announce_credentials,

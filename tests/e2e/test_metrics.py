@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.loading import SettingsError
 from config.settings import Settings
-from control.api.error_middleware import error_middleware
-from control.database import Database
+from control.db.database import Database
+from control.http.error_middleware import error_middleware
 from mediaserver.metrics import Metrics
 from mediaserver.metrics_endpoint import add_metrics_route, parse_listen_address
 from mediaserver.node import MediaNode

@@ -34,13 +34,13 @@ from schemathesis.engine import StopReason, events, from_schema
 from sqlalchemy import select
 
 from config.settings import Settings
-from control.accounts import create_user
-from control.api.app import build_app
-from control.auth_tokens import issue_token, resolve_token
-from control.database import Database
+from control.accounts.auth_tokens import issue_token, resolve_token
+from control.accounts.passwords import Passwords
+from control.accounts.user_accounts import create_user
+from control.db.database import Database
+from control.http.app import build_app
 from control.models import Role, User
 from control.models.base import utcnow
-from control.passwords import Passwords
 
 SEED = 20261201
 MAX_EXAMPLES = 10

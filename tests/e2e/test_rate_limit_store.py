@@ -13,10 +13,10 @@ import pytest
 from redis.asyncio import Redis
 
 from config.loading import load_settings
-from control.database import Database
+from control.accounts.rate_limit_store import InProcessStore, RateLimitStore
+from control.accounts.redis_rate_limit_store import PREFIX, RedisRateLimitStore
+from control.db.database import Database
 from control.models import Role
-from control.rate_limit_store import InProcessStore, RateLimitStore
-from control.redis_rate_limit_store import PREFIX, RedisRateLimitStore
 from support.api_client import Api
 from support.redis_server import RedisServer, redis_available, start_redis, stop_redis
 from support.sign_in_limit_fixtures import limited_api, limited_settings, source

@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from control.accounts import create_user
-from control.auth_tokens import issue_token
-from control.database import Database
+from control.accounts.auth_tokens import issue_token
+from control.accounts.passwords import Passwords
+from control.accounts.user_accounts import create_user
+from control.db.database import Database
 from control.models import Role, User
-from control.passwords import Passwords
 
 
 @dataclass

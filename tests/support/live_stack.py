@@ -25,8 +25,8 @@ import av
 
 from config.loading import load_settings
 from config.settings import Settings
-from control.database import Database
-from control.demo_course import create_demo_course
+from control.courses.demo_course import create_demo_course
+from control.db.database import Database
 from control.models import User
 from mediaserver.node import MediaNode
 from mediaserver.server import prepare_database
@@ -139,9 +139,9 @@ class LiveStack:
     async def start(self) -> None:
         await prepare_database(self.settings, self.database)
         async with self.database.transaction(write=True) as db:
-            from control.accounts import create_user
+            from control.accounts.passwords import Passwords
+            from control.accounts.user_accounts import create_user
             from control.models import Role
-            from control.passwords import Passwords
 
             admin: User = await create_user(
                 db, Passwords(self.settings.auth), username="admin",

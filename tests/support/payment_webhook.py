@@ -9,7 +9,7 @@ import hmac
 import json as jsonlib
 from typing import Any
 
-from control.api.state import STATE
+from control.http.state import STATE
 from support.api_client import Api
 from support.world import World
 

@@ -9,11 +9,11 @@ import threading
 from typing import Any
 
 from config.settings import AuthSettings, Settings
-from control.api.app import build_app
-from control.api.state import STATE
-from control.database import Database
-from control.rate_limit_store import InProcessStore, RateLimitStore
-from control.sign_in_limits import SignInLimits
+from control.accounts.rate_limit_store import InProcessStore, RateLimitStore
+from control.accounts.sign_in_limits import SignInLimits
+from control.db.database import Database
+from control.http.app import build_app
+from control.http.state import STATE
 from support.api_client import Api
 
 OFF = {"login_ip_burst": 0, "login_account_burst": 0, "register_ip_burst": 0}

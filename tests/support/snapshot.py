@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control.database import Database
+from control.db.database import Database
 
 
 async def snapshot(database: Database) -> dict[str, list[tuple[Any, ...]]]:

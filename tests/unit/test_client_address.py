@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from control.api.client_address import client_address, trusted_networks
+from control.http.client_address import client_address, trusted_networks
 
 
 def request(peer: str, forwarded: str | None = None) -> web.Request:

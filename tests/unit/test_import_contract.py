@@ -78,7 +78,7 @@ def test_the_layers_import_only_downwards(package: str, forbidden: tuple[str, ..
 
 
 def test_mediaserver_reaches_the_api_only_where_the_node_builds_it() -> None:
-    assert _violations("mediaserver", ("control.api",), skip=BUILDS_THE_APP) == []
+    assert _violations("mediaserver", ("control.api", "control.http"), skip=BUILDS_THE_APP) == []
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

@@ -1,4 +1,5 @@
-"""control.recurrence: wall-clock recurrence across DST, exceptions, windows and clashes."""
+"""control.scheduling.recurrence: wall-clock recurrence across DST, exceptions, windows and
+clashes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from dateutil.rrule import rrulestr
 
-from control.recurrence import (
+from control.scheduling.clashes import first_clash
+from control.scheduling.recurrence import (
     MAX_SPAN_DAYS,
     Occurrence,
     RecurrenceError,
@@ -19,7 +21,6 @@ from control.recurrence import (
     check_timezone,
     expand,
 )
-from control.schedule_clashes import first_clash
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -1,0 +1,1 @@
+"""Accounts and signing in: users, passwords, sign-in tokens, sign-in limits."""

@@ -1,0 +1,1 @@
+"""Courses: who may see and manage one, creating and changing it, prerequisites."""

@@ -1,0 +1,1 @@
+"""The database: connection and writer lock, migrations, plain driver reads, lock order."""

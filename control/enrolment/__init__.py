@@ -1,0 +1,1 @@
+"""Enrolment: places in courses, its state machine, invite codes, payments."""

@@ -1,0 +1,88 @@
+"""Builds the control plane's aiohttp application from its endpoint modules."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from config.settings import Settings
+from control.accounts.passwords import Passwords, dummy_hash
+from control.accounts.rate_limit_store import InProcessStore, RateLimitStore
+from control.accounts.sign_in_limits import SignInLimits
+from control.api import (
+    attendance,
+    audit,
+    categories,
+    chat,
+    courses,
+    enrollments,
+    invites,
+    live,
+    payments,
+    playback,
+    schedules,
+    sessions,
+    stream_keys,
+    users,
+)
+from control.chat.websocket import install_chat
+from control.db.database import Database
+from control.http.client_address import trusted_networks
+from control.http.error_middleware import error_middleware
+from control.http.openapi import openapi_document
+from control.http.responses import json
+from control.http.routing import Endpoint, add_endpoints
+from control.http.state import STATE, AppState
+from control.sessions.live_observer import LiveObserver
+from control.streaming.playback_tokens import PlaybackSigner, signing_key
+from control.web.pages import add_page_routes
+
+ENDPOINT_MODULES = (
+    users, categories, courses, stream_keys, audit, enrollments, invites, payments,
+    schedules, sessions, live, playback, chat, attendance,
+)
+
+
+def all_endpoints() -> list[Endpoint]:
+    return [e for module in ENDPOINT_MODULES for e in module.routes.endpoints]
+
+
+def _rate_limit_store(settings: Settings) -> RateLimitStore:
+    """Shared through Redis when there is one (several processes), else this process's."""
+    if settings.server.redis_url:
+        from control.accounts.redis_rate_limit_store import RedisRateLimitStore
+
+        return RedisRateLimitStore(settings.server.redis_url)
+    return InProcessStore()
+
+
+def build_app(
+    settings: Settings, database: Database, *, live_observer: LiveObserver | None = None
+) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
+    )
+    passwords = Passwords(settings.auth)
+    limits = SignInLimits(settings.auth, _rate_limit_store(settings))
+    app[STATE] = AppState(
+        settings, database, passwords, dummy_hash(passwords),
+        playback_signer=PlaybackSigner(signing_key(settings)), sign_in_limits=limits,
+        trusted_proxies=trusted_networks(settings.server.trusted_proxies),
+        live_observer=live_observer,
+    )
+
+    async def release(_app: web.Application) -> None:
+        await limits.close()
+        passwords.close()
+
+    app.on_cleanup.append(release)
+    endpoints = all_endpoints()
+    add_endpoints(app, endpoints)
+    document = openapi_document(endpoints)
+
+    async def serve_openapi(_request: web.Request) -> web.Response:
+        return json(document)
+
+    app.router.add_get("/openapi.json", serve_openapi)
+    add_page_routes(app, settings.public_url)  # the web pages and their assets
+    install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
+    return app

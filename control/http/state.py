@@ -1,0 +1,34 @@
+"""What every request handler can reach: settings, the database, password hashing, the
+sign-in rate limits and the playback token signer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from config.settings import Settings
+from control.accounts.passwords import Passwords
+from control.accounts.sign_in_limits import SignInLimits
+from control.db.database import Database
+from control.http.client_address import Network
+from control.sessions.live_observer import LiveObserver
+from control.streaming.playback_tokens import PlaybackSigner
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    database: Database
+    passwords: Passwords
+    # Verified against when a username is unknown, so timing does not reveal accounts.
+    dummy_password_hash: str
+    playback_signer: PlaybackSigner
+    sign_in_limits: SignInLimits
+    # Reverse proxies whose X-Forwarded-For is believed (control/http/client_address.py).
+    trusted_proxies: tuple[Network, ...]
+    # The media edge in this process, when there is one (see control/sessions/live_observer.py).
+    live_observer: LiveObserver | None = None
+
+
+STATE = web.AppKey("academia_state", AppState)

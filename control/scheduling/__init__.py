@@ -1,0 +1,1 @@
+"""Scheduling: recurrence rules, their expansion, clashes, sessions from schedules."""

@@ -1,0 +1,1 @@
+"""Class sessions: going live and ending, the session state machine, attendance."""

@@ -1,0 +1,1 @@
+"""Streaming: stream keys, their revocation, playback grants and tokens."""
