@@ -1,4 +1,4 @@
-"""The RTMP server: accepts encoder connections and runs one `RtmpSession` per connection.
+"""The RTMP server: accepts encoder connections and runs one `RtmpConnection` per connection.
 
 It owns the listening socket and the table of open connections. A connection that
 publishes goes through mediaserver/publishing.py (which holds the `LiveRegistry` of
@@ -33,7 +33,7 @@ from mediaserver.live_registry import LiveRegistry
 from mediaserver.open_files import fit_connection_cap
 from mediaserver.publishing import Publishing
 from mediaserver.rtmp.chunks import MAX_CHUNK_SIZE
-from mediaserver.rtmp.session import RtmpSession, SessionConfig
+from mediaserver.rtmp.connection import ConnectionConfig, RtmpConnection
 
 __all__ = ["RtmpServer"]
 
@@ -75,12 +75,12 @@ class RtmpServer:
         max_connections: int = 1000,
         max_connections_per_ip: int = 20,
         chunk_size: int = 4096,
-        config: SessionConfig | None = None,
+        config: ConnectionConfig | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
         if auth_timeout is None:
-            auth_timeout = min(timeout, SessionConfig.auth_timeout)
+            auth_timeout = min(timeout, ConnectionConfig.auth_timeout)
         if auth_timeout <= 0:
             raise ValueError(f"auth_timeout must be positive, not {auth_timeout}")
         if max_connections < 1:
@@ -95,13 +95,13 @@ class RtmpServer:
         self._requested_port = port
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
-        base = config if config is not None else SessionConfig()
+        base = config if config is not None else ConnectionConfig()
         self.config = dataclasses.replace(base, timeout=timeout, auth_timeout=auth_timeout,
                                           chunk_size=chunk_size)
         self._server: asyncio.Server | None = None
         self._ids = itertools.count(1)
-        self._sessions: dict[int, RtmpSession] = {}
-        self._by_address: dict[str, set[RtmpSession]] = {}
+        self._sessions: dict[int, RtmpConnection] = {}
+        self._by_address: dict[str, set[RtmpConnection]] = {}
         self._refused_since_log = 0
         self._last_refusal_log = -_REFUSAL_LOG_INTERVAL
 
@@ -183,7 +183,7 @@ class RtmpServer:
             return
         writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
         connection_id = next(self._ids)
-        session = RtmpSession(
+        session = RtmpConnection(
             connection_id,
             reader,
             writer,

@@ -55,7 +55,7 @@ def _tags(data: bytes) -> Iterator[tuple[int, int, bytes]]:
 
 
 def _metadata(body: bytes) -> None:
-    # What RtmpSession._on_data does with a data message.
+    # What RtmpConnection._on_data does with a data message.
     try:
         values = amf0.decode_all(body)
     except amf0.Amf0Error:

@@ -49,7 +49,7 @@ from mediaserver.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Messag
 from mediaserver.rtmp.handshake import HandshakeError, ServerHandshake
 from mediaserver.rtmp.messages import LimitType, MessageError, MessageType, UserControlEvent
 
-__all__ = ["RtmpSession", "SessionConfig", "key_fingerprint"]
+__all__ = ["ConnectionConfig", "RtmpConnection", "key_fingerprint"]
 
 log = logging.getLogger("mediaserver.rtmp")
 
@@ -83,7 +83,7 @@ _REFUSALS: dict[Refused, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class SessionConfig:
+class ConnectionConfig:
     """Per-connection limits and the values we announce to the client."""
 
     timeout: float = 30.0
@@ -140,7 +140,7 @@ def _status(level: str, code: str, description: str) -> dict[str, Amf0Value]:
     return {"level": level, "code": code, "description": description}
 
 
-class RtmpSession:
+class RtmpConnection:
     """Serves one accepted TCP connection until it closes. Run `run()` once."""
 
     def __init__(
@@ -150,7 +150,7 @@ class RtmpSession:
         writer: asyncio.StreamWriter,
         *,
         publishing: Publishing,
-        config: SessionConfig,
+        config: ConnectionConfig,
     ) -> None:
         self.connection_id = connection_id
         self._reader = reader
