@@ -81,7 +81,7 @@ class InProcessControl:
             return PublishAllowed(course_id=answer.course_id, key_id=answer.key_id)
         return PublishDenied(reason=str(answer.reason))
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         try:
             async with self._database.transaction(write=True) as db:
                 course = await db.get(Course, course_id)
@@ -107,7 +107,7 @@ class InProcessControl:
         except SQLAlchemyError as exc:
             raise ControlUnavailable(f"database error while going live: {exc}") from exc
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         try:
             async with self._database.transaction(write=True) as db:
                 course = await db.get(Course, course_id)

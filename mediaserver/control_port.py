@@ -86,11 +86,11 @@ class ControlPort(Protocol):
         """May `key` publish into RTMP application `app`? `key` has no `?query` part."""
         ...
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         """The course's broadcast has begun: go live; returns the live session's id."""
         ...
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         """The course's broadcast is over: end the live session (nothing if none)."""
         ...
 

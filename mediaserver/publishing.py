@@ -191,7 +191,7 @@ class Publishing:
         if waiting is not None and waiting.grace is not None:
             waiting.grace.cancel()
             waiting.grace = None
-        session_id = await self.control.stream_started(course_id)
+        session_id = await self.control.session_goes_live(course_id)
         if waiting is not None and waiting.session_id != session_id:
             # The session ended elsewhere (from the web app) while its publisher was away.
             self._end_soon(waiting)
@@ -215,7 +215,7 @@ class Publishing:
                 pass  # ended from the API: nothing more to end
             elif live is None:
                 # No media here for it (it never went live): record the end now.
-                await self.control.stream_ended(course_id)
+                await self.control.end_session(course_id)
             elif self._grace is None:
                 await self._class_over(live)
             elif live.grace is None:
@@ -241,7 +241,7 @@ class Publishing:
         """Nobody publishes into the class any more: the control plane ends it, the media
         is finalised."""
         try:
-            await self.control.stream_ended(live.course_id)
+            await self.control.end_session(live.course_id)
         except Exception:
             log.exception("course %d: could not record the end of session %d",
                           live.course_id, live.session_id)
@@ -298,7 +298,7 @@ class Publishing:
         for live in list(self._classes.values()):
             if live.ending is None:
                 try:
-                    await self.control.stream_ended(live.course_id)
+                    await self.control.end_session(live.course_id)
                 except Exception:
                     log.exception("course %d: could not record the end of session %d",
                                   live.course_id, live.session_id)

@@ -34,13 +34,13 @@ async def test_decisions_and_live_cycle(api: Api, world: World) -> None:
     assert await control.authorize_publish("live", "sk_nope") == PublishDenied("unknown_key")
     assert await control.authorize_publish("other", key) == PublishDenied("wrong_app")
 
-    session_id = await control.stream_started(world.course_id)
+    session_id = await control.session_goes_live(world.course_id)
     status = await api.get(f"/courses/{world.course_id}/live-status", expect=200)
     assert (status["is_live"], status["session_id"]) == (True, session_id)
-    await control.stream_ended(world.course_id)
+    await control.end_session(world.course_id)
     status = await api.get(f"/courses/{world.course_id}/live-status", expect=200)
     assert status["is_live"] is False
-    await control.stream_ended(world.course_id)  # nothing live: harmless
+    await control.end_session(world.course_id)  # nothing live: harmless
 
     await api.post(f"/stream-keys/{made['id']}/revoke", world.teacher, expect=200)
     assert await control.authorize_publish("live", key) == PublishDenied("revoked")
@@ -50,14 +50,14 @@ async def test_encoder_joins_a_session_started_on_the_web(api: Api, world: World
     control = InProcessControl(api.database, api.settings.courses)
     started = await api.post(f"/courses/{world.course_id}/start-live", world.teacher,
                              expect=200)
-    assert await control.stream_started(world.course_id) == started["session_id"]
+    assert await control.session_goes_live(world.course_id) == started["session_id"]
 
 
 async def test_recording_ready_and_playback(api: Api, world: World) -> None:
     signer = PlaybackSigner(b"a test key of some length")
     control = InProcessControl(api.database, api.settings.courses, signer=signer,
                                public_url="https://school.example/")
-    session_id = await control.stream_started(world.course_id)
+    session_id = await control.session_goes_live(world.course_id)
     later = utcnow() + timedelta(minutes=5)
     token = signer.issue(session_id, world.student.id, later)
     decision = await control.authorize_playback(session_id, token)
@@ -65,7 +65,7 @@ async def test_recording_ready_and_playback(api: Api, world: World) -> None:
     assert (decision.session_id, decision.live) == (session_id, True)
     assert decision.expires_at <= (utcnow() + timedelta(seconds=10)).timestamp()
 
-    await control.stream_ended(world.course_id)
+    await control.end_session(world.course_id)
     assert await control.authorize_playback(session_id, token) == PlaybackRefused(
         "not_available")
     await control.recording_ready(session_id)

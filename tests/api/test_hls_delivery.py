@@ -70,10 +70,10 @@ class FakeControl:
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         raise NotImplementedError
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         raise NotImplementedError
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         raise NotImplementedError
 
     async def recording_ready(self, session_id: int) -> None:

@@ -78,10 +78,10 @@ class NoKeys(IngestOnlyControl):
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         return PublishDenied("unknown_key")
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         raise AssertionError("never")
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         raise AssertionError("never")
 
 

@@ -74,11 +74,11 @@ class GatedControl(IngestOnlyControl):
         await self.gate.wait()
         return PublishAllowed(COURSE) if key == KEY else PublishDenied("unknown_key")
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         self.started.append(course_id)
         return 700
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         self.ended.append(course_id)
 
 

@@ -76,11 +76,11 @@ class FakeControl(IngestOnlyControl):
         course = self.keys.get(key)
         return PublishDenied("unknown_key") if course is None else PublishAllowed(course)
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         self.started.append(course_id)
         return 1000 + len(self.started)
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         self.ended.append(course_id)
 
 

@@ -37,11 +37,11 @@ class FakeControl(IngestOnlyControl):
             return PublishAllowed(COURSE)
         return PublishDenied("unknown_key")
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         self.started.append(course_id)
         return 500 + len(self.started)
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         self.ended.append(course_id)
 
 

@@ -33,10 +33,10 @@ class Control(IngestOnlyControl):
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         raise AssertionError("not asked here")
 
-    async def stream_started(self, course_id: int) -> int:
+    async def session_goes_live(self, course_id: int) -> int:
         raise AssertionError("not asked here")
 
-    async def stream_ended(self, course_id: int) -> None:
+    async def end_session(self, course_id: int) -> None:
         raise AssertionError("not asked here")
 
     async def recording_ready(self, session_id: int) -> None:

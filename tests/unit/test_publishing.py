@@ -43,8 +43,8 @@ class Control:
             raise ControlUnavailable("database down")
         return PublishAllowed(COURSE, KEY_ID) if key == KEY else PublishDenied("unknown_key")
 
-    async def stream_started(self, course_id: int) -> int:
-        self.calls.append(("stream_started", course_id))
+    async def session_goes_live(self, course_id: int) -> int:
+        self.calls.append(("session_goes_live", course_id))
         if self.fail_going_live:
             raise ControlUnavailable("database down")
         if course_id not in self._live:
@@ -52,8 +52,8 @@ class Control:
             self._live[course_id] = self._next
         return self._live[course_id]
 
-    async def stream_ended(self, course_id: int) -> None:
-        self.calls.append(("stream_ended", course_id))
+    async def end_session(self, course_id: int) -> None:
+        self.calls.append(("end_session", course_id))
         self._live.pop(course_id, None)
 
     async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
@@ -135,7 +135,7 @@ async def test_arriving_authorizes_claims_goes_live_and_starts_the_sink() -> Non
         COURSE, 101, KEY_ID)
     assert publication.sink is not None
     assert publishing.registry.get(COURSE) is publication
-    assert control.calls == [("stream_started", COURSE)]
+    assert control.calls == [("session_goes_live", COURSE)]
     assert media.calls == [("open", 101), ("sink", 101)]
     assert publishing.live_session(COURSE) == 101
 
@@ -159,7 +159,7 @@ async def test_refusals() -> None:
     assert isinstance(first, Publication)
     busy = await publishing.publisher_arrived(arrival(connection_id=2))
     assert isinstance(busy, Refusal) and busy.why is Refused.COURSE_BUSY
-    assert control.calls == [("stream_started", COURSE)]  # none of these went live
+    assert control.calls == [("session_goes_live", COURSE)]  # none of these went live
 
 
 async def test_a_failure_to_go_live_frees_the_slot() -> None:
@@ -169,7 +169,7 @@ async def test_a_failure_to_go_live_frees_the_slot() -> None:
     assert isinstance(refused, Refusal) and refused.why is Refused.GO_LIVE_FAILED
     assert not publishing.registry.is_live(COURSE)
     # Nothing live here for it: its end is recorded at once.
-    assert control.calls == [("stream_started", COURSE), ("stream_ended", COURSE)]
+    assert control.calls == [("session_goes_live", COURSE), ("end_session", COURSE)]
 
 
 async def test_a_publisher_that_leaves_is_waited_for_then_the_class_ends() -> None:
@@ -178,9 +178,9 @@ async def test_a_publisher_that_leaves_is_waited_for_then_the_class_ends() -> No
     publication = await live_publication(publishing, [])
     await publishing.publisher_left(publication, protocol="RTMP")
     assert not publishing.registry.is_live(COURSE)  # free for a reconnect
-    assert ("stream_ended", COURSE) not in control.calls  # the grace period runs
+    assert ("end_session", COURSE) not in control.calls  # the grace period runs
     await until(lambda: ("forget", 101) in media.calls)
-    assert control.calls == [("stream_started", COURSE), ("stream_ended", COURSE),
+    assert control.calls == [("session_goes_live", COURSE), ("end_session", COURSE),
                              ("recording_ready", 101)]
     assert media.calls == [("open", 101), ("sink", 101), ("finalise", 101), ("forget", 101)]
     assert publishing.live_session(COURSE) is None
@@ -194,7 +194,7 @@ async def test_a_publisher_back_within_the_grace_period_continues_the_session() 
     again = await live_publication(publishing, [])
     assert again.session_id == first.session_id == 101
     await asyncio.sleep(0.4)  # past the first grace period: cancelled, nothing ends
-    assert ("stream_ended", COURSE) not in control.calls
+    assert ("end_session", COURSE) not in control.calls
     assert ("finalise", 101) not in media.calls
 
 
@@ -208,8 +208,8 @@ async def test_a_class_ended_from_the_api_stops_its_publisher_and_is_not_ended_a
     # The protocol's cleanup: its publisher left.
     await publishing.publisher_left(publication, protocol="RTMP")
     await until(lambda: ("forget", 101) in media.calls)
-    # The API ended the class: no stream_ended goes back to the control plane.
-    assert control.calls == [("stream_started", COURSE), ("recording_ready", 101)]
+    # The API ended the class: no end_session goes back to the control plane.
+    assert control.calls == [("session_goes_live", COURSE), ("recording_ready", 101)]
     assert not publishing.registry.is_live(COURSE)
 
 
@@ -224,7 +224,7 @@ async def test_a_revoked_key_stops_its_publisher_and_the_class_waits() -> None:
     assert stops == ["its stream key was revoked"]
     await publishing.publisher_left(publication, protocol="RTMP")
     assert publishing.live_session(COURSE) == 101  # waiting for its teacher
-    assert ("stream_ended", COURSE) not in control.calls
+    assert ("end_session", COURSE) not in control.calls
     await publishing.close()
 
 
@@ -243,7 +243,7 @@ async def test_shutting_down_ends_every_class_without_grace() -> None:
     publication = await live_publication(publishing, [])
     await publishing.publisher_left(publication, protocol="RTMP")
     await publishing.close()
-    assert control.calls == [("stream_started", COURSE), ("stream_ended", COURSE),
+    assert control.calls == [("session_goes_live", COURSE), ("end_session", COURSE),
                              ("recording_ready", 101)]
     assert ("forget", 101) in media.calls
 
@@ -253,13 +253,13 @@ async def test_without_grace_the_class_ends_before_the_slot_is_freed() -> None:
     publishing = Publishing(control, media)
     publication = await live_publication(publishing, [])
 
-    async def stream_ended(course_id: int) -> None:
+    async def end_session(course_id: int) -> None:
         assert publishing.registry.is_live(course_id)
-        control.calls.append(("stream_ended", course_id))
+        control.calls.append(("end_session", course_id))
 
-    control.stream_ended = stream_ended  # type: ignore[method-assign]
+    control.end_session = end_session  # type: ignore[method-assign]
     await publishing.publisher_left(publication, protocol="RTMP")
-    assert ("stream_ended", COURSE) in control.calls
+    assert ("end_session", COURSE) in control.calls
     assert not publishing.registry.is_live(COURSE)
 
 
@@ -271,7 +271,7 @@ async def test_resuming_takes_up_what_an_earlier_process_left(stage: Stage) -> N
     await publishing.resume_unfinished()
     assert media.calls[0] == ("open", 101)
     await until(lambda: ("forget", 101) in media.calls)
-    ended = [("stream_ended", COURSE)] if stage == "live" else []
+    ended = [("end_session", COURSE)] if stage == "live" else []
     assert control.calls == [*ended, ("recording_ready", 101)]
 
 
@@ -298,7 +298,7 @@ async def test_a_class_ended_while_its_publisher_goes_live_stops_it_once_it_can(
     assert publication.stop("again") is False and len(stops) == 1
     await publishing.publisher_left(publication, protocol="RTMP")
     await publishing.close()
-    assert ("stream_ended", COURSE) not in control.calls
+    assert ("end_session", COURSE) not in control.calls
 
 
 async def test_a_publisher_cancelled_while_going_live_leaves_its_slot() -> None:
