@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.command == "serve":
-        from mediaserver.server import serve_forever
+        from mediaserver.process import serve_forever
 
         try:
             asyncio.run(serve_forever(settings))

@@ -32,7 +32,7 @@ __all__ = ["MediaNode"]
 
 
 class MediaNode:
-    """Everything but the database's migration and first-start setup (see server.py).
+    """Everything but the database's migration and first-start setup (see process.py).
 
     Ports 0 in settings pick free ports: see `http_port` and `rtmp.port` after start().
     """

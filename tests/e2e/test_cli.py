@@ -28,7 +28,7 @@ from mediaserver.first_start_credentials import (
     announce_credentials,
     write_private,
 )
-from mediaserver.server import first_start
+from mediaserver.process import first_start
 
 ACADEMIA = [sys.executable, "-m", "mediaserver.cli"]
 

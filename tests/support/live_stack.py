@@ -29,7 +29,7 @@ from control.courses.demo_course import create_demo_course
 from control.db.database import Database
 from control.models import User
 from mediaserver.node import MediaNode
-from mediaserver.server import prepare_database
+from mediaserver.process import prepare_database
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 METRICS_TOKEN = "metrics-token-for-tests"
