@@ -9,7 +9,6 @@ and is refused with 409 "schedule_conflict" if it would double-book the teacher
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,15 +29,13 @@ from control.http.responses import json, no_content
 from control.http.routing import Ctx, Routes
 from control.models import Course, Role, Schedule
 from control.models.base import utcnow
-from control.scheduling.double_booking import refuse_clash
-from control.scheduling.recurrence import Occurrence, RecurrenceError, check_rrule, check_timezone
+from control.scheduling.recurrence import RecurrenceError, check_rrule, check_timezone
+from control.scheduling.schedule_checks import check_and_generate
 from control.scheduling.session_generation import (
-    EXPANSION_LIMIT,
     occurrences,
     remove_future_sessions,
     sync_schedule,
 )
-from control.time_format import iso_z
 
 routes = Routes("schedules")
 
@@ -196,53 +193,6 @@ def _timing(schedule: Schedule) -> tuple[Any, ...]:
     )
 
 
-def _check_occurrences(found: list[Occurrence], horizon_days: int) -> None:
-    """A schedule's classes must not overlap one another, nor be absurdly many."""
-    for earlier, later in pairwise(found):
-        if later.start < earlier.end:
-            raise unprocessable(
-                f"this schedule's classes overlap each other (the one at {iso_z(earlier.start)}"
-                f" runs past the start of the next at {iso_z(later.start)})",
-                "overlapping_occurrences",
-            )
-    if len(found) >= EXPANSION_LIMIT:
-        raise unprocessable(
-            f"this schedule has {EXPANSION_LIMIT} or more classes in the next"
-            f" {horizon_days} days; use a less frequent rule",
-            "too_many_occurrences",
-        )
-
-
-async def _check_and_generate(
-    ctx: Ctx, schedule: Schedule, course: Course, *, now: datetime, refresh: bool
-) -> None:
-    """Refuse double-booking, then (re)generate the schedule's sessions."""
-    settings = ctx.state.settings.courses
-    days = max(settings.conflict_horizon_days, settings.schedule_horizon_days)
-    conflict_end = now + timedelta(days=settings.conflict_horizon_days)
-    try:
-        found = occurrences(schedule, now, now + timedelta(days=days))
-        _check_occurrences(found, days)
-        candidate = [o for o in found if o.start < conflict_end]
-        if schedule.is_active and course.is_active:
-            await refuse_clash(
-                ctx.db,
-                teacher_id=course.teacher_id,
-                candidate=candidate,
-                exclude_schedule_id=schedule.id,
-            )
-        if course.is_active:
-            await sync_schedule(
-                ctx.db,
-                schedule,
-                now=now,
-                horizon=timedelta(days=settings.schedule_horizon_days),
-                refresh=refresh,
-            )
-    except RecurrenceError as exc:
-        raise unprocessable(str(exc), "invalid_recurrence") from None
-
-
 @routes.route("GET", "/schedules/", name="schedules.list", query=ScheduleListQuery,
               summary="List schedules of the courses the caller can see (?course_id=)")
 async def list_schedules(ctx: Ctx) -> Any:
@@ -284,7 +234,8 @@ async def create(ctx: Ctx) -> Any:
     ctx.db.add(schedule)
     await ctx.db.flush()
     now = utcnow()
-    await _check_and_generate(ctx, schedule, course, now=now, refresh=False)
+    await check_and_generate(ctx.db, ctx.state.settings.courses, schedule, course, now=now,
+                             refresh=False)
     return json(schedule_json(schedule, now=now), status=201)
 
 
@@ -333,7 +284,8 @@ async def _update(ctx: Ctx, values: dict[str, Any], *, partial: bool) -> Any:
         # Sessions already generated belong to the old course: drop the future ones.
         await remove_future_sessions(ctx.db, schedule.id, now=now)
     if _timing(schedule) != before:
-        await _check_and_generate(ctx, schedule, target, now=now, refresh=True)
+        await check_and_generate(ctx.db, ctx.state.settings.courses, schedule, target, now=now,
+                                 refresh=True)
     elif target.is_active:
         # Same times: future sessions only take the new title and description.
         await sync_schedule(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, Field
 from sqlalchemy import Select, or_, select, tuple_
@@ -36,13 +35,13 @@ from control.models import (
     Enrollment,
     EnrollmentStatus,
     Role,
-    Schedule,
     SessionStatus,
     User,
 )
 from control.models.base import utcnow
 from control.scheduling.double_booking import refuse_clash
 from control.scheduling.recurrence import Occurrence
+from control.sessions.deletion import delete_session
 from control.sessions.live import move_session
 
 routes = Routes("sessions")
@@ -317,24 +316,8 @@ async def cancel(ctx: Ctx) -> Any:
 @routes.route("DELETE", "/sessions/{session_id}/", name="sessions.delete",
               summary="Delete a scheduled or cancelled session (the course's teacher or an"
               " admin); live and ended sessions are history and answer 409")
-async def delete_session(ctx: Ctx) -> Any:
+async def delete(ctx: Ctx) -> Any:
     session, _ = await _session(ctx, write=True)
-    if session.status in (SessionStatus.LIVE, SessionStatus.ENDED):
-        raise conflict(
-            "session_has_history",
-            f"a {session.status.value} session is kept as history; it cannot be deleted",
-        )
-    if session.schedule_id is not None and session.occurrence_start is not None:
-        schedule = (
-            await ctx.db.execute(
-                select(Schedule).where(Schedule.id == session.schedule_id).with_for_update()
-            )
-        ).scalar_one_or_none()
-        if schedule is not None:
-            # Skip the occurrence for good, or the next generation would recreate it.
-            local = session.occurrence_start.astimezone(ZoneInfo(schedule.timezone))
-            skipped = local.replace(tzinfo=None).isoformat()
-            schedule.exdates = sorted({*schedule.exdates, skipped})
-    await ctx.db.delete(session)
+    await delete_session(ctx.db, session)
     return no_content()
 

@@ -1,0 +1,38 @@
+"""Deleting a class session: only one that has no history, and a generated one for good.
+
+A live or ended session is history (attendance, chat, a recording) and is kept. A session
+its schedule generated would come back at the next generation, so its occurrence becomes
+one of the schedule's EXDATEs, in the schedule's own wall-clock time.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control.errors import conflict
+from control.models import CourseSession, Schedule, SessionStatus
+
+__all__ = ["delete_session"]
+
+
+async def delete_session(db: AsyncSession, session: CourseSession) -> None:
+    """Delete `session`, or raise 409 `session_has_history` for a live or ended one."""
+    if session.status in (SessionStatus.LIVE, SessionStatus.ENDED):
+        raise conflict(
+            "session_has_history",
+            f"a {session.status.value} session is kept as history; it cannot be deleted",
+        )
+    if session.schedule_id is not None and session.occurrence_start is not None:
+        schedule = (
+            await db.execute(
+                select(Schedule).where(Schedule.id == session.schedule_id).with_for_update()
+            )
+        ).scalar_one_or_none()
+        if schedule is not None:
+            local = session.occurrence_start.astimezone(ZoneInfo(schedule.timezone))
+            skipped = local.replace(tzinfo=None).isoformat()
+            schedule.exdates = sorted({*schedule.exdates, skipped})
+    await db.delete(session)
