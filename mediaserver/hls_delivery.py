@@ -33,6 +33,7 @@ from mediaserver.control_port import (
 )
 from mediaserver.http_errors import error_response
 from mediaserver.metrics import Metrics
+from transcode.media_types import JPEG_TYPE, M3U8_TYPE, MP4_TYPE, TS_TYPE
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,6 @@ VIEWER_SECONDS = 30.0
 _SESSION_ID = re.compile(r"[0-9]{1,18}")
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
-PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-SEGMENT_TYPE = "video/mp2t"
-MP4_TYPE = "video/mp4"
 
 # Segment numbers run on within a session (a reconnect continues them), so a segment's URL
 # never names different bytes: it may be cached for good. Playlists change every segment.
@@ -157,11 +155,11 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 def _content_type(path: str) -> tuple[str, str]:
     if path.endswith(".m3u8"):
-        return PLAYLIST_TYPE, PLAYLIST_CACHE
+        return M3U8_TYPE, PLAYLIST_CACHE
     if path.endswith(".ts"):
-        return SEGMENT_TYPE, SEGMENT_CACHE
+        return TS_TYPE, SEGMENT_CACHE
     if path.endswith(".jpg"):
-        return "image/jpeg", RECORDING_CACHE
+        return JPEG_TYPE, RECORDING_CACHE
     return MP4_TYPE, RECORDING_CACHE
 
 

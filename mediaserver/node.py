@@ -10,8 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from config.settings import Settings
+from control.app import build_app
 from control.db.database import Database
-from control.http.app import build_app
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from mediaserver.class_observer import ClassObserver
 from mediaserver.control_inprocess import InProcessControl

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from mediaserver.control_port import ControlPort
 from transcode.events import EventSink
+from transcode.media_types import MP4_TYPE
 from transcode.storage.backend import Storage, StorageError
 from transcode.storage.spool_budget import SpoolBudget
 from transcode.storage.upload_queue import SpoolBusy, UploadQueue
@@ -139,7 +140,7 @@ class PendingUploads:
     async def _send_mp4(self, session_id: int, mp4: Path) -> None:
         key = f"recordings/{session_id}/recording.mp4"
         try:
-            await self._storage.put_file(key, str(mp4), "video/mp4")
+            await self._storage.put_file(key, str(mp4), MP4_TYPE)
         except StorageError as exc:
             log.warning("session %d: recording still not stored (%s); retrying later",
                         session_id, exc)

@@ -20,8 +20,8 @@ pytest.register_assert_rewrite("support")
 
 from config.loading import load_settings  # noqa: E402
 from config.settings import Settings  # noqa: E402
+from control.app import build_app  # noqa: E402
 from control.db.database import Database  # noqa: E402
-from control.http.app import build_app  # noqa: E402
 from control.models import Role  # noqa: E402
 from support.api_client import Api  # noqa: E402
 from support.world import World  # noqa: E402

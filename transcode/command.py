@@ -19,11 +19,10 @@ from typing import Any
 
 import ffmpeg
 
-from transcode.ladder import Rendition, SourceInfo, x264_level
+from transcode.ladder import SOURCE_NAME, Rendition, SourceInfo, x264_level
 
-__all__ = ["SOURCE_NAME", "hls_urls", "ladder_command"]
+__all__ = ["hls_urls", "ladder_command"]
 
-SOURCE_NAME = "source"
 AUDIO_RATE = 48_000
 AUDIO_CHANNELS = 2
 

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from config.settings import RungSettings
 
-__all__ = ["Rendition", "SourceInfo", "h264_codec_tag", "plan_ladder", "plan_passthrough"]
+__all__ = [
+    "SOURCE_NAME", "Rendition", "SourceInfo", "h264_codec_tag", "plan_ladder", "plan_passthrough",
+]
+
+# The rendition that is the source itself, remuxed (passthrough, and the recording).
+SOURCE_NAME = "source"
 
 AAC_LC = "mp4a.40.2"
 
@@ -132,6 +137,6 @@ def plan_passthrough(source: SourceInfo, *, nominal_kbps: int = 0) -> list[Rendi
         codecs.append(h264_codec_tag(source.video_profile or "High", source.video_level or 40))
     if source.has_audio:
         codecs.append(AAC_LC)
-    return [Rendition("source", "source", source.width or 0, source.height or 0,
+    return [Rendition(SOURCE_NAME, SOURCE_NAME, source.width or 0, source.height or 0,
                       nominal_kbps, 0, source.has_audio, ",".join(codecs), copy=True,
                       fps=source.fps)]

@@ -48,23 +48,19 @@ from transcode.hls_playlist import (
     render_recording_playlist,
     target_duration,
 )
-from transcode.ladder import Rendition
+from transcode.ladder import SOURCE_NAME, Rendition
+from transcode.media_types import JPEG_TYPE, M3U8_TYPE, MP4_TYPE, TS_TYPE
 from transcode.mp4_export import export_mp4
 from transcode.poster import extract_poster
 from transcode.recording_journal import JournalState, RecordingJournal
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 
-__all__ = ["M3U8_TYPE", "MP4_TYPE", "SOURCE", "TS_TYPE", "OutputQueue", "SessionOutput"]
+__all__ = ["OutputQueue", "SessionOutput"]
 
 log = logging.getLogger(__name__)
 
-M3U8_TYPE = "application/vnd.apple.mpegurl"
-TS_TYPE = "video/mp2t"
-MP4_TYPE = "video/mp4"
-SOURCE = "source"
 PLAYLIST_NAME = "index.m3u8"
 POSTER_NAME = "poster.jpg"
-JPEG_TYPE = "image/jpeg"
 # Live segments kept beyond the window, for players that fetched an older playlist.
 LIVE_SPARE = 2
 # While live nobody plays the recording playlists (players get the live window), so they
@@ -288,7 +284,7 @@ class SessionOutput:
             journal.append(RecordingJournal.segment_line(rendition, number, track.segments[-1]))
             if live and track.live_since is None:
                 track.live_since = track.live_floor = number
-            if rendition == SOURCE:
+            if rendition == SOURCE_NAME:
                 await self._append_source(ordinal, data)
         track.last_epoch = ordinal
         # Durable before the playlists name them: a restart numbers on after these.

@@ -35,9 +35,9 @@ from config.loading import load_settings  # noqa: E402
 from control.accounts.auth_tokens import issue_token  # noqa: E402
 from control.accounts.passwords import Passwords  # noqa: E402
 from control.accounts.user_accounts import create_user  # noqa: E402
+from control.app import build_app  # noqa: E402
 from control.chat.hub import CHAT_HUB  # noqa: E402
 from control.db.database import Database  # noqa: E402
-from control.http.app import build_app  # noqa: E402
 from control.models import Role  # noqa: E402
 
 

@@ -60,8 +60,8 @@ from rtmp_publishers import (  # noqa: E402
 from tree_cpu import machine_busy_seconds, process_cpu, tree_cpu_total  # noqa: E402
 
 from config.loading import load_settings  # noqa: E402
-from transcode.command import SOURCE_NAME, ladder_command  # noqa: E402
-from transcode.ladder import plan_ladder  # noqa: E402
+from transcode.command import ladder_command  # noqa: E402
+from transcode.ladder import SOURCE_NAME, plan_ladder  # noqa: E402
 from transcode.probe import probe_flv  # noqa: E402
 
 REAL_TIME = 0.97  # a stream keeps up if its media grows at least this fast as wall time

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 
-from control.http.app import all_endpoints
+from control.app import all_endpoints
 from control.http.error_middleware import validation_error
 
 

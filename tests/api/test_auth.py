@@ -92,7 +92,7 @@ async def test_registration_cannot_pick_a_role(api: Api) -> None:
 
 
 async def test_registration_can_be_turned_off(aiohttp_client, database, settings) -> None:  # type: ignore[no-untyped-def]
-    from control.http.app import build_app
+    from control.app import build_app
 
     closed = dataclasses.replace(
         settings, auth=dataclasses.replace(settings.auth, allow_self_registration=False)

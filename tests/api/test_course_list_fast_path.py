@@ -9,8 +9,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import update
 
+from control.app import build_app
 from control.db.database import Database
-from control.http.app import build_app
 from control.http.cursor import encode_cursor
 from control.models import Course, Enrollment, EnrollmentStatus, Role
 from support.api_client import Api

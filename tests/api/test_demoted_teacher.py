@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from control.http.app import all_endpoints
+from control.app import all_endpoints
 from support.api_client import Api
 from support.permission_table import ALLOWED, build_scene, valid_body
 from support.snapshot import snapshot

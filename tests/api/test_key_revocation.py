@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
+from control.app import build_app
 from control.db.database import Database
-from control.http.app import build_app
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.control_port import PublishAllowed, PublishDenied
 from support.api_client import Api, Person

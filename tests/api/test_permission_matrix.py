@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from control.http.app import all_endpoints
+from control.app import all_endpoints
 from control.models import Role
 from support.api_client import Api
 from support.permission_table import ALLOWED, EVERYONE, ROLES, build_scene, valid_body

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from control.http.app import build_app
+from control.app import build_app
 from control.models import CourseSession, Schedule, SessionStatus
 from control.scheduling.session_generation import generate_sessions
 from support.api_client import Api, Person

@@ -14,8 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
+from control.app import build_app
 from control.db.database import Database
-from control.http.app import build_app
 from control.web.pages import ASSETS_PREFIX, PAGES, STATIC_DIR
 
 PAGE_PATHS = {

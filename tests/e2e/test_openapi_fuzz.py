@@ -37,8 +37,8 @@ from config.settings import Settings
 from control.accounts.auth_tokens import issue_token, resolve_token
 from control.accounts.passwords import Passwords
 from control.accounts.user_accounts import create_user
+from control.app import build_app
 from control.db.database import Database
-from control.http.app import build_app
 from control.models import Role, User
 from control.models.base import utcnow
 

@@ -11,8 +11,8 @@ from typing import Any
 from config.settings import AuthSettings, Settings
 from control.accounts.rate_limit_store import InProcessStore, RateLimitStore
 from control.accounts.sign_in_limits import SignInLimits
+from control.app import build_app
 from control.db.database import Database
-from control.http.app import build_app
 from control.http.state import STATE
 from support.api_client import Api
 
