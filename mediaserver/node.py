@@ -17,10 +17,10 @@ from mediaserver.class_observer import ClassObserver
 from mediaserver.control_inprocess import InProcessControl
 from mediaserver.hls_delivery import HlsDelivery
 from mediaserver.http_client_errors import quiet_client_protocol_errors
-from mediaserver.live_registry import LiveRegistry
 from mediaserver.metrics import Metrics
 from mediaserver.metrics_endpoint import MetricsListener, add_metrics_route
 from mediaserver.pending_uploads import PendingUploads
+from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.session_media import SessionMedia
@@ -54,7 +54,7 @@ class MediaNode:
         # One registry for RTMP and WHIP publishers: one publisher per course, either way.
         self.publishing = Publishing(
             self.control, self.media,
-            registry=LiveRegistry(max_streams=settings.streaming.max_streams),
+            registry=PublisherSlots(max_streams=settings.streaming.max_streams),
             grace=float(settings.streaming.reconnect_grace_seconds),
         )
         self.app = build_app(settings, database,

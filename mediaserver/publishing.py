@@ -6,7 +6,7 @@ Read top to bottom, this is the whole media-side story of a live class:
    by the control plane (`check_key`). A bad, revoked or expired key, or one of another
    course (WHIP names the course in its URL), is a `Refusal`; so is a control plane that
    cannot answer. Each protocol maps a refusal to its own status.
-2. The course's slot is claimed in the `LiveRegistry`: one publisher per course, whatever
+2. The course's slot is claimed in the `PublisherSlots`: one publisher per course, whatever
    the protocol, and at most `max_streams` on the node (`go_live`).
 3. The session goes live: the control plane starts it (or continues the one whose
    publisher is back within the grace period), and its media opens, taking up what an
@@ -46,8 +46,8 @@ from typing import Any, Protocol
 
 from mediaserver.control_port import ControlPort, ControlUnavailable, PublishAllowed, PublishDenied
 from mediaserver.key_fingerprint import key_fingerprint
-from mediaserver.live_registry import LiveRegistry, Publication, RegistryFull
 from mediaserver.media_sink import MediaSink
+from mediaserver.publisher_slots import Publication, PublisherSlots, RegistryFull
 from mediaserver.session_media_state import SessionMediaState, Stage
 
 __all__ = ["Arrival", "LiveMedia", "Publishing", "Refusal", "Refused"]
@@ -130,12 +130,12 @@ class Publishing:
         control: ControlPort,
         media: LiveMedia,
         *,
-        registry: LiveRegistry | None = None,
+        registry: PublisherSlots | None = None,
         grace: float | None = None,
     ) -> None:
         self.control = control
         self.media = media
-        self.registry = registry if registry is not None else LiveRegistry()
+        self.registry = registry if registry is not None else PublisherSlots()
         self._grace = grace
         self._classes: dict[int, _LiveClass] = {}  # by session id
         self._tasks: set[asyncio.Task[None]] = set()

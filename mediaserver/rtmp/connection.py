@@ -41,8 +41,8 @@ from mediaserver import amf0
 from mediaserver.amf0 import Amf0Error, Amf0Value
 from mediaserver.flv import enhanced_audio, enhanced_video_fourcc, metadata_fourcc, onmetadata
 from mediaserver.key_fingerprint import key_fingerprint
-from mediaserver.live_registry import Publication
 from mediaserver.media_sink import MediaSink
+from mediaserver.publisher_slots import Publication
 from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
 from mediaserver.rtmp import messages
 from mediaserver.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Message

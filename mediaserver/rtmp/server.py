@@ -1,7 +1,7 @@
 """The RTMP server: accepts encoder connections and runs one `RtmpConnection` per connection.
 
 It owns the listening socket and the table of open connections. A connection that
-publishes goes through mediaserver/publishing.py (which holds the `LiveRegistry` of
+publishes goes through mediaserver/publishing.py (which holds the `PublisherSlots` of
 courses being published, shared with WHIP); everything about a single connection lives in
 session.py.
 
@@ -29,8 +29,8 @@ import logging
 import time
 from types import TracebackType
 
-from mediaserver.live_registry import LiveRegistry
 from mediaserver.open_files import fit_connection_cap
+from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
 from mediaserver.rtmp.chunks import MAX_CHUNK_SIZE
 from mediaserver.rtmp.connection import ConnectionConfig, RtmpConnection
@@ -129,7 +129,7 @@ class RtmpServer:
         return port
 
     @property
-    def registry(self) -> LiveRegistry:
+    def registry(self) -> PublisherSlots:
         """The courses being published (by RTMP and WHIP alike)."""
         return self.publishing.registry
 

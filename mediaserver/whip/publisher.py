@@ -27,8 +27,8 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from mediaserver.live_registry import Publication
 from mediaserver.media_sink import MediaSink
+from mediaserver.publisher_slots import Publication
 from mediaserver.whip.frame_encoder import EncodedTag, FrameEncoder
 from mediaserver.whip.media_clock import MediaClock
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from mediaserver.control_port import PublishDecision, PublishDenied
-from mediaserver.live_registry import LiveRegistry
 from mediaserver.media_sink import MediaSink, SinksOnly
 from mediaserver.open_files import TooFewOpenFiles, fit_connection_cap
+from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
 from mediaserver.rtmp.server import RtmpServer
 from support.control_fakes import IngestOnlyControl
@@ -103,7 +103,7 @@ async def test_the_server_raises_the_real_soft_limit_at_start(
     low_soft_limit: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    publishing = Publishing(NoKeys(), SinksOnly(no_sink), registry=LiveRegistry(max_streams=50))
+    publishing = Publishing(NoKeys(), SinksOnly(no_sink), registry=PublisherSlots(max_streams=50))
     server = RtmpServer(publishing, port=0, max_connections=1000)
     await server.start()
     try:

@@ -28,8 +28,8 @@ from mediaserver.control_port import (
     PublishDenied,
 )
 from mediaserver.key_fingerprint import key_fingerprint
-from mediaserver.live_registry import LiveRegistry, RegistryFull
 from mediaserver.media_sink import SinksOnly
+from mediaserver.publisher_slots import PublisherSlots, RegistryFull
 from mediaserver.publishing import Publishing
 from mediaserver.rtmp import messages
 from mediaserver.rtmp.chunks import ChunkWriter, Message
@@ -450,7 +450,7 @@ async def test_control_plane_down_means_try_again(harness: Harness) -> None:
 
 
 async def test_capacity_of_live_streams(harness: Harness) -> None:
-    server = await harness.server(registry=LiveRegistry(max_streams=1))
+    server = await harness.server(registry=PublisherSlots(max_streams=1))
     first = await publisher(server.port)
     second = await Client.open(server.port)
     await second.handshake()
@@ -462,7 +462,7 @@ async def test_capacity_of_live_streams(harness: Harness) -> None:
 
 
 def test_registry_claims() -> None:
-    registry = LiveRegistry(max_streams=2)
+    registry = PublisherSlots(max_streams=2)
     first = registry.claim(1, 1, "a")
     assert not isinstance(first, RegistryFull)
     assert registry.claim(1, 2, "b") is RegistryFull.COURSE_BUSY

@@ -34,8 +34,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from mediaserver import flv
-from mediaserver.live_registry import Publication
 from mediaserver.media_sink import FlvFileSink
+from mediaserver.publisher_slots import Publication
 from mediaserver.whip.frame_encoder import EncodedTag, FrameEncoder
 from mediaserver.whip.media_clock import MediaClock
 from mediaserver.whip.publisher import MAX_PENDING_VIDEO, WhipPublisher

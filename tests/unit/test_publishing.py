@@ -18,8 +18,8 @@ from mediaserver.control_port import (
     PublishDecision,
     PublishDenied,
 )
-from mediaserver.live_registry import LiveRegistry, Publication
 from mediaserver.media_sink import MediaSink
+from mediaserver.publisher_slots import Publication, PublisherSlots
 from mediaserver.publishing import Arrival, Publishing, Refusal, Refused
 from mediaserver.session_media_state import SessionMediaState, Stage
 
@@ -142,7 +142,7 @@ async def test_arriving_authorizes_claims_goes_live_and_starts_the_sink() -> Non
 
 async def test_refusals() -> None:
     control, media = Control(), Media()
-    publishing = Publishing(control, media, registry=LiveRegistry(max_streams=1), grace=30)
+    publishing = Publishing(control, media, registry=PublisherSlots(max_streams=1), grace=30)
 
     refused = await publishing.publisher_arrived(arrival("bad-key"))
     assert refused == Refusal(Refused.KEY_REFUSED, "unknown_key")

@@ -1,6 +1,6 @@
 """Which courses are being published right now, by which connection: one publisher per course.
 
-The registry is the authority on publishers (the database's `is_live` flag says whether a
+These slots are the authority on publishers (the database's `is_live` flag says whether a
 session is live, which can outlast a publisher). A slot is claimed before the control plane
 is told the stream started, so two encoders racing with the same key cannot both go live,
 and it is released only after the control plane was told the stream ended, so a quick
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from mediaserver.media_sink import MediaSink
 
-__all__ = ["LiveRegistry", "Publication", "RegistryFull"]
+__all__ = ["Publication", "PublisherSlots", "RegistryFull"]
 
 
 class RegistryFull(enum.Enum):
@@ -70,7 +70,7 @@ class Publication:
         return True
 
 
-class LiveRegistry:
+class PublisherSlots:
     """Courses being published now. `max_streams` bounds the streams one node carries."""
 
     def __init__(self, max_streams: int | None = None) -> None:
