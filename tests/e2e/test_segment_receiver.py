@@ -140,9 +140,10 @@ async def test_real_ffmpeg_put(tmp_path: Path) -> None:
         base = receiver.register("worker-token", output)
         output.start_epoch(epoch_name("worker-token", 1), [SD])
 
-        def hls(name: str, persistent: int) -> list[str]:
-            # As the worker's command: PUT, the whole list rewritten after each segment.
-            return ["-t", "5", "-f", "hls", "-method", "PUT", "-http_persistent", str(persistent),
+        def hls(name: str) -> list[str]:
+            # As the worker's command: PUT, the whole list rewritten after each segment, and no
+            # kept-alive connection (with one, ffmpeg 5.1 can exit before its last PUT is sent).
+            return ["-t", "5", "-f", "hls", "-method", "PUT", "-http_persistent", "0",
                     "-hls_time", "1", "-hls_list_size", "0", "-hls_playlist_type", "event",
                     "-hls_segment_filename", f"{base}/1/{name}/seg_%05d.ts",
                     f"{base}/1/{name}/index.m3u8"]
@@ -152,14 +153,23 @@ async def test_real_ffmpeg_put(tmp_path: Path) -> None:
             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
             "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
-            "-g", "30", "-c:a", "aac", *hls("sd", 1),
+            "-g", "30", "-c:a", "aac", *hls("sd"),
             "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
-            "-g", "30", "-c:a", "aac", *hls("source", 0),
+            "-g", "30", "-c:a", "aac", *hls("source"),
             stderr=asyncio.subprocess.PIPE)
         _, stderr = await process.communicate()
         assert process.returncode == 0, stderr.decode()
-        assert await queue.flush(10)
-        live = parse_media_playlist((await storage.get("live/7/sd/index.m3u8") or b"").decode())
+        # ffmpeg exits without waiting for the answer to its last PUT, which may still be
+        # being taken: wait (bounded) for the window to move, then for storage.
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            assert await queue.flush(10)
+            stored = await storage.get("live/7/sd/index.m3u8") or b""
+            live = parse_media_playlist(stored.decode())
+            if live.segments and live.segments[-1].uri == "000004.ts":
+                break
+            assert asyncio.get_running_loop().time() < deadline, live
+            await asyncio.sleep(0.05)
         assert [s.uri for s in live.segments] == ["000002.ts", "000003.ts", "000004.ts"]
         assert await storage.get("live/7/source/index.m3u8") is None  # recording only
 
