@@ -120,7 +120,18 @@ export class Player {
     hls.loadSource(url);
     hls.attachMedia(this.video);
     this.video.onplaying = () => this.describe();
-    this.video.onwaiting = () => this.setState("buffering", "Buffering…");
+    this.video.onwaiting = () => {
+      this.setState("buffering", "Buffering…");
+      this.waitingAt = this.video.currentTime;
+    };
+    // Playback can resume after a stall without a "playing" event: time moving on is
+    // what says the player plays again.
+    this.video.ontimeupdate = () => {
+      if (this.waitingAt !== undefined && this.video.currentTime > this.waitingAt) {
+        this.waitingAt = undefined;
+        this.describe();
+      }
+    };
   }
 
   autoplay() {
