@@ -126,7 +126,8 @@ class StreamingSettings:
     # "ladder" re-encodes into `ladder`; "passthrough" remuxes the source alone.
     transcode_mode: str = "ladder"
     x264_preset: str = "veryfast"
-    live_window_segments: int = 6
+    # LL-HLS parts: about this long (ms); players sit three parts behind the live edge.
+    part_ms: int = 200
     # Bytes of FLV queued for one worker before whole GOPs are dropped.
     worker_buffer_bytes: int = 16 * 1024 * 1024
     playback_token_ttl_seconds: int = 3600

@@ -1,10 +1,20 @@
-"""HLS playback over HTTP: playlists, segments and the MP4 recording, behind playback tokens.
+"""HLS playback over HTTP: LL-HLS while live, the recording after, behind playback tokens.
 
 `GET /play/{session_id}/{token}/{path}` serves `master.m3u8`, `{rendition}/index.m3u8`,
-`{rendition}/{n}.ts` and `recording.mp4` from storage: `live/{sid}/...` while the session is
-live, `recordings/{sid}/...` after. The token is in the path, not a query or a header, so
-hls.js resolves the relative URIs inside playlists to URLs that carry it, and a CDN can
-cache by URL.
+segments `{rendition}/{n}.m4s`, parts `{rendition}/{n}.{p}.m4s`, init segments
+`{rendition}/init_{n}.mp4`, `recording.mp4` and `poster.jpg`. While the session is live,
+playlists and parts come from the session's output in this node's memory (the live edge,
+`transcode.rendition_track`), and segments from memory or from the recording in storage,
+where every segment is stored once; after the class, everything comes from storage. The
+token is in the path, not a query or a header, so hls.js resolves the relative URIs
+inside playlists to URLs that carry it, and a CDN can cache by URL.
+
+Blocking playlist reloads (`_HLS_msn`, `_HLS_part`) wait on the rendition's next change,
+never polling: a part's arrival wakes every waiting player at once, and the playlist each
+is sent is rendered once per change. A request for the hinted next part waits the same
+way. A request too far ahead is refused with 400, as the spec says; one not answered
+within three target durations gets 503 (the publisher may have dropped), and the player
+asks again. Delta updates (`_HLS_skip=YES`) keep reloads of a long class small.
 
 Each (session, token) is authorized by the control port once and the grant is cached for a
 few seconds: a player asks for a segment every couple of seconds per rung, and the
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections import OrderedDict
@@ -33,8 +44,10 @@ from mediaserver.control_port import (
 )
 from mediaserver.http_errors import error_response
 from mediaserver.metrics import Metrics
-from transcode.media_types import JPEG_TYPE, M3U8_TYPE, MP4_TYPE, TS_TYPE
-from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
+from transcode.media_types import JPEG_TYPE, M3U8_TYPE, M4S_TYPE, MP4_TYPE, TS_TYPE
+from transcode.rendition_track import RenditionTrack
+from transcode.session_output import SessionOutput
+from transcode.storage.backend import RECORDINGS_PREFIX, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +68,22 @@ MAX_CACHED_DECISIONS = 10_000
 MP4_CHUNK = 1 << 20
 
 # fullmatch only, with explicit ASCII classes: `\d` would admit other scripts' digits.
+# `.ts`: recordings made before segments became CMAF.
 _PATH = re.compile(
-    r"master\.m3u8|[a-z0-9_]{1,32}/index\.m3u8|[a-z0-9_]{1,32}/[0-9]{1,12}\.ts"
+    r"master\.m3u8|[a-z0-9_]{1,32}/index\.m3u8|[a-z0-9_]{1,32}/[0-9]{1,12}\.(ts|m4s)"
+    r"|[a-z0-9_]{1,32}/[0-9]{1,12}\.[0-9]{1,4}\.m4s|[a-z0-9_]{1,32}/init_[0-9]{1,12}\.mp4"
     r"|recording\.mp4|poster\.jpg"
 )
+_MEDIA_FILE = re.compile(
+    r"(?P<rendition>[a-z0-9_]{1,32})/(?:(?P<number>[0-9]{1,12})(?:\.(?P<part>[0-9]{1,4}))?"
+    r"\.m4s|(?P<init>init_[0-9]{1,12}\.mp4)|(?P<playlist>index\.m3u8))"
+)
+_QUERY_NUMBER = re.compile(r"[0-9]{1,9}")
+# A blocking request is answered within this many target durations (the spec's advice to
+# players is to give up after three).
+BLOCK_TARGETS = 3.0
+# Further ahead than this many segments past the one being made is a bad request.
+MSN_AHEAD = 2
 # Made when the recording is finalised: never under live/.
 _RECORDING_ONLY = frozenset({"recording.mp4", "poster.jpg"})
 # A player fetches its live playlist every few seconds: a token unseen this long has left.
@@ -156,8 +181,12 @@ def _error(status: int, code: str, message: str) -> web.Response:
 def _content_type(path: str) -> tuple[str, str]:
     if path.endswith(".m3u8"):
         return M3U8_TYPE, PLAYLIST_CACHE
+    if path.endswith(".m4s"):
+        return M4S_TYPE, SEGMENT_CACHE
     if path.endswith(".ts"):
         return TS_TYPE, SEGMENT_CACHE
+    if "/init_" in path:
+        return MP4_TYPE, SEGMENT_CACHE
     if path.endswith(".jpg"):
         return JPEG_TYPE, RECORDING_CACHE
     return MP4_TYPE, RECORDING_CACHE
@@ -173,8 +202,10 @@ class HlsDelivery:
         *,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        live: Callable[[int], SessionOutput | None] = lambda session_id: None,
     ) -> None:
         self._control = control
+        self._live = live
         self._storage = storage
         self._metrics = metrics
         self._clock = clock
@@ -277,14 +308,102 @@ class HlsDelivery:
             seen[token] = self._clock()
             if len(seen) > 10_000:
                 self.viewers(session_id)  # prune, so tokens cannot grow it without end
-        prefix = LIVE_PREFIX if decision.live else RECORDINGS_PREFIX
-        key = f"{prefix}{session_id}/{path}"
+        key = f"{RECORDINGS_PREFIX}{session_id}/{path}"
         try:
             if path == "recording.mp4":
                 return await self._send_recording(request, key, session_id)
+            if decision.live:
+                return await self._send_live(request, session_id, key, path)
             return await self._send_object(request, key, path)
         except StorageError:
             return _error(503, "storage_unavailable", "media storage is unavailable; retry")
+
+    # -- the live edge ----------------------------------------------------------------
+
+    async def _send_live(self, request: web.Request, session_id: int, key: str,
+                         path: str) -> web.StreamResponse:
+        output = self._live(session_id)
+        if output is None:
+            # Live, but its media is not open on this node (starting, or elsewhere).
+            return _error(503, "media_unavailable", "the live media is not here yet; retry")
+        if path == "master.m3u8":
+            master = output.live_master()
+            if master is None:
+                return _error(503, "media_unavailable", "the class has no media yet; retry")
+            return self._text(master, path)
+        match = _MEDIA_FILE.fullmatch(path)
+        if match is None:  # an old `.ts` name: never live any more
+            return _error(404, "not_found", "no such playback file")
+        track = output.track(match["rendition"])
+        if track is None:
+            return _error(404, "not_found", "no such rendition")
+        if match["playlist"]:
+            return await self._send_playlist(request, output, track)
+        if match["init"]:
+            data = track.init_data(match["init"])
+        elif match["part"] is not None:
+            return await self._send_part(track, int(match["number"]), int(match["part"]),
+                                         path)
+        else:
+            data = track.segment_data(int(match["number"]))
+        if data is None:
+            return await self._send_object(request, key, path)
+        return self._bytes(data, path)
+
+    async def _send_playlist(self, request: web.Request, output: SessionOutput,
+                             track: RenditionTrack) -> web.StreamResponse:
+        query = request.query
+        raw_msn, raw_part = query.get("_HLS_msn"), query.get("_HLS_part")
+        skip = query.get("_HLS_skip")
+        if skip is not None and skip not in ("YES", "v2"):
+            return _error(400, "bad_request", "_HLS_skip is YES or v2")
+        if raw_msn is not None or raw_part is not None:
+            if raw_msn is None or _QUERY_NUMBER.fullmatch(raw_msn) is None or (
+                    raw_part is not None and _QUERY_NUMBER.fullmatch(raw_part) is None):
+                return _error(400, "bad_request",
+                              "_HLS_msn is a segment number; _HLS_part needs it")
+            msn = int(raw_msn)
+            part = int(raw_part) if raw_part is not None else None
+            refusal = self._too_far(track, msn, part)
+            if refusal is not None:
+                return refusal
+            if not await track.wait(msn, part, BLOCK_TARGETS * track.target):
+                return _error(503, "not_ready", "no such part yet; retry")
+        text = output.live_playlist(track.name, skip=skip is not None)
+        if text is None:
+            return _error(404, "not_found", "no such rendition")
+        return self._text(text, "index.m3u8")
+
+    @staticmethod
+    def _too_far(track: RenditionTrack, msn: int, part: int | None) -> web.Response | None:
+        if msn > track.open_number + MSN_AHEAD:
+            return _error(400, "too_far_ahead", "that segment is too far ahead of the live edge")
+        # No segment holds more parts than its longest duration allows, twice over.
+        most_parts = 2 * math.ceil(track.target / track.part_target)
+        if part is not None and part > most_parts:
+            return _error(400, "too_far_ahead", "that part is too far ahead of the live edge")
+        return None
+
+    async def _send_part(self, track: RenditionTrack, number: int, index: int,
+                         path: str) -> web.StreamResponse:
+        data = track.part_data(number, index)
+        if data is None and number == track.open_number and not track.ended:
+            # The hinted next part: answered as soon as it is complete.
+            if self._too_far(track, number, index) is None and await track.wait(
+                    number, index, BLOCK_TARGETS * track.target):
+                data = track.part_data(number, index)
+        if data is None:
+            return _error(404, "not_found", "no such part (gone, or not made)")
+        return self._bytes(data, path)
+
+    def _text(self, text: str, path: str) -> web.Response:
+        return self._bytes(text.encode(), path)
+
+    def _bytes(self, data: bytes, path: str) -> web.Response:
+        content_type, cache = _content_type(path)
+        self._count_bytes(len(data))
+        return web.Response(body=data, content_type=content_type,
+                            headers={**CORS_HEADERS, "Cache-Control": cache})
 
     async def _send_object(
         self, request: web.Request, key: str, path: str

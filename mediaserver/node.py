@@ -47,7 +47,9 @@ class MediaNode:
             database, settings.courses, public_url=settings.public_url,
             signer=PlaybackSigner(signing_key(settings)),
         )
-        self.delivery = HlsDelivery(self.control, self.storage, metrics=self.metrics)
+        # The live edge is in the session's media (built below), looked up per request.
+        self.delivery = HlsDelivery(self.control, self.storage, metrics=self.metrics,
+                                    live=lambda session_id: self.media.live_output(session_id))
         self.media = SessionMedia(settings, storage=self.storage, receiver=self.receiver,
                                   viewers=self.delivery.viewers, metrics=self.metrics,
                                   ffmpeg=ffmpeg)

@@ -113,7 +113,8 @@ class SessionMedia:
         output = SessionOutput(
             session_id,
             queue,
-            window=self._streaming.live_window_segments,
+            segment_seconds=self._streaming.segment_seconds,
+            part_seconds=self._streaming.part_ms / 1000,
             work_dir=self._work_dir / f"session-{session_id}",
             events=self._on_event,
         )
@@ -148,6 +149,12 @@ class SessionMedia:
         """Whether the session's recording was made (its work folder is gone)."""
         folder = self._work_dir / f"session-{session_id}"
         return not await asyncio.to_thread(folder.exists)
+
+    def live_output(self, session_id: int) -> SessionOutput | None:
+        """The session's output while its media is open on this node: the live edge that
+        HLS delivery serves from memory."""
+        live = self._sessions.get(session_id)
+        return live.output if live is not None else None
 
     async def recording_stored(self, session_id: int) -> bool:
         return await self._storage.size(f"recordings/{session_id}/recording.mp4") is not None

@@ -1,12 +1,16 @@
-"""The ffmpeg command line for one run of a worker: FLV on stdin, HLS by HTTP PUT out.
+"""The ffmpeg command line for one run of a worker: FLV on stdin, fragmented MP4 out.
 
 One ffmpeg decodes the source once and `split`s the video into every rung, so the rungs
 share one clock. Keyframes are forced at every multiple of the segment length whatever
-the source's GOP, and no GOP is longer than a segment: the HLS muxer then cuts every rung
-at the same instants and each segment starts with a keyframe.
+the source's GOP, and no GOP is longer than a segment: every rung then starts a segment
+at the same instants, each on a keyframe. The sound is encoded once, as its own output
+(the audio rendition the video rungs share).
 
-Output layout, a contract with the segment receiver, for each rendition R:
-    {base_url}/{run}/{R.name}/index.m3u8 and {base_url}/{run}/{R.name}/seg_%05d.ts
+Each output is one fragmented MP4 (CMAF: an init segment, then a `moof`+`mdat` fragment
+about every part target, and at every keyframe) written as the media comes, over one
+long chunked HTTP PUT per output. `transcode/cmaf/` cuts it into LL-HLS parts and
+segments. The layout, a contract with the segment receiver, for each rendition R:
+    {base_url}/{run}/{R.name}/stream.mp4
 plus, in ladder mode, the source remuxed (`-c copy`) as rendition "source", the
 recording at source quality. Passthrough has only that "source" output.
 """
@@ -20,34 +24,35 @@ from typing import Any
 import ffmpeg
 
 from transcode.ladder import SOURCE_NAME, Rendition, SourceInfo, x264_level
+from transcode.part_timing import fragment_seconds
 
-__all__ = ["hls_urls", "ladder_command"]
+__all__ = ["STREAM_NAME", "X264_LOW_DELAY", "ladder_command", "stream_url"]
 
 AUDIO_RATE = 48_000
 AUDIO_CHANNELS = 2
+STREAM_NAME = "stream.mp4"
+# CMAF fragments written as the media comes: no seeking back (empty_moov), each fragment
+# self-contained (default_base_moof), and no index at the end for a stream that never ends.
+_MOVFLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf+skip_trailer"
+# x264 options that trade the least quality for the least delay; chosen and measured in
+# scripts/bench/encoder.py (figures in scripts/bench/README.md).
+X264_LOW_DELAY: dict[str, Any] = {"bf": 0, "rc-lookahead": 0}
 
 
-def hls_urls(base_url: str, run: int, name: str) -> tuple[str, str]:
-    """(playlist URL, segment URL pattern) of one output."""
-    root = f"{base_url.rstrip('/')}/{run}/{name}"
-    return f"{root}/index.m3u8", f"{root}/seg_%05d.ts"
+def stream_url(base_url: str, run: int, name: str) -> str:
+    """Where one output of one run is written."""
+    return f"{base_url.rstrip('/')}/{run}/{name}/{STREAM_NAME}"
 
 
-def _hls_args(base_url: str, run: int, name: str, segment_seconds: int) -> dict[str, Any]:
-    _, segments = hls_urls(base_url, run, name)
-    return {
-        "f": "hls",
-        "method": "PUT",
-        # A new connection per object: simple for any receiver and robust to its restarts.
-        "http_persistent": 0,
-        "hls_time": segment_seconds,
-        # Every segment stays listed and the playlist is rewritten after each one, so
-        # the receiver learns each segment's duration as soon as it is written.
-        "hls_list_size": 0,
-        "hls_playlist_type": "event",
-        "hls_segment_type": "mpegts",
-        "hls_segment_filename": segments,
+def _mp4_args(base_url: str, rendition: Rendition, part_seconds: float) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "f": "mp4",
+        "movflags": _MOVFLAGS,
+        "frag_duration": round(fragment_seconds(rendition, part_seconds) * 1_000_000),
     }
+    if base_url.startswith(("http://", "https://")):
+        args["method"] = "PUT"
+    return args
 
 
 def _audio_args(kbps: int) -> dict[str, Any]:
@@ -60,6 +65,7 @@ def _video_args(rendition: Rendition, fps: float, segment_seconds: int,
     return {
         "c:v": "libx264",
         "preset": preset,
+        **X264_LOW_DELAY,
         "profile:v": "high",
         "level:v": f"{x264_level(rendition.height, fps) / 10:.1f}",
         "b:v": f"{kbps}k",
@@ -74,7 +80,7 @@ def _video_args(rendition: Rendition, fps: float, segment_seconds: int,
 
 
 def ladder_command(renditions: Sequence[Rendition], source: SourceInfo, *, base_url: str,
-                   run: int, segment_seconds: int, preset: str,
+                   run: int, segment_seconds: int, preset: str, part_seconds: float = 0.2,
                    ffmpeg_path: str = "ffmpeg") -> list[str]:
     """The full argument list (argv[0] is `ffmpeg_path`) for one run."""
     if not renditions:
@@ -87,13 +93,13 @@ def ladder_command(renditions: Sequence[Rendition], source: SourceInfo, *, base_
         raise ValueError("video renditions for a source without video")
     branches = inp.video.filter_multi_output("split", len(encoded)) if encoded else None
     for rendition in renditions:
-        hls = _hls_args(base_url, run, rendition.name, segment_seconds)
-        playlist = hls_urls(base_url, run, rendition.name)[0]
+        url = stream_url(base_url, run, rendition.name)
+        mp4 = _mp4_args(base_url, rendition, part_seconds)
         if rendition.copy:
-            outputs.append(_copy_output(inp, source, playlist, hls))
+            outputs.append(_copy_output(inp, source, url, mp4))
         elif rendition.audio_only:
-            outputs.append(ffmpeg.output(inp.audio, playlist,
-                                         **_audio_args(rendition.audio_kbps), **hls))
+            outputs.append(ffmpeg.output(inp.audio, url, **_audio_args(rendition.audio_kbps),
+                                         **mp4))
         else:
             assert branches is not None
             fps = rendition.fps or source.fps or 30.0
@@ -108,20 +114,22 @@ def ladder_command(renditions: Sequence[Rendition], source: SourceInfo, *, base_
             if rendition.has_audio and source.has_audio:
                 streams.append(inp.audio)
                 extra = _audio_args(rendition.audio_kbps)
-            outputs.append(ffmpeg.output(*streams, playlist,
+            outputs.append(ffmpeg.output(*streams, url,
                                          **_video_args(rendition, fps, segment_seconds, preset),
-                                         **extra, **hls))
+                                         **extra, **mp4))
     if not copy_only:
         # The recording: the source itself, remuxed, beside the ladder.
-        hls = _hls_args(base_url, run, SOURCE_NAME, segment_seconds)
-        playlist = hls_urls(base_url, run, SOURCE_NAME)[0]
-        outputs.append(_copy_output(inp, source, playlist, hls))
+        recording = Rendition(SOURCE_NAME, SOURCE_NAME, source.width or 0,
+                              source.height or 0, 0, 0, source.has_audio, "", copy=True,
+                              fps=source.fps)
+        outputs.append(_copy_output(inp, source, stream_url(base_url, run, SOURCE_NAME),
+                                    _mp4_args(base_url, recording, part_seconds)))
     compiled: list[str] = ffmpeg.merge_outputs(*outputs).compile(cmd=ffmpeg_path)
     # Global options go first: ffmpeg warns about (and may ignore) trailing ones.
     return [compiled[0], "-hide_banner", "-loglevel", "warning", *compiled[1:]]
 
 
-def _copy_output(inp: Any, source: SourceInfo, playlist: str, hls: dict[str, Any]) -> Any:
+def _copy_output(inp: Any, source: SourceInfo, url: str, mp4: dict[str, Any]) -> Any:
     streams = []
     if source.has_video:
         streams.append(inp.video)
@@ -129,7 +137,7 @@ def _copy_output(inp: Any, source: SourceInfo, playlist: str, hls: dict[str, Any
         streams.append(inp.audio)
     if not streams:
         raise ValueError("a source without audio or video")
-    return ffmpeg.output(*streams, playlist, c="copy", **hls)
+    return ffmpeg.output(*streams, url, c="copy", **mp4)
 
 
 def _rate(fps: float) -> str:

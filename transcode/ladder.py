@@ -5,6 +5,9 @@ source: rungs taller than the source are skipped (never upscaled), rungs sharing
 are alternatives of which the tallest that fits is kept, and a source shorter than every
 video rung still gets one rendition at its own height. Widths keep the source's aspect
 ratio, rounded to even numbers as x264 requires.
+
+Audio is encoded once: the video rungs carry no sound of their own, and the one audio
+rendition is both the audio group every video rung plays with and the audio-only choice.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from config.settings import RungSettings
 
 __all__ = [
-    "SOURCE_NAME", "Rendition", "SourceInfo", "h264_codec_tag", "plan_ladder", "plan_passthrough",
+    "AAC_LC", "SOURCE_NAME", "Rendition", "SourceInfo", "h264_codec_tag", "plan_ladder", "plan_passthrough",
 ]
 
 # The rendition that is the source itself, remuxed (passthrough, and the recording).
@@ -67,7 +70,8 @@ class Rendition:
 
     @property
     def bandwidth(self) -> int:
-        """Peak bits per second for BANDWIDTH: nominal bitrates plus 10% for TS overhead."""
+        """Peak bits per second of this rendition's own media: nominal bitrates plus 10% for
+        container overhead and rate-control peaks."""
         audio = self.audio_kbps if self.has_audio else 0
         return int((self.video_kbps + audio) * 1000 * 1.1)
 
@@ -112,10 +116,12 @@ def plan_ladder(rungs: Sequence[RungSettings], source: SourceInfo) -> list[Rendi
             # A source shorter than every rung: one rendition at its own size.
             plans.append(_video(video_rungs[-1], source, source.height, fps))
     if source.has_audio:
-        for rung in rungs:
-            if rung.height == 0:
-                plans.append(Rendition(rung.name, rung.label, 0, 0, 0, rung.audio_kbps,
-                                       True, AAC_LC))
+        audio_rungs = [r for r in rungs if r.height == 0]
+        # Without an audio rung in the settings the video rungs still need their sound.
+        rung = audio_rungs[0] if audio_rungs else RungSettings(
+            "audio", "audio only", 0, 0, max((r.audio_kbps for r in rungs), default=128))
+        plans.append(Rendition(rung.name, rung.label, 0, 0, 0, rung.audio_kbps, True,
+                               AAC_LC))
     return plans
 
 
@@ -124,10 +130,9 @@ def _video(rung: RungSettings, source: SourceInfo, height: int, fps: float) -> R
     width = _even(source.width * height / source.height)
     height = _even(height)
     codecs = h264_codec_tag("High", x264_level(height, fps))
-    if source.has_audio:
-        codecs += f",{AAC_LC}"
-    return Rendition(rung.name, rung.label, width, height, rung.video_kbps,
-                     rung.audio_kbps, source.has_audio, codecs, fps=fps)
+    # Video only: the sound is the shared audio rendition's.
+    return Rendition(rung.name, rung.label, width, height, rung.video_kbps, 0, False,
+                     codecs, fps=fps)
 
 
 def plan_passthrough(source: SourceInfo, *, nominal_kbps: int = 0) -> list[Rendition]:

@@ -4,8 +4,9 @@
 the recording playlist in storage is rewritten only now and then. A process that dies
 (a crash, SIGKILL, `docker compose stop` running out of time) would lose that list, and a
 new run would number from 0 again over the stored segments. So each published segment is
-appended here (one JSON line: rendition, number, duration, discontinuity; the ladder's
-renditions once each), fsynced, in the session's work folder beside its source TS files.
+appended here (one JSON line: rendition, number, duration, discontinuity, the init
+segment it starts with, whether it was lost; the ladder's renditions once each), fsynced,
+in the session's work folder beside its source fMP4 files.
 
 A line cut short by a crash is ignored when the journal is read back.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from transcode.hls_playlist import Segment
 from transcode.ladder import Rendition
+from transcode.rendition_track import init_name, segment_name
 
 __all__ = ["JOURNAL_NAME", "JournalState", "RecordingJournal"]
 
@@ -49,7 +51,8 @@ class RecordingJournal:
 
     @staticmethod
     def segment_line(rendition: str, number: int, segment: Segment) -> dict[str, Any]:
-        return {"segment": [rendition, number, segment.duration, segment.discontinuity]}
+        return {"segment": [rendition, number, segment.duration, segment.discontinuity,
+                            segment.init_uri, segment.gap]}
 
     def append(self, lines: list[dict[str, Any]]) -> None:
         """Add `lines` and make them durable before returning."""
@@ -93,12 +96,13 @@ class RecordingJournal:
                         names.add(rendition.name)
                         state.ladder.append(rendition)
                 elif "segment" in entry:
-                    name, number, duration, discontinuity = entry["segment"]
+                    name, number, duration, discontinuity, init, gap = entry["segment"]
                     segments = state.segments.setdefault(str(name), [])
                     if int(number) != len(segments):
                         raise ValueError(f"segment {number} after {len(segments)}")
-                    segments.append(Segment(f"{int(number):06d}.ts", float(duration),
-                                            bool(discontinuity)))
+                    segments.append(Segment(
+                        segment_name(int(number)), float(duration), bool(discontinuity),
+                        init_name(int(number)) if init else None, gap=bool(gap)))
             except (ValueError, TypeError, KeyError) as exc:
                 log.warning("%s: unreadable line skipped (%s)", self.path, exc)
         return state

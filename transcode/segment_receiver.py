@@ -1,30 +1,34 @@
-"""The loopback HTTP endpoint ffmpeg uploads its HLS output to, one token per worker.
+"""The loopback HTTP endpoint ffmpeg streams its fragmented MP4 outputs to, one token per worker.
 
-ffmpeg PUTs (or POSTs) `{base_url}/{run}/{rendition}/seg_NNNNN.ts` and
-`.../index.m3u8`, where base_url is `http://127.0.0.1:{port}/ingest/{token}`. The token
-is random per worker, made by the media server: it routes the upload to that session's
-`SessionOutput`, and nothing else on the machine can inject segments without knowing
-it. ffmpeg's DELETEs (old segments) are answered and ignored: we clean storage ourselves.
+ffmpeg PUTs (or POSTs) `{base_url}/{run}/{rendition}/stream.mp4` as one long chunked
+request per output, where base_url is `http://127.0.0.1:{port}/ingest/{token}`; each chunk
+is handed to the session's `SessionOutput` as it arrives, so a part reaches players as soon
+as ffmpeg wrote it. The token is random per worker, made by the media server: it routes
+the stream to that session's output, and nothing else on the machine can inject media
+without knowing it. A stream cut short (ffmpeg died) ends like a finished one: what it
+completed is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
-from aiohttp import web
+from aiohttp import ClientError, web
 
+from transcode.cmaf.boxes import CmafError
+from transcode.command import STREAM_NAME
 from transcode.session_output import SessionOutput
 
-__all__ = ["MAX_BODY", "SegmentReceiver", "epoch_name"]
+__all__ = ["SegmentReceiver", "epoch_name"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 64 * 1024 * 1024
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _RUN = re.compile(r"^[0-9]{1,9}$")
 _RENDITION = re.compile(r"^[a-z0-9_]{1,32}$")
-_FILENAME = re.compile(r"^(seg_[0-9]{1,9}\.ts|index\.m3u8)$")
+
 
 
 def epoch_name(token: str, run: int) -> str:
@@ -35,9 +39,8 @@ def epoch_name(token: str, run: int) -> str:
 class SegmentReceiver:
     """An aiohttp server on a free loopback port that feeds uploads to session outputs."""
 
-    def __init__(self, host: str = "127.0.0.1", *, max_body: int = MAX_BODY) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
-        self.max_body = max_body
         self._outputs: dict[str, SessionOutput] = {}
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -49,11 +52,10 @@ class SegmentReceiver:
         return self._port
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=self.max_body)
+        app = web.Application()
         path = "/ingest/{token}/{run}/{rendition}/{filename}"
         app.router.add_route("PUT", path, self._upload)
         app.router.add_route("POST", path, self._upload)
-        app.router.add_route("DELETE", path, self._delete)
         # No access log: one line per segment and rendition would drown everything else.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -85,37 +87,33 @@ class SegmentReceiver:
         if output is None:
             raise web.HTTPNotFound()
         if not (_RUN.match(info["run"]) and _RENDITION.match(info["rendition"])
-                and _FILENAME.match(info["filename"])):
+                and info["filename"] == STREAM_NAME):
             raise web.HTTPBadRequest(text="bad run, rendition or file name\n")
         return output
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        length = request.content_length
-        if length is not None and length > self.max_body:
-            raise web.HTTPRequestEntityTooLarge(max_size=self.max_body, actual_size=length)
-        body = bytearray()
-        # Read ourselves rather than request.read(): chunked bodies have no length to check.
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > self.max_body:
-                raise web.HTTPRequestEntityTooLarge(max_size=self.max_body,
-                                                    actual_size=len(body))
-        return bytes(body)
-
     async def _upload(self, request: web.Request) -> web.Response:
         output = self._check(request)
-        data = await self._read_body(request)
         info = request.match_info
-        run = int(info["run"])
+        epoch = epoch_name(info["token"], int(info["run"]))
+        rendition = info["rendition"]
+        chunks = request.content.iter_any()
         try:
-            await output.receive(epoch_name(info["token"], run), info["rendition"],
-                                 info["filename"], data)
-        except Exception:
-            log.exception("session %s: failed to take %s/%s", output.session_id,
-                          info["rendition"], info["filename"])
-            raise web.HTTPInternalServerError() from None
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except (ClientError, OSError, asyncio.IncompleteReadError):
+                    # ffmpeg died mid-stream: what it completed stays, as at a normal end.
+                    log.info("session %s: %s stream cut short", output.session_id,
+                             rendition)
+                    break
+                await output.feed(epoch, rendition, chunk)
+        except CmafError as exc:
+            log.warning("session %s: %s is not a fragmented MP4 stream: %s",
+                        output.session_id, rendition, exc)
+            raise web.HTTPBadRequest(text="not a fragmented MP4 stream\n") from None
+        finally:
+            # Shielded: the end of a stream closes its last segment, even on shutdown.
+            await asyncio.shield(output.end_stream(epoch, rendition))
         return web.Response(status=201)
-
-    async def _delete(self, request: web.Request) -> web.Response:
-        self._check(request)
-        return web.Response(status=204)

@@ -1,22 +1,26 @@
-"""One live session's media in storage, across every ffmpeg run and publisher reconnect.
+"""One live class session's media: LL-HLS while live, the recording in storage, across runs.
 
 Each ffmpeg run (an "epoch": a worker's run, named "{token}/{run}" by the segment
-receiver) numbers its segments from zero. Here they get the session's own numbers,
-continuous per rendition across epochs, with a discontinuity where an epoch begins, and
-we write our own playlists:
+receiver) streams one fragmented MP4 per rendition. `transcode/cmaf/` cuts each into an
+init segment and parts; here every rendition becomes a `RenditionTrack` that numbers the
+parts into segments continuous across epochs (a discontinuity and a new init where an
+epoch begins) and serves the live edge from memory. Every segment is stored once, under
+the recording:
 
-    live/{sid}/master.m3u8              the ladder
-    live/{sid}/{R}/index.m3u8           sliding window over live/{sid}/{R}/{n:06d}.ts
-    recordings/{sid}/master.m3u8        the same ladder, for the recording
-    recordings/{sid}/{R}/index.m3u8     every segment: EVENT while live, VOD once finalised
-    recordings/{sid}/recording.mp4      made at the end from the `source` rendition
+    recordings/{sid}/{R}/{n:06d}.m4s       segment n, named by the live playlist and the
+    recordings/{sid}/{R}/init_{n:06d}.mp4  recording alike; the init of the run whose
+                                           first segment is n
+    recordings/{sid}/{R}/index.m3u8        every segment: EVENT now and then while live,
+                                           VOD once finalised
+    recordings/{sid}/master.m3u8           the ladder
+    recordings/{sid}/recording.mp4         made at the end from the `source` rendition
 
-A segment is held in memory until its run's playlist names it (ffmpeg writes the
-playlist after finishing a segment), so only finished segments with known durations are
-published; everything goes out through the upload queue, which applies operations in
-order, so a segment always reaches storage before a playlist naming it.
+The live playlists (the whole class so far, parts near the edge) are never stored: the
+node renders them from memory for each request (`live_playlist`, `live_master`), and a
+blocking request waits on the track (`track(R).wait`). Everything stored goes through the
+upload queue, spooled and fsynced first.
 
-A process that dies mid-class leaves the session live. Each published segment is noted in
+A process that dies mid-class leaves the session live. Each stored segment is noted in
 the work folder's journal (transcode.recording_journal), so a new `SessionOutput` of the
 same session can `resume`: it numbers on from the highest segment known (journal, stored
 recording and spool), the next run starting with a discontinuity, and never overwrites
@@ -28,31 +32,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import posixpath
 import re
 import shutil
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from transcode.cmaf.boxes import CmafError
+from transcode.cmaf.packager import CmafPackager, Init
 from transcode.events import EventSink, UploadFailed
 from transcode.hls_playlist import (
-    MediaPlaylist,
     PlaylistError,
+    RenditionReport,
     Segment,
     parse_media_playlist,
-    render_live_playlist,
     render_master_playlist,
     render_recording_playlist,
-    target_duration,
 )
 from transcode.ladder import SOURCE_NAME, Rendition
-from transcode.media_types import JPEG_TYPE, M3U8_TYPE, MP4_TYPE, TS_TYPE
+from transcode.media_types import JPEG_TYPE, M3U8_TYPE, M4S_TYPE, MP4_TYPE
 from transcode.mp4_export import export_mp4
+from transcode.part_timing import part_target
 from transcode.poster import extract_poster
 from transcode.recording_journal import JournalState, RecordingJournal
+from transcode.rendition_track import ClosedSegment, RenditionTrack, init_name, segment_name
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 
 __all__ = ["OutputQueue", "SessionOutput"]
@@ -61,21 +64,15 @@ log = logging.getLogger(__name__)
 
 PLAYLIST_NAME = "index.m3u8"
 POSTER_NAME = "poster.jpg"
-# Live segments kept beyond the window, for players that fetched an older playlist.
-LIVE_SPARE = 2
-# While live nobody plays the recording playlists (players get the live window), so they
-# are rewritten only this often, for a crash to lose little: rewriting a two-hour
-# playlist after every segment would send gigabytes of playlist through the queue.
+# While live nobody plays the recording playlists (players get the live playlists from
+# memory), so they are stored only this often, for a crash to lose little: storing a
+# two-hour playlist after every segment would send gigabytes of playlist through the queue.
 RECORDING_PLAYLIST_EVERY = 30
-# Segments waiting for a playlist, per run and rendition; ffmpeg needs one at a time.
-MAX_HELD = 4
-# A named segment that never arrived is given up once this many later ones are here.
-SKIP_AFTER = 2
 MP4_PUT_ATTEMPTS = 3
 # The duration given to a stored segment the journal never named (the process died right
 # after queueing it): close to the usual segment length, and it keeps the segment listed.
 GUESSED_SECONDS = 2.0
-_SOURCE_FILE = re.compile(r"source-(\d{4,})\.ts")
+_SOURCE_FILE = re.compile(r"source-(\d{4,})\.mp4")
 
 
 class OutputQueue(Protocol):
@@ -92,54 +89,30 @@ class OutputQueue(Protocol):
     async def flush(self, timeout: float | None = None) -> bool: ...  # noqa: ASYNC109
 
 
-@dataclass
-class _Track:
-    """One rendition of the session: its numbering and segments across all epochs."""
-
-    name: str
-    segments: list[Segment] = field(default_factory=list)  # segment n is segments[n]
-    last_epoch: int = -1  # ordinal of the epoch that gave the latest segment
-    discontinuities: list[int] = field(default_factory=list)  # numbers that start an epoch
-    live_since: int | None = None  # first number published under live/
-    live_floor: int = 0  # lowest number possibly still under live/
-    live_target: int = 1  # the live target duration never shrinks
-    recorded: int = 0  # segments named by the recording playlist last written
-    gap: bool = False  # a segment was refused by the queue: the next one is a discontinuity
-
-    def discontinuities_before(self, number: int) -> int:
-        return sum(1 for n in self.discontinuities if n < number)
-
-
-@dataclass
-class _Feed:
-    """What one epoch sent for one rendition: held segments and its latest playlist."""
-
-    held: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
-    taken: set[str] = field(default_factory=set)  # file names already numbered or skipped
-    next_sequence: int | None = None  # the playlist position to take next
-    playlist: MediaPlaylist | None = None
-
-
 class SessionOutput:
-    """Turns the segments and playlists of a session's ffmpeg runs into stored HLS."""
+    """Turns the fragmented MP4 streams of a session's ffmpeg runs into LL-HLS and a
+    recording in storage."""
 
-    def __init__(self, session_id: int, queue: OutputQueue, *, window: int, work_dir: Path,
+    def __init__(self, session_id: int, queue: OutputQueue, *, work_dir: Path,
+                 segment_seconds: float = 2.0, part_seconds: float = 0.2,
                  events: EventSink | None = None,
                  recording_playlist_every: int = RECORDING_PLAYLIST_EVERY) -> None:
-        self._recording_every = recording_playlist_every
-        if window < 1:
-            raise ValueError("the live window needs at least one segment")
+        if segment_seconds <= 0 or part_seconds <= 0:
+            raise ValueError("segments and parts need a positive length")
         self.session_id = session_id
         self._queue = queue
-        self._window = window
+        self._segment_seconds = segment_seconds
+        self._part_seconds = part_seconds
+        self._part_target: float | None = None
         self._work_dir = Path(work_dir)
         self._events = events
+        self._recording_every = recording_playlist_every
         self._lock = asyncio.Lock()
         self._ladder: dict[str, Rendition] = {}
         self._epochs: dict[str, int] = {}
-        self._tracks: dict[str, _Track] = {}
-        self._feeds: dict[tuple[int, str], _Feed] = {}
-        self._source_files: dict[int, Path] = {}  # epoch ordinal -> its source TS, appended
+        self._tracks: dict[str, RenditionTrack] = {}
+        self._packagers: dict[tuple[int, str], CmafPackager] = {}
+        self._source_files: dict[int, Path] = {}  # epoch ordinal -> its source fMP4
         self._epoch_base = 0  # epochs of an earlier process (resume) come before ours
         self._journal = RecordingJournal(self._work_dir)
         self._journaled_ladder: set[str] = set()
@@ -175,6 +148,9 @@ class SessionOutput:
         if self._finished:
             return
         self._epoch(epoch)
+        if self._part_target is None:
+            # Declared once: a playlist's PART-TARGET may not change while it is live.
+            self._part_target = part_target(renditions, self._part_seconds)
         grew = False
         for rendition in renditions:
             if rendition.name not in self._ladder:
@@ -182,150 +158,154 @@ class SessionOutput:
                 grew = True
         if grew:
             master = render_master_playlist(list(self._ladder.values())).encode()
-            self._queue.put(self._live("master.m3u8"), master, M3U8_TYPE,
-                            also=(self._recording("master.m3u8"),))
+            self._queue.put(self._recording("master.m3u8"), master, M3U8_TYPE)
 
     # Receiving -------------------------------------------------------------------------
 
-    async def receive(self, epoch: str, rendition: str, filename: str, data: bytes) -> None:
-        """A file ffmpeg wrote: `seg_NNNNN.ts` (held) or `index.m3u8` (publishes segments)."""
+    async def feed(self, epoch: str, rendition: str, data: bytes) -> None:
+        """Bytes of the fragmented MP4 one run writes for one rendition, as they come.
+
+        Raises CmafError when they are not a fragmented MP4 (that stream is then dropped).
+        """
         async with self._lock:
-            if self._finished:
-                log.debug("session %s finished: dropping %s/%s", self.session_id,
-                          rendition, filename)
+            packager = self._packager(epoch, rendition)
+            if packager is None:
                 return
+            try:
+                items = packager.feed(data)
+            except CmafError:
+                self._packagers.pop((self._epoch(epoch), rendition), None)
+                raise
+            await self._take(self._epoch(epoch), rendition, items)
+
+    async def end_stream(self, epoch: str, rendition: str) -> None:
+        """That rendition's stream of that run ended: its last segment is complete."""
+        async with self._lock:
             ordinal = self._epoch(epoch)
-            track = self._tracks.get(rendition)
-            if track is not None and ordinal < track.last_epoch:
-                # An older run talking after a newer one took over: too late to number.
-                log.info("session %s: late %s/%s from an earlier run dropped",
-                         self.session_id, rendition, filename)
+            packager = self._packager(epoch, rendition)
+            if packager is None:
                 return
-            feed = self._feeds.setdefault((ordinal, rendition), _Feed())
-            if filename == PLAYLIST_NAME:
-                try:
-                    feed.playlist = parse_media_playlist(data.decode("utf-8", "replace"))
-                except PlaylistError as exc:
-                    log.warning("session %s: unreadable playlist for %s: %s",
-                                self.session_id, rendition, exc)
-                    return
-            elif filename in feed.taken:
-                return  # a retried upload of a segment already published
+            await self._take(ordinal, rendition, packager.close())
+            del self._packagers[(ordinal, rendition)]
+            track = self._tracks.get(rendition)
+            if track is not None and track.last_epoch == ordinal:
+                closed = track.close_segment()
+                if closed is not None:
+                    await self._store(ordinal, track, [closed])
+
+    def _packager(self, epoch: str, rendition: str) -> CmafPackager | None:
+        if self._finished:
+            log.debug("session %s finished: dropping %s", self.session_id, rendition)
+            return None
+        ordinal = self._epoch(epoch)
+        track = self._tracks.get(rendition)
+        if track is not None and ordinal < track.last_epoch:
+            # An older run talking after a newer one took over: too late to number.
+            log.info("session %s: late %s from an earlier run dropped", self.session_id,
+                     rendition)
+            return None
+        key = (ordinal, rendition)
+        packager = self._packagers.get(key)
+        if packager is None:
+            packager = self._packagers[key] = CmafPackager(self._segment_seconds)
+        return packager
+
+    def _track(self, rendition: str) -> RenditionTrack:
+        track = self._tracks.get(rendition)
+        if track is None:
+            live = rendition in self._ladder
+            track = self._tracks[rendition] = RenditionTrack(
+                rendition, part_target=self._part_target or self._part_seconds, live=live)
+        return track
+
+    async def _take(self, ordinal: int, rendition: str, items: Sequence[Any]) -> None:
+        if not items:
+            return
+        track = self._track(rendition)
+        closed: list[ClosedSegment] = []
+        for item in items:
+            if isinstance(item, Init):
+                name, last = track.new_init(item.data)
+                if last is not None:
+                    closed.append(last)
+                self._queue.put(self._recording(f"{rendition}/{name}"), item.data, MP4_TYPE)
+                if rendition == SOURCE_NAME:
+                    await self._start_source(ordinal, item.data)
             else:
-                feed.held[filename] = data
-                while len(feed.held) > MAX_HELD:
-                    dropped, _ = feed.held.popitem(last=False)
-                    log.warning("session %s: %s/%s never named by a playlist, dropped",
-                                self.session_id, rendition, dropped)
-            ready = self._take_named(feed, rendition)
-            if ready:
-                await self._publish(ordinal, rendition, ready)
+                done = track.add_part(item.data, item.duration, item.independent,
+                                      item.new_segment)
+                if done is not None:
+                    closed.append(done)
+            track.last_epoch = ordinal
+        if closed:
+            await self._store(ordinal, track, closed)
 
-    def _take_named(self, feed: _Feed, rendition: str) -> list[tuple[bytes, float]]:
-        """Held segments the playlist now names, in playlist order, with durations."""
-        playlist = feed.playlist
-        if playlist is None:
-            return []
-        if feed.next_sequence is None:
-            feed.next_sequence = playlist.media_sequence
-        entries = list(enumerate(playlist.segments, start=playlist.media_sequence))
-        ready: list[tuple[bytes, float]] = []
-        for index, (sequence, segment) in enumerate(entries):
-            if sequence < feed.next_sequence:
-                continue
-            name = posixpath.basename(segment.uri.split("?", 1)[0])
-            data = feed.held.pop(name, None)
-            if data is None and name not in feed.taken:
-                later_here = sum(1 for _, s in entries[index + 1:]
-                                 if posixpath.basename(s.uri.split("?", 1)[0]) in feed.held)
-                if later_here < SKIP_AFTER:
-                    break  # not uploaded yet: wait for it, keeping the order
-                log.warning("session %s: %s/%s named but never received, skipped",
-                            self.session_id, rendition, name)
-            feed.taken.add(name)
-            feed.next_sequence = sequence + 1
-            if data is not None:
-                ready.append((data, segment.duration))
-        return ready
-
-    async def _publish(self, ordinal: int, rendition: str,
-                       ready: list[tuple[bytes, float]]) -> None:
-        """Number `ready` segments of `rendition` and queue them, then the playlists."""
-        track = self._tracks.setdefault(rendition, _Track(rendition))
-        live = rendition in self._ladder
-        new_epoch = ordinal != track.last_epoch
-        if new_epoch:
-            # This rendition moved on: whatever older runs still hold is never published.
-            for key in [k for k in self._feeds if k[1] == rendition and k[0] < ordinal]:
-                del self._feeds[key]
+    async def _store(self, ordinal: int, track: RenditionTrack,
+                     closed: list[ClosedSegment]) -> None:
+        """Queue closed segments for storage, note them in the journal."""
         journal = [RecordingJournal.rendition_line(r) for name, r in self._ladder.items()
                    if name not in self._journaled_ladder]
-        for data, duration in ready:
-            number = len(track.segments)
-            name = f"{number:06d}.ts"
-            recorded = self._recording(f"{rendition}/{name}")
-            if live:
-                # Spooled once, stored under both keys.
-                accepted = self._queue.put(self._live(f"{rendition}/{name}"), data, TS_TYPE,
-                                           also=(recorded,))
-            else:
-                accepted = self._queue.put(recorded, data, TS_TYPE)
-            if not accepted:
-                # Never stored: it gets no number, and the media jumps where it was.
-                log.warning("session %s: %s segment refused by the upload queue, lost",
-                            self.session_id, rendition)
-                track.gap = True
-                continue
-            discontinuity = (new_epoch or track.gap) and number > 0
-            if discontinuity:
-                track.discontinuities.append(number)
-            new_epoch = track.gap = False
-            track.segments.append(Segment(name, duration, discontinuity))
-            journal.append(RecordingJournal.segment_line(rendition, number, track.segments[-1]))
-            if live and track.live_since is None:
-                track.live_since = track.live_floor = number
-            if rendition == SOURCE_NAME:
-                await self._append_source(ordinal, data)
-        track.last_epoch = ordinal
-        # Durable before the playlists name them: a restart numbers on after these.
+        for done in closed:
+            key = self._recording(f"{track.name}/{done.segment.uri}")
+            if not self._queue.put(key, done.data, M4S_TYPE):
+                # Never stored: players skip it once it leaves memory (EXT-X-GAP).
+                log.warning("session %s: %s segment %d refused by the upload queue, lost",
+                            self.session_id, track.name, done.number)
+                track.mark_gap(done.number)
+            journal.append(RecordingJournal.segment_line(track.name, done.number,
+                                                         track.segments[done.number]))
+            if track.name == SOURCE_NAME:
+                await self._append_source(ordinal, done.data)
+        # Durable before anything names them after a restart: numbering goes on after these.
         await asyncio.to_thread(self._journal.append, journal)
         self._journaled_ladder.update(self._ladder)
-        if live:
-            self._put_live_playlist(track)
         if len(track.segments) - track.recorded >= self._recording_every:
             self._put_recording_playlist(track, ended=False)
-        if live:
-            self._delete_old_live(track)
 
-    def _put_live_playlist(self, track: _Track, *, ended: bool = False) -> None:
-        assert track.live_since is not None
-        start = max(track.live_since, len(track.segments) - self._window)
-        window = track.segments[start:]
-        track.live_target = max(track.live_target,
-                                target_duration([s.duration for s in window]))
-        text = render_live_playlist(window, media_sequence=start,
-                                    discontinuity_sequence=track.discontinuities_before(start),
-                                    min_target=track.live_target, ended=ended)
-        self._queue.put(self._live(f"{track.name}/{PLAYLIST_NAME}"), text.encode(), M3U8_TYPE)
-
-    def _put_recording_playlist(self, track: _Track, *, ended: bool) -> None:
+    def _put_recording_playlist(self, track: RenditionTrack, *, ended: bool) -> None:
         track.recorded = len(track.segments)
         text = render_recording_playlist(track.segments, ended=ended)
         self._queue.put(self._recording(f"{track.name}/{PLAYLIST_NAME}"), text.encode(),
                         M3U8_TYPE)
 
-    def _delete_old_live(self, track: _Track) -> None:
-        keep_from = len(track.segments) - self._window - LIVE_SPARE
-        while track.live_floor < keep_from:
-            self._queue.delete(self._live(f"{track.name}/{track.live_floor:06d}.ts"))
-            track.live_floor += 1
-
-    async def _append_source(self, ordinal: int, data: bytes) -> None:
-        # One file per epoch: a run's segments joined are its continuous TS stream.
+    async def _start_source(self, ordinal: int, init: bytes) -> None:
+        # One file per epoch: its init and its segments are a whole fragmented MP4.
         path = self._source_files.get(ordinal)
         if path is None:
-            path = self._source_files[ordinal] = self._work_dir / f"source-{ordinal:04d}.ts"
-        await asyncio.to_thread(_append, path, data)
+            path = self._source_files[ordinal] = self._work_dir / f"source-{ordinal:04d}.mp4"
+            await asyncio.to_thread(_append, path, init)
+
+    async def _append_source(self, ordinal: int, data: bytes) -> None:
+        path = self._source_files.get(ordinal)
+        if path is not None:
+            await asyncio.to_thread(_append, path, data)
+
+    # The live edge ---------------------------------------------------------------------
+
+    def track(self, rendition: str) -> RenditionTrack | None:
+        """A rendition players may watch live (None: no such rendition, or not yet)."""
+        if rendition not in self._ladder:
+            return None
+        return self._tracks.get(rendition)
+
+    def live_master(self) -> str | None:
+        """The live ladder's master playlist; None before the first run began."""
+        if not self._ladder:
+            return None
+        return render_master_playlist(list(self._ladder.values()))
+
+    def live_playlist(self, rendition: str, *, skip: bool = False) -> str | None:
+        """The live media playlist of `rendition`, with the other renditions' reports."""
+        track = self.track(rendition)
+        if track is None:
+            return None
+        reports = []
+        for name in self._ladder:
+            other = self._tracks.get(name)
+            if other is not None and name != rendition:
+                msn, part = other.report()
+                reports.append(RenditionReport(f"../{name}/{PLAYLIST_NAME}", msn, part))
+        return track.playlist(skip=skip, reports=tuple(reports))
 
     # After a restart ----------------------------------------------------------------------
 
@@ -353,6 +333,11 @@ class SessionOutput:
                 existing, listed = set(), False
             existing.update(queued)
             highest = self._highest_numbers(existing)
+            for rendition in state.ladder:
+                self._ladder.setdefault(rendition.name, rendition)
+            if self._ladder:
+                self._part_target = part_target(list(self._ladder.values()),
+                                                self._part_seconds)
             known = 0
             for name in sorted(set(state.segments) | set(highest)):
                 segments = list(state.segments.get(name, []))
@@ -364,15 +349,17 @@ class SessionOutput:
                             f"{name}/{segments[-1].uri}") not in existing:
                         segments.pop()  # journaled, then the process died before the spool
                 while len(segments) <= top:
+                    number = len(segments)
                     guess = segments[-1].duration if segments else GUESSED_SECONDS
-                    segments.append(Segment(f"{len(segments):06d}.ts", guess))
+                    # A run's first segment is the one its stored init is named after.
+                    init = init_name(number)
+                    starts_run = self._recording(f"{name}/{init}") in existing
+                    segments.append(Segment(segment_name(number), guess,
+                                            starts_run and number > 0,
+                                            init if starts_run else None))
                 if segments:
-                    self._tracks[name] = _Track(
-                        name, segments=segments,
-                        discontinuities=[n for n, s in enumerate(segments) if s.discontinuity])
+                    self._track(name).restore(segments)
                     known += len(segments)
-            for rendition in state.ladder:
-                self._ladder.setdefault(rendition.name, rendition)
             self._journaled_ladder = set(self._ladder)
             restored = {name: track.segments for name, track in self._tracks.items()}
             if restored != state.segments:
@@ -392,7 +379,7 @@ class SessionOutput:
                 continue
             rendition, _, name = key[len(prefix):].partition("/")
             stem, dot, ext = name.partition(".")
-            if dot and ext == "ts" and stem.isdigit() and "/" not in name:
+            if dot and ext == "m4s" and stem.isdigit() and "/" not in name:
                 found[rendition] = max(found.get(rendition, -1), int(stem))
         return found
 
@@ -407,7 +394,7 @@ class SessionOutput:
             return journaled
         segments = list(playlist.segments)
         if len(segments) <= len(journaled) or any(
-                s.uri != f"{n:06d}.ts" for n, s in enumerate(segments)):
+                s.uri != segment_name(n) for n, s in enumerate(segments)):
             return journaled
         return segments
 
@@ -415,7 +402,8 @@ class SessionOutput:
 
     async def finalize(self, storage: Storage, *, flush_timeout: float | None = None,
                        ffmpeg: str = "ffmpeg") -> str | None:
-        """Close the session's media: VOD playlists, the MP4, live/ removed.
+        """Close the session's media: VOD playlists, the MP4, what older versions kept
+        under live/ removed.
 
         Called once, after the last worker stopped. Returns the MP4's key, or None when
         no source segment was ever received. Raises Mp4ExportError or StorageError when
@@ -425,12 +413,14 @@ class SessionOutput:
             if self._finished:
                 raise RuntimeError(f"session {self.session_id} already finalised")
             self._finished = True
-            self._feeds.clear()  # unnamed segments of the last run are never published
+            self._packagers.clear()  # what the last run's streams still held is dropped
+            for track in self._tracks.values():
+                # The last segment closes; players still watching learn the class ended.
+                closed = track.end()
+                if closed is not None:
+                    await self._store(track.last_epoch, track, [closed])
             tracks = [t for t in self._tracks.values() if t.segments]
             for track in tracks:
-                if track.live_since is not None:
-                    # Players still watching learn the class ended before live/ goes.
-                    self._put_live_playlist(track, ended=True)
                 self._put_recording_playlist(track, ended=True)
             recorded = [r for name, r in self._ladder.items()
                         if name in self._tracks and self._tracks[name].segments]

@@ -44,7 +44,7 @@ _Outcome = Literal["ended", "died"]
 
 
 class TranscodeWorker:
-    """Turns one stream's FLV tags into HLS renditions PUT under `base_url`/{run}/."""
+    """Turns one stream's FLV tags into fragmented MP4 renditions PUT under `base_url`/{run}/."""
 
     def __init__(self, stream: str, *, settings: StreamingSettings, base_url: str,
                  events: EventSink, ffmpeg: str = "ffmpeg", max_restarts: int = 5,
@@ -235,7 +235,9 @@ class TranscodeWorker:
         assert self.source is not None
         args = ladder_command(self.renditions, self.source, base_url=self.base_url,
                               run=self.run, segment_seconds=self.settings.segment_seconds,
-                              preset=self.settings.x264_preset, ffmpeg_path=self.ffmpeg)
+                              preset=self.settings.x264_preset,
+                              part_seconds=self.settings.part_ms / 1000,
+                              ffmpeg_path=self.ffmpeg)
         self._stderr_tail.clear()
         try:
             proc = await asyncio.create_subprocess_exec(
