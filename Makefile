@@ -9,6 +9,11 @@ TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server gstreamer1.0-tools gst
 
 # The player's hls.js comes from the npm registry at a pinned version, never committed.
 HLS_JS_VERSION := 1.6.15
+# hls-parser checks our playlists in strict mode in the tests (tests/support/hls_validator.py).
+HLS_PARSER_VERSION := 0.16.1
+# One npm install for every package: a later `npm install --no-save` into the same prefix
+# removes what an earlier one put there.
+NPM_PACKAGES := hls.js@$(HLS_JS_VERSION) hls-parser@$(HLS_PARSER_VERSION)
 # Every Python package at an exact version: `make lock` refreshes the file.
 CONSTRAINTS := config/constraints.txt
 VENDOR := control/web/static/vendor
@@ -40,8 +45,11 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
 
 assets: $(VENDOR)/hls.light.min.js
 
-$(VENDOR)/hls.light.min.js: Makefile
-	npm install --silent --no-save --no-audit --no-fund --prefix var/npm hls.js@$(HLS_JS_VERSION)
+var/npm/.installed: Makefile
+	npm install --silent --no-save --no-audit --no-fund --prefix var/npm $(NPM_PACKAGES)
+	touch $@
+
+$(VENDOR)/hls.light.min.js: var/npm/.installed
 	mkdir -p $(VENDOR)
 	cp var/npm/node_modules/hls.js/dist/hls.light.min.js var/npm/node_modules/hls.js/LICENSE $(VENDOR)/
 	touch $@
