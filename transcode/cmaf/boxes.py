@@ -108,15 +108,17 @@ class BoxSplitter:
         offset = 0
         end = len(buffer)
         try:
-            while True:
-                extent = _box_extent(buffer, offset, end - offset, self.max_box_bytes)
-                if extent is None:
-                    break
-                box_type, size = extent
-                if end - offset < size:
-                    break
-                boxes.append(Box(box_type, bytes(buffer[offset : offset + size])))
-                offset += size
+            # One copy per box, out of a view (slicing the bytearray would copy twice).
+            with memoryview(buffer) as view:
+                while True:
+                    extent = _box_extent(buffer, offset, end - offset, self.max_box_bytes)
+                    if extent is None:
+                        break
+                    box_type, size = extent
+                    if end - offset < size:
+                        break
+                    boxes.append(Box(box_type, bytes(view[offset : offset + size])))
+                    offset += size
         except CmafError as error:
             self._failed = error
             self._buffer = bytearray()
