@@ -87,7 +87,8 @@ class Segment:
     one), so it may be set on every segment, or only on the first of each init; None
     means "the one in force". A sliding window must have it on its first segment.
     `parts` are written as EXT-X-PART before the segment's URI, in Low-Latency live
-    playlists only; give them for the segments near the live edge.
+    playlists only; give them for the segments near the live edge. `gap` (EXT-X-GAP):
+    the segment was lost before storage took it, and players skip its time.
     """
 
     uri: str
@@ -95,6 +96,7 @@ class Segment:
     discontinuity: bool = False
     init_uri: str | None = None
     parts: tuple[Part, ...] = ()
+    gap: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,12 +181,13 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
     duration: float | None = None
     discontinuity = False
     init_uri: str | None = None
+    gap = False
     for line in lines[1:]:
         if not line.startswith("#"):
             if duration is None:
                 raise PlaylistError(f"segment {line!r} has no #EXTINF")
-            segments.append(Segment(line, duration, discontinuity, init_uri))
-            duration, discontinuity, init_uri = None, False, None
+            segments.append(Segment(line, duration, discontinuity, init_uri, gap=gap))
+            duration, discontinuity, init_uri, gap = None, False, None, False
         elif line.startswith("#EXTINF:"):
             try:
                 duration = float(line[len("#EXTINF:"):].split(",", 1)[0].strip())
@@ -208,6 +211,8 @@ def parse_media_playlist(text: str) -> MediaPlaylist:
             sequence += int(skipped.group(1))
         elif line == "#EXT-X-DISCONTINUITY":
             discontinuity = True
+        elif line == "#EXT-X-GAP":
+            gap = True
         elif line == "#EXT-X-ENDLIST":
             ended = True
     return MediaPlaylist(target, sequence, disc_sequence, tuple(segments), ended)
@@ -311,6 +316,8 @@ def _render(segments: Sequence[Segment], *, media_sequence: int, discontinuity_s
         if low_latency is not None:
             lines.extend(_part_line(part) for part in segment.parts)
         lines.append(f"#EXTINF:{segment.duration:.6f},")
+        if segment.gap:
+            lines.append("#EXT-X-GAP")
         lines.append(segment.uri)
     if low_latency is not None and not ended:
         # The segment in progress: nothing of it exists once the playlist has ended.

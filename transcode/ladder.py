@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from config.settings import RungSettings
 
 __all__ = [
-    "AAC_LC", "SOURCE_NAME", "Rendition", "SourceInfo", "h264_codec_tag", "plan_ladder", "plan_passthrough",
+    "AAC_LC", "SOURCE_NAME", "Rendition", "SourceInfo", "h264_codec_tag", "plan_ladder",
+    "plan_passthrough",
 ]
 
 # The rendition that is the source itself, remuxed (passthrough, and the recording).

@@ -1,4 +1,7 @@
-"""The downloadable MP4 of a recording: MPEG-TS pieces joined by ffmpeg, streams copied.
+"""The downloadable MP4 of a recording: the runs' pieces joined by ffmpeg, streams copied.
+
+Each piece is one run's source as a fragmented MP4 (its init and its segments); pieces
+recorded before segments became CMAF are MPEG-TS, whose ADTS audio needs converting.
 
 The pieces are joined with ffmpeg's concat demuxer, which shifts every piece's
 timestamps to start where the previous piece ended. That matters across a publisher
@@ -41,6 +44,8 @@ def _has_aac(path: Path) -> bool:
 
 def _prepare(segments: Sequence[Path], list_path: Path) -> bool:
     list_path.write_text(_concat_list(segments), encoding="utf-8")
+    if Path(segments[0]).suffix != ".ts":
+        return False  # MP4 audio is already in the form MP4 wants
     try:
         return _has_aac(segments[0])
     except av.error.FFmpegError:
@@ -49,7 +54,8 @@ def _prepare(segments: Sequence[Path], list_path: Path) -> bool:
 
 
 async def export_mp4(segments: Sequence[Path], out: Path, ffmpeg: str = "ffmpeg") -> None:
-    """Join MPEG-TS `segments` (in order) into `out`, an MP4 with its index at the front.
+    """Join `segments` (fragmented MP4 or MPEG-TS files, in order) into `out`, an MP4 with
+    its index at the front.
 
     Raises Mp4ExportError with ffmpeg's last stderr lines when ffmpeg fails, ValueError
     when there is nothing to join.
@@ -59,12 +65,12 @@ async def export_mp4(segments: Sequence[Path], out: Path, ffmpeg: str = "ffmpeg"
     out = Path(out)
     list_path = out.with_name(out.name + ".ffconcat")
     partial = out.with_name(out.name + ".partial.mp4")
-    has_aac = await asyncio.to_thread(_prepare, segments, list_path)
+    adts_aac = await asyncio.to_thread(_prepare, segments, list_path)
     args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            # genpts fills in timestamps some TS pieces (a cut-off start) lack.
+            # genpts fills in timestamps some pieces (a cut-off start) lack.
             "-fflags", "+genpts", "-f", "concat", "-safe", "0", "-i", str(list_path),
             "-map", "0:v?", "-map", "0:a?", "-c", "copy"]
-    if has_aac:
+    if adts_aac:
         args += ["-bsf:a", "aac_adtstoasc"]
     args += ["-movflags", "+faststart", "-f", "mp4", str(partial)]
     try:

@@ -27,10 +27,13 @@ from transcode.hls_playlist import (
     target_duration,
 )
 
-__all__ = ["PARTS_KEPT", "ClosedSegment", "RenditionTrack", "init_name", "part_name", "segment_name"]
+__all__ = ["PARTS_KEPT", "PARTS_LISTED", "ClosedSegment", "RenditionTrack", "init_name",
+           "part_name", "segment_name"]
 
-# Complete segments whose parts stay listed and served: the spec asks for parts within
-# three target durations of the live edge; one more covers a player a little behind.
+# Complete segments whose parts are listed: the spec asks for parts within three target
+# durations of the live edge, and strict parsers allow them on the last two complete ones.
+PARTS_LISTED = 2
+# Complete segments whose parts are still served, for a player a little behind.
 PARTS_KEPT = 4
 # Complete segments kept in memory for players, while the upload queue stores them.
 BYTES_KEPT = 6
@@ -239,7 +242,7 @@ class RenditionTrack:
         if text is not None:
             return text
         segments = list(self.segments)
-        for number, parts in self._parts.items():
+        for number, parts in list(self._parts.items())[-PARTS_LISTED:]:
             segments[number] = replace(segments[number], parts=parts)
         open_segment = self._open
         hint = None

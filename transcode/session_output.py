@@ -157,7 +157,8 @@ class SessionOutput:
                 self._ladder[rendition.name] = rendition
                 grew = True
         if grew:
-            master = render_master_playlist(list(self._ladder.values())).encode()
+            master = render_master_playlist(list(self._ladder.values()),
+                                            independent_segments=True).encode()
             self._queue.put(self._recording("master.m3u8"), master, M3U8_TYPE)
 
     # Receiving -------------------------------------------------------------------------
@@ -292,7 +293,7 @@ class SessionOutput:
         """The live ladder's master playlist; None before the first run began."""
         if not self._ladder:
             return None
-        return render_master_playlist(list(self._ladder.values()))
+        return render_master_playlist(list(self._ladder.values()), independent_segments=True)
 
     def live_playlist(self, rendition: str, *, skip: bool = False) -> str | None:
         """The live media playlist of `rendition`, with the other renditions' reports."""
@@ -426,7 +427,8 @@ class SessionOutput:
                         if name in self._tracks and self._tracks[name].segments]
             if recorded:
                 self._queue.put(self._recording("master.m3u8"),
-                                render_master_playlist(recorded).encode(), M3U8_TYPE)
+                                render_master_playlist(recorded, independent_segments=True
+                                                       ).encode(), M3U8_TYPE)
             elif not tracks:
                 self._queue.delete_prefix(self._recording(""))
             sources = [self._source_files[k] for k in sorted(self._source_files)]
