@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from support.client_process import run_client
+from support.hls_validator import validate_playlists
 from support.gstreamer import GST_LAUNCH, Client, aac_encoder, pipeline, require
 from support.live_stack import (
     LiveStack,
@@ -35,6 +37,7 @@ from support.live_stack import (
     wait_for,
 )
 from support.s3_server import S3Server, s3_server  # noqa: F401  (the fixture)
+from transcode.hls_playlist import parse_media_playlist
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/ffmpeg").exists(), reason="needs Debian's ffmpeg: apt-get install ffmpeg"
@@ -61,11 +64,37 @@ async def rendition_playlist(stack: LiveStack, master_url: str, uri: str,
     return playlist
 
 
-async def segment(stack: LiveStack, master_url: str, rendition: str, uri: str) -> bytes:
+async def media_file(stack: LiveStack, master_url: str, rendition: str, uri: str) -> bytes:
     status, body, headers = await stack.get(master_url.rsplit("/", 1)[0] + f"/{rendition}/{uri}")
-    assert status == 200
-    assert headers["Content-Type"] == "video/mp2t"
+    assert status == 200, body
+    expected = "video/mp4" if uri.startswith("init_") else "video/iso.segment"
+    assert headers["Content-Type"] == expected
     return body
+
+
+async def playable(stack: LiveStack, master_url: str, rendition: str,
+                   playlist: str, number: int) -> bytes:
+    """Segment `number` of a media playlist with the init it needs before it: what a
+    player appends to its buffer."""
+    segments = parse_media_playlist(playlist).segments
+    init = next(s.init_uri for s in reversed(segments[:number + 1]) if s.init_uri)
+    assert init is not None
+    return (await media_file(stack, master_url, rendition, init)
+            + await media_file(stack, master_url, rendition, segments[number].uri))
+
+
+def parts_of(playlist: str) -> dict[str, list[str]]:
+    """Each listed segment's part URIs (EXT-X-PART lines come before their segment)."""
+    found: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for line in playlist.splitlines():
+        if line.startswith("#EXT-X-PART:"):
+            pending.append(re.search(r'URI="([^"]+)"', line).group(1))  # type: ignore[union-attr]
+        elif line and not line.startswith("#"):
+            if pending:
+                found[line] = pending
+            pending = []
+    return found
 
 
 async def test_a_publish_plays_as_a_ladder_and_then_as_a_recording(stack: LiveStack) -> None:
@@ -83,48 +112,99 @@ async def test_a_publish_plays_as_a_ladder_and_then_as_a_recording(stack: LiveSt
     assert [r["name"] for r in stream["renditions"]] == ["hd", "sd", "mobile", "audio"]
 
     playback = await stack.playback(session_id)
+    url = playback["url"]
     assert playback["kind"] == "live"
-    status, body, headers = await stack.get(playback["url"])
+    status, body, headers = await stack.get(url)
     assert status == 200, body
     assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
     assert headers["Cache-Control"] == "no-cache"
     assert headers["Access-Control-Allow-Origin"] == "*"
-    ladder = variants(body.decode())
+    master = body.decode()
+    ladder = variants(master)
     sizes = {uri.split("/")[0]: attrs.get("RESOLUTION") for attrs, uri in ladder}
     assert sizes == {"hd": "1280x720", "sd": "854x480", "mobile": "640x360", "audio": None}
     assert all(int(attrs["BANDWIDTH"]) > 0 and attrs["CODECS"] for attrs, _ in ladder)
+    # The sound is encoded once: every video rung plays the one audio rendition.
+    assert '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"' in master
+    assert all(attrs.get("AUDIO") == "audio" for attrs, uri in ladder if attrs.get("RESOLUTION"))
 
+    # Low-Latency HLS: at least three segments in, each rung's playlist lists the class
+    # from its first segment (rewind) and parts near the live edge, and validates.
+    playlists = {name: await rendition_playlist(stack, url, f"{name}/index.m3u8",
+                                                min_segments=3, within=30)
+                 for name in ("hd", "sd", "mobile", "audio")}
+    validate_playlists({**{f"{n}/index.m3u8": t for n, t in playlists.items()},
+                        "master.m3u8": master})
     expected = {"hd": (1280, 720), "sd": (854, 480), "mobile": (640, 360)}
     for name, size in expected.items():
-        playlist = await rendition_playlist(stack, playback["url"], f"{name}/index.m3u8")
+        playlist = playlists[name]
+        assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in playlist
+        assert "#EXT-X-PRELOAD-HINT:TYPE=PART" in playlist
         first = media_segments(playlist)[0]
-        assert 1.5 <= first.duration <= 2.5
-        decoded = decode(await segment(stack, playback["url"], name, first.uri))
+        assert first.uri == "000000.m4s" and 1.5 <= first.duration <= 2.5
+        decoded = decode(await playable(stack, url, name, playlist, 0))
         assert decoded["size"] == size and decoded["first_keyframe"]
-        assert decoded["audio"] == ["aac"]
-    audio = media_segments(await rendition_playlist(stack, playback["url"], "audio/index.m3u8"))
-    decoded = decode(await segment(stack, playback["url"], "audio", audio[0].uri))
+        assert decoded["audio"] == []  # the audio rendition carries the sound
+    audio = playlists["audio"]
+    decoded = decode(await playable(stack, url, "audio", audio, 0))
     assert decoded["video"] == [] and decoded["audio"] == ["aac"]
+
+    # Rungs are cut at the same instants: their complete segments last the same.
+    durations = [[round(s.duration, 3) for s in media_segments(playlists[n])[:2]]
+                 for n in expected]
+    assert durations[0] == durations[1] == durations[2]
+
+    # A segment's parts, joined, are the segment itself; its first part plays alone.
+    hd = playlists["hd"]
+    listed = parts_of(hd)
+    uri, part_uris = next(iter(listed.items()))
+    parts = [await media_file(stack, url, "hd", p) for p in part_uris]
+    assert b"".join(parts) == await media_file(stack, url, "hd", uri)
+    init = parse_media_playlist(hd).segments[0].init_uri
+    assert init is not None
+    first_part = decode(await media_file(stack, url, "hd", init) + parts[0])
+    assert first_part["first_keyframe"] and 1 <= first_part["frames"] <= 6
+
+    # A blocking reload for the part after the hinted one returns once it exists.
+    hint = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(\d+)\.(\d+)\.m4s"', hd)
+    assert hint is not None
+    msn, part = int(hint.group(1)), int(hint.group(2))
+    status, body, _ = await stack.get(
+        url.replace("master.m3u8", f"hd/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"))
+    assert status == 200
+    newer = body.decode()
+    assert f'{msn:06d}.{part}.m4s' in newer or len(media_segments(newer)) > msn
+    assert "_HLS_" not in "".join(line for line in newer.splitlines()
+                                  if not line.startswith("#EXT-X-SERVER-CONTROL"))
 
     # The player that just fetched the ladder counts as a viewer.
     assert (await stack.live_status())["stream"]["viewers"] == 1
 
     # A token that was tampered with plays nothing.
-    forged = playback["url"].replace("/master.m3u8", "x/master.m3u8")
+    forged = url.replace("/master.m3u8", "x/master.m3u8")
     assert (await stack.get(forged))[0] == 403
 
     code, errors = await finished(publisher, within=40)
     assert code == 0, errors
 
-    # After the grace period the class ends and its recording replays.
+    # After the grace period the class ends and its recording replays: the same objects
+    # the live playlist named, now with ENDLIST.
     session = await stack.recording_ready(session_id)
     assert session["status"] == "ended"
     assert session["recording_url"].endswith(f"/sessions/{session_id}/recording")
     replay = await stack.playback(session_id)
     assert replay["kind"] == "recording"
-    hd = (await stack.get(replay["url"].replace("master.m3u8", "hd/index.m3u8")))[1].decode()
-    assert "#EXT-X-ENDLIST" in hd and "#EXT-X-PLAYLIST-TYPE:VOD" in hd
-    assert abs(sum(s.duration for s in media_segments(hd)) - 10) <= 2.1
+    recorded = (await stack.get(replay["url"].replace("master.m3u8", "hd/index.m3u8")))[1]
+    vod = recorded.decode()
+    validate_playlists({"hd/index.m3u8": vod})
+    assert "#EXT-X-ENDLIST" in vod and "#EXT-X-PLAYLIST-TYPE:VOD" in vod
+    live_uris = [s.uri for s in media_segments(hd)]
+    assert [s.uri for s in media_segments(vod)][:len(live_uris)] == live_uris
+    assert abs(sum(s.duration for s in media_segments(vod)) - 10) <= 2.1
+    whole = decode(await playable(stack, replay["url"], "hd", vod, 0)
+                   + b"".join([await media_file(stack, replay["url"], "hd", s.uri)
+                               for s in media_segments(vod)[1:]]))
+    assert abs(whole["frames"] / 15 - 10) <= 2.1  # 15 fps: the whole class replays
     status, mp4, headers = await stack.get(replay["download_url"])
     assert status == 200 and "attachment" in headers["Content-Disposition"]
     recording = decode(mp4)
@@ -160,6 +240,11 @@ async def test_a_publisher_back_within_the_grace_period_continues_the_session(
                                                     "mobile/index.m3u8")))[1].decode()
     segments = media_segments(mobile)
     assert sum(s.discontinuity for s in segments) == 1  # where the publisher came back
+    # The numbering went on across the reconnect, and the new run brought its own init.
+    assert [s.uri for s in segments] == [f"{n:06d}.m4s" for n in range(len(segments))]
+    parsed = parse_media_playlist(mobile).segments
+    back = next(n for n, s in enumerate(parsed) if s.discontinuity)
+    assert parsed[back].init_uri == f"init_{back:06d}.mp4" != parsed[0].init_uri
     assert abs(sum(s.duration for s in segments) - 10) <= 2.5
     recording = decode((await stack.get(replay["download_url"]))[1])
     assert abs(recording["duration"] - 10) <= 1.5
@@ -222,7 +307,9 @@ async def test_a_worker_that_dies_is_restarted_and_the_stream_goes_on(stack: Liv
 
 @pytest.mark.parametrize("stack", [{"transcode_mode": "passthrough"}], indirect=True)
 async def test_passthrough_serves_the_source_remuxed(stack: LiveStack) -> None:
-    publisher = await publish_ffmpeg(stack.rtmp_url, seconds=8, size="960x540")
+    # A 2 s GOP, as streaming guides tell OBS users: passthrough cuts only at keyframes.
+    publisher = await publish_ffmpeg(stack.rtmp_url, seconds=8, size="960x540",
+                                     gop_seconds=2)
     session_id = await stack.live_session_id()
     playback = await stack.playback(session_id)
 
@@ -234,9 +321,11 @@ async def test_passthrough_serves_the_source_remuxed(stack: LiveStack) -> None:
     body = await wait_for(master, within=20, what="the master playlist")
     ((attrs, uri),) = variants(body.decode())
     assert attrs["RESOLUTION"] == "960x540" and uri == "source/index.m3u8"
-    playlist = await rendition_playlist(stack, playback["url"], uri)
-    decoded = decode(await segment(stack, playback["url"], "source",
-                                   media_segments(playlist)[0].uri))
+    playlist = await rendition_playlist(stack, playback["url"], uri, min_segments=2)
+    # The same Low-Latency playlist and parts as the ladder, the source's own sound muxed.
+    validate_playlists({uri: playlist, "master.m3u8": body.decode()})
+    assert parts_of(playlist) and "#EXT-X-PRELOAD-HINT:TYPE=PART" in playlist
+    decoded = decode(await playable(stack, playback["url"], "source", playlist, 0))
     assert decoded["size"] == (960, 540) and decoded["audio"] == ["aac"]
     assert (await finished(publisher, within=30))[0] == 0
     await stack.recording_ready(session_id)
@@ -256,9 +345,10 @@ async def test_gstreamer_clients_produce_a_playable_ladder(stack: LiveStack, sin
     session_id = await stack.live_session_id()
     playback = await stack.playback(session_id)
     playlist = await rendition_playlist(stack, playback["url"], "mobile/index.m3u8")
-    decoded = decode(await segment(stack, playback["url"], "mobile",
-                                   media_segments(playlist)[0].uri))
-    assert decoded["size"] == (640, 360) and decoded["audio"] == ["aac"]
+    decoded = decode(await playable(stack, playback["url"], "mobile", playlist, 0))
+    assert decoded["size"] == (640, 360)
+    sound = await rendition_playlist(stack, playback["url"], "audio/index.m3u8")
+    assert decode(await playable(stack, playback["url"], "audio", sound, 0))["audio"] == ["aac"]
     code, output = await publish
     assert code == 0, output[-2000:]
     await stack.recording_ready(session_id)
@@ -284,8 +374,7 @@ async def test_media_goes_to_s3_and_plays_from_there(s3_stack: LiveStack) -> Non
     session_id = await stack.live_session_id()
     playback = await stack.playback(session_id)
     playlist = await rendition_playlist(stack, playback["url"], "mobile/index.m3u8")
-    decoded = decode(await segment(stack, playback["url"], "mobile",
-                                   media_segments(playlist)[0].uri))
+    decoded = decode(await playable(stack, playback["url"], "mobile", playlist, 0))
     assert decoded["size"] == (640, 360)
     assert (await finished(publisher, within=30))[0] == 0
     await stack.recording_ready(session_id)
