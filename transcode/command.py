@@ -44,12 +44,12 @@ def stream_url(base_url: str, run: int, name: str) -> str:
     return f"{base_url.rstrip('/')}/{run}/{name}/{STREAM_NAME}"
 
 
-def _mp4_args(base_url: str, rendition: Rendition, part_seconds: float) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "f": "mp4",
-        "movflags": _MOVFLAGS,
-        "frag_duration": round(fragment_seconds(rendition, part_seconds) * 1_000_000),
-    }
+def _mp4_args(base_url: str, rendition: Rendition, part_seconds: float | None
+              ) -> dict[str, Any]:
+    """`part_seconds` None: an output nobody watches live, cut only at keyframes."""
+    args: dict[str, Any] = {"f": "mp4", "movflags": _MOVFLAGS}
+    if part_seconds is not None:
+        args["frag_duration"] = round(fragment_seconds(rendition, part_seconds) * 1_000_000)
     if base_url.startswith(("http://", "https://")):
         args["method"] = "PUT"
     return args
@@ -123,7 +123,7 @@ def ladder_command(renditions: Sequence[Rendition], source: SourceInfo, *, base_
                               source.height or 0, 0, 0, source.has_audio, "", copy=True,
                               fps=source.fps)
         outputs.append(_copy_output(inp, source, stream_url(base_url, run, SOURCE_NAME),
-                                    _mp4_args(base_url, recording, part_seconds)))
+                                    _mp4_args(base_url, recording, None)))
     compiled: list[str] = ffmpeg.merge_outputs(*outputs).compile(cmd=ffmpeg_path)
     # Global options go first: ffmpeg warns about (and may ignore) trailing ones.
     return [compiled[0], "-hide_banner", "-loglevel", "warning", *compiled[1:]]

@@ -6,6 +6,11 @@ for one frame less than the part target (plus a millisecond against rounding) ma
 fragment the longest whole number of frames that fits the target: 6 frames at 30 fps,
 9 AAC frames of 1024 samples at 48 kHz. The PART-TARGET the playlists declare is the
 longest part any output can then make, so no part ever exceeds it.
+
+An output carrying both video and audio (passthrough's source) is cut by whichever track
+reaches the fragment length first, which would make parts of uneven length: it is asked
+for the smallest fragments, and the packager joins them into parts of whole video frames
+(`CmafPackager(part_seconds=...)`, `gathers_fragments`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from collections.abc import Sequence
 
 from transcode.ladder import Rendition
 
-__all__ = ["AAC_FRAME_SECONDS", "fragment_seconds", "frame_seconds", "part_target"]
+__all__ = ["AAC_FRAME_SECONDS", "fragment_seconds", "frame_seconds", "gathers_fragments",
+           "part_target"]
 
 AAC_FRAME_SECONDS = 1024 / 48_000
 _MARGIN = 0.001
@@ -29,13 +35,23 @@ def frame_seconds(rendition: Rendition) -> float:
     return 1.0 / (rendition.fps or _DEFAULT_FPS)
 
 
+def gathers_fragments(rendition: Rendition) -> bool:
+    """Whether the output muxes video and audio, so its parts are joined fragments."""
+    return rendition.has_audio and not rendition.audio_only and rendition.height > 0
+
+
 def fragment_seconds(rendition: Rendition, target: float) -> float:
     """The `-frag_duration` (in seconds) for one output, for parts of at most `target`."""
+    if gathers_fragments(rendition):
+        return _MARGIN
     return max(_MARGIN, target - frame_seconds(rendition) + _MARGIN)
 
 
 def _longest_part(rendition: Rendition, target: float) -> float:
     frame = frame_seconds(rendition)
+    if gathers_fragments(rendition):
+        # Whole frames joined up to the target.
+        return max(1, math.floor(round((target + _MARGIN) / frame, 6))) * frame
     frames = max(1, math.ceil(round(fragment_seconds(rendition, target) / frame, 6)))
     return frames * frame
 

@@ -52,7 +52,7 @@ from transcode.hls_playlist import (
 from transcode.ladder import SOURCE_NAME, Rendition
 from transcode.media_types import JPEG_TYPE, M3U8_TYPE, M4S_TYPE, MP4_TYPE
 from transcode.mp4_export import export_mp4
-from transcode.part_timing import part_target
+from transcode.part_timing import gathers_fragments, part_target
 from transcode.poster import extract_poster
 from transcode.recording_journal import JournalState, RecordingJournal
 from transcode.rendition_track import ClosedSegment, RenditionTrack, init_name, segment_name
@@ -208,7 +208,10 @@ class SessionOutput:
         key = (ordinal, rendition)
         packager = self._packagers.get(key)
         if packager is None:
-            packager = self._packagers[key] = CmafPackager(self._segment_seconds)
+            known = self._ladder.get(rendition)
+            gather = known is not None and gathers_fragments(known)
+            packager = self._packagers[key] = CmafPackager(
+                self._segment_seconds, part_seconds=self._part_target if gather else None)
         return packager
 
     def _track(self, rendition: str) -> RenditionTrack:

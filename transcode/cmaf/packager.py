@@ -42,6 +42,10 @@ class Part:
     new_segment: bool
 
 
+# Rounding room when joining fragments into parts of at most part_seconds.
+_PART_SLACK = 0.001
+
+
 class CmafPackager:
     """Feeds one rendition's bytes, in any chunking; returns the Init and Parts completed.
 
@@ -51,11 +55,17 @@ class CmafPackager:
     """
 
     def __init__(
-        self, segment_seconds: float, max_box_bytes: int = DEFAULT_MAX_BOX_BYTES
+        self, segment_seconds: float, max_box_bytes: int = DEFAULT_MAX_BOX_BYTES, *,
+        part_seconds: float | None = None,
     ) -> None:
         if not (math.isfinite(segment_seconds) and segment_seconds > 0):
             raise ValueError("segment_seconds must be a positive number")
         self.segment_seconds = segment_seconds
+        # Set: fragments are gathered into parts of at most this long (by the video's
+        # clock). ffmpeg cuts a muxed output's fragments by whichever track reaches the
+        # fragment length first, so its fragments are asked tiny and joined here.
+        self._part_seconds = part_seconds
+        self._gathered: list[Part] = []
         self._max_box_bytes = max_box_bytes
         self._splitter = BoxSplitter(max_box_bytes)
         self._ftyp: bytes | None = None
@@ -77,16 +87,46 @@ class CmafPackager:
         out: list[Init | Part] = []
         for box in self._splitter.feed(data):
             item = self._on_box(box)
-            if item is not None:
+            if isinstance(item, Part):
+                out.extend(self._gather(item))
+            elif item is not None:
+                out.extend(self._flush())
                 out.append(item)
         return out
 
     def close(self) -> list[Init | Part]:
         """End of stream: an incomplete box or a moof without its mdat is dropped (a
-        part must be whole to be served), so nothing more can come out."""
+        part must be whole to be served); fragments gathered so far are a whole part."""
         self._closed = True
         self._moof = None
-        return []
+        return list(self._flush())
+
+    def _gather(self, part: Part) -> list[Part]:
+        """With `part_seconds`: join fragments into parts; a keyframe starts a new one.
+
+        A fragment of audio alone (no time on the video clock) joins the part being
+        gathered, so no part is all audio and none lasts 0 s."""
+        if self._part_seconds is None:
+            return [part]
+        out: list[Part] = []
+        total = sum(p.duration for p in self._gathered)
+        if total > 0 and (part.independent
+                          or total + part.duration > self._part_seconds + _PART_SLACK):
+            out.extend(self._flush())
+            total = 0.0
+        self._gathered.append(part)
+        if total + part.duration >= self._part_seconds - _PART_SLACK:
+            out.extend(self._flush())
+        return out
+
+    def _flush(self) -> list[Part]:
+        gathered, self._gathered = self._gathered, []
+        timed = [p for p in gathered if p.duration > 0]
+        if not timed:
+            return []  # audio alone at the very end: too little to be a part
+        first = timed[0]
+        return [Part(b"".join(p.data for p in gathered), first.start,
+                     sum(p.duration for p in timed), first.independent, first.new_segment)]
 
     def _on_box(self, box: Box) -> Init | Part | None:
         if box.type == "ftyp":
@@ -132,4 +172,8 @@ class CmafPackager:
             # cut, and they are skipped rather than owed.
             reached = math.floor((info.start - self._t0 + _TOLERANCE) / step)
             self._next_boundary = max(reached + 1, 1)
-        return Part(data, info.start, info.duration, info.independent, new_segment)
+        duration = info.duration
+        if self._part_seconds is not None and self._init is not None and self._init.has_video:
+            # A fragment of audio alone adds nothing to the part's time on the video clock.
+            duration = sum(t.duration for t in info.tracks if t.kind == "video")
+        return Part(data, info.start, duration, info.independent, new_segment)
