@@ -46,6 +46,16 @@ class RenditionStream:
     init: bytes
     parts: tuple[Part, ...]
 
+    def segment_parts(self, number: int) -> list[Part]:
+        """The parts of segment `number` (the packager's cut: a SessionOutput with the
+        same segment length numbers the first run's segments the same way)."""
+        segments: list[list[Part]] = []
+        for part in self.parts:
+            if part.new_segment:
+                segments.append([])
+            segments[-1].append(part)
+        return segments[number]
+
 
 @dataclass(frozen=True)
 class LiveMedia:
@@ -144,6 +154,11 @@ class LiveFeed:
         parts = self.media.streams[name].parts
         index = self.fed[name]
         return parts[index] if index < len(parts) else None
+
+    def next_part_starts_segment(self, name: str) -> bool:
+        part = self.next_part(name)
+        assert part is not None, f"{name}: no parts left"
+        return part.new_segment
 
     async def part(self, name: str) -> Part:
         """The next part of `name`; fails when its stream has no more."""
