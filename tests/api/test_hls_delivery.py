@@ -1,7 +1,11 @@
 """HLS delivery behind playback tokens: bytes, headers, storage prefixes, refusals, caching.
 
 The app under test is HlsDelivery over a fake control port (answers per token, counts its
-calls) and the real LocalStorage in a temporary folder.
+calls) and the real LocalStorage in a temporary folder. While a session is live its
+media comes from a real SessionOutput fed with the production ffmpeg command's fragmented
+MP4 (tests/support/live_media.py); after the class, from what that SessionOutput stored
+under `recordings/`. The Low-Latency promises (blocking reloads, parts, delta updates) are
+in test_ll_hls_delivery.py.
 """
 
 from __future__ import annotations
@@ -21,93 +25,71 @@ from mediaserver.control_port import (
     PlaybackAllowed,
     PlaybackDecision,
     PlaybackRefused,
-    PublishDecision,
 )
 from mediaserver.hls_delivery import HlsDelivery, RangeNotSatisfiable, parse_range
 from mediaserver.metrics import Metrics
 from mediaserver.metrics_endpoint import add_metrics_route
-from transcode.storage.backend import StorageError
+from support.hls_validator import validate_playlists
+from support.live_media import LiveFeed, LiveMedia, StoringQueue, make_live_media
+from support.playback_fakes import FakeClock, FakeControl, SpyStorage
+from transcode.session_output import SessionOutput
+from transcode.storage.backend import Storage, StorageError
 from transcode.storage.local import LocalStorage
 
 LIVE_SID = 7
 ENDED_SID = 8
 FAR_FUTURE = 4_000_000_000.0
 
-MASTER = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nsd/index.m3u8\n"
-LIVE_INDEX = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n00041.ts\n#EXTINF:2.0,\n00042.ts\n"
-VOD_INDEX = LIVE_INDEX + b"#EXT-X-ENDLIST\n"
-SEGMENT = bytes(range(256)) * 700  # ~180 KB
+# The live session is fed until segments 0-2 of each rendition are complete and segment 3
+# has its first part: all of that is in the node's memory, nothing needs storage.
+LIVE_SEGMENTS = 3
+SEGMENT_PATH = "sd/000002.m4s"
+MISSING_SEGMENT_PATH = "sd/000999.m4s"
+# Recordings made before segments became CMAF are MPEG-TS, and still play.
+LEGACY_TS = bytes(range(256)) * 700  # ~180 KB
 MP4 = os.urandom(3 * (1 << 20) + 12345)  # several storage chunks
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> LiveMedia:
+    return make_live_media(tmp_path_factory.mktemp("live-media"))
 
 
-class FakeControl:
-    """Answers authorize_playback from a table of token -> answer, counting calls."""
-
-    def __init__(self, answers: dict[str, PlaybackDecision | Exception]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[int, str]] = []
-        self.gate: asyncio.Event | None = None
-
-    async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
-        self.calls.append((session_id, token))
-        if self.gate is not None:
-            await self.gate.wait()
-        answer = self.answers.get(token, PlaybackRefused("bad_token"))
-        if isinstance(answer, Exception):
-            raise answer
-        if isinstance(answer, PlaybackAllowed) and answer.session_id != session_id:
-            return PlaybackRefused("wrong_session")
-        return answer
-
-    async def authorize_publish(self, app: str, key: str) -> PublishDecision:
-        raise NotImplementedError
-
-    async def session_goes_live(self, course_id: int) -> int:
-        raise NotImplementedError
-
-    async def end_session(self, course_id: int) -> None:
-        raise NotImplementedError
-
-    async def recording_ready(self, session_id: int) -> None:
-        raise NotImplementedError
+async def live_output(session_id: int, media: LiveMedia, storage: Storage, work_dir: Path,
+                      segments: int) -> LiveFeed:
+    """A SessionOutput of `session_id` fed until `segments` segments are complete."""
+    output = SessionOutput(session_id, StoringQueue(storage), work_dir=work_dir,
+                           segment_seconds=1.0)
+    feed = LiveFeed(output, media)
+    await feed.start()
+    await feed.to_segment(segments)
+    return feed
 
 
-class SpyStorage(LocalStorage):
-    """LocalStorage that remembers every key it was asked to read."""
+async def ended_output(media: LiveMedia, storage: Storage, work_dir: Path) -> LiveFeed:
+    """The ended session: its whole run fed, finalised (so storage holds its recording),
+    and still in this node's memory, which must not be served any more."""
+    feed = await live_output(ENDED_SID, media, storage, work_dir, 1)
+    await feed.rest()
+    await feed.output.finalize(storage)
+    return feed
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.read_keys: list[str] = []
-        self.body_reads: list[str] = []
-        self.fail = False
 
-    def _touch(self, key: str) -> None:
-        self.read_keys.append(key)
-        if self.fail:
-            raise StorageError("storage is down")
+class Served:
+    """What one test app serves: the live session's feed and the ended session's."""
 
-    async def get(self, key: str) -> bytes | None:
-        self._touch(key)
-        self.body_reads.append(key)
-        return await super().get(key)
+    def __init__(self, live: LiveFeed, ended: LiveFeed) -> None:
+        self.live = live
+        self.ended = ended
 
-    async def size(self, key: str) -> int | None:
-        self._touch(key)
-        return await super().size(key)
+    def output(self, session_id: int) -> SessionOutput | None:
+        return {LIVE_SID: self.live.output, ENDED_SID: self.ended.output}.get(session_id)
 
-    async def stream(self, key: str, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
-        self._touch(key)
-        self.body_reads.append(key)
-        async for chunk in super().stream(key, chunk_size):
-            yield chunk
+    @property
+    def segment(self) -> bytes:
+        data = self.live.track("sd").segment_data(2)
+        assert data is not None
+        return data
 
 
 class RangedStorage(SpyStorage):
@@ -121,6 +103,7 @@ class RangedStorage(SpyStorage):
 
 
 STORAGE = web.AppKey("storage", SpyStorage)
+SERVED = web.AppKey("served", Served)
 
 Make = Callable[..., Awaitable[tuple[TestClient[web.Request, web.Application], FakeControl]]]
 
@@ -135,19 +118,14 @@ def tokens() -> dict[str, PlaybackDecision | Exception]:
     }
 
 
-async def fill(storage: LocalStorage) -> None:
-    await storage.put(f"live/{LIVE_SID}/master.m3u8", MASTER, "x")
-    await storage.put(f"live/{LIVE_SID}/sd/index.m3u8", LIVE_INDEX, "x")
-    await storage.put(f"live/{LIVE_SID}/sd/00042.ts", SEGMENT, "x")
-    # The ended session has different bytes under live/ (left over) and recordings/: only
-    # the recording may be served.
-    await storage.put(f"live/{ENDED_SID}/sd/index.m3u8", b"stale live playlist", "x")
-    await storage.put(f"recordings/{ENDED_SID}/master.m3u8", MASTER, "x")
-    await storage.put(f"recordings/{ENDED_SID}/sd/index.m3u8", VOD_INDEX, "x")
-    await storage.put(f"recordings/{ENDED_SID}/sd/00042.ts", SEGMENT[::-1], "x")
+async def fill(storage: LocalStorage, media: LiveMedia, work: Path) -> Served:
+    live = await live_output(LIVE_SID, media, storage, work / "live", LIVE_SEGMENTS)
+    ended = await ended_output(media, storage, work / "ended")
+    await storage.put(f"recordings/{ENDED_SID}/sd/00042.ts", LEGACY_TS, "x")
     await storage.put(f"recordings/{ENDED_SID}/recording.mp4", MP4, "x")
     await storage.put(f"recordings/{LIVE_SID}/recording.mp4", b"old take", "x")
     await storage.put("secret.txt", b"not media", "x")
+    return Served(live, ended)
 
 
 @pytest.fixture
@@ -160,17 +138,21 @@ async def make(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
     tmp_path: Path,
     clock: FakeClock,
+    media: LiveMedia,
 ) -> Make:
     async def build(
         storage_type: type[SpyStorage] = SpyStorage,
         answers: dict[str, PlaybackDecision | Exception] | None = None,
     ) -> tuple[TestClient[web.Request, web.Application], FakeControl]:
         storage = storage_type(tmp_path / "media")
-        await fill(storage)
+        served = await fill(storage, media, tmp_path / "work")
+        storage.read_keys.clear()
+        storage.body_reads.clear()
         control = FakeControl(tokens() if answers is None else answers)
         app = web.Application()
         app[STORAGE] = storage
-        HlsDelivery(control, storage, clock=clock).add_routes(app)
+        app[SERVED] = served
+        HlsDelivery(control, storage, clock=clock, live=served.output).add_routes(app)
         return await aiohttp_client(app), control
 
     return build
@@ -180,6 +162,10 @@ def spy(client: TestClient[web.Request, web.Application]) -> SpyStorage:
     storage = client.app[STORAGE]
     assert isinstance(storage, SpyStorage)
     return storage
+
+
+def served(client: TestClient[web.Request, web.Application]) -> Served:
+    return client.app[SERVED]
 
 
 async def raw_status(client: TestClient[web.Request, web.Application], target: str) -> int:
@@ -195,42 +181,76 @@ async def raw_status(client: TestClient[web.Request, web.Application], target: s
     return int(status_line.split()[1])
 
 
-async def test_live_playlists_and_segments(make: Make) -> None:
+async def test_live_playlists_and_segments_come_from_memory(make: Make) -> None:
     client, _ = await make()
+    feed = served(client).live
     resp = await client.get(f"/play/{LIVE_SID}/live-ok/master.m3u8")
     assert resp.status == 200
-    assert await resp.read() == MASTER
+    master = await resp.text()
+    assert master == feed.output.live_master()
     assert resp.headers["Content-Type"] == "application/vnd.apple.mpegurl"
     assert resp.headers["Cache-Control"] == "no-cache"
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
 
     resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/index.m3u8")
     assert resp.status == 200
-    assert await resp.read() == LIVE_INDEX
+    playlist = await resp.text()
+    assert playlist == feed.output.live_playlist("sd")
     assert resp.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    validate_playlists({"master.m3u8": master, "sd/index.m3u8": playlist})
+    # The whole class so far (DVR from segment 0), the open segment's first part hinted on.
+    assert "#EXT-X-MEDIA-SEQUENCE:0\n" in playlist
+    assert [line for line in playlist.splitlines() if line.endswith(".m4s")
+            and not line.startswith("#")] == ["000000.m4s", "000001.m4s", "000002.m4s"]
 
-    resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")
+    resp = await client.get(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}")
     assert resp.status == 200
-    assert await resp.read() == SEGMENT
-    assert resp.headers["Content-Type"] == "video/mp2t"
+    assert await resp.read() == served(client).segment
+    assert resp.headers["Content-Type"] == "video/iso.segment"
     assert resp.headers["Cache-Control"] == "private, max-age=86400, immutable"
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    assert spy(client).read_keys == [
-        f"live/{LIVE_SID}/master.m3u8",
-        f"live/{LIVE_SID}/sd/index.m3u8",
-        f"live/{LIVE_SID}/sd/00042.ts",
-    ]
+
+    resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/init_000000.mp4")
+    assert resp.status == 200
+    assert await resp.read() == feed.media.streams["sd"].init
+    assert resp.headers["Content-Type"] == "video/mp4"
+    assert resp.headers["Cache-Control"] == "private, max-age=86400, immutable"
+
+    resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/000003.0.m4s")
+    assert resp.status == 200
+    assert await resp.read() == feed.track("sd").part_data(3, 0)
+    assert resp.headers["Content-Type"] == "video/iso.segment"
+    # The live edge is never read from storage (nor stored as playlists under live/).
+    assert spy(client).read_keys == []
 
 
 async def test_ended_session_is_served_from_recordings(make: Make) -> None:
     client, _ = await make()
+    storage = spy(client)
+    stored = {name: await storage.get(f"recordings/{ENDED_SID}/sd/{name}")
+              for name in ("index.m3u8", "000001.m4s")}
+    storage.read_keys.clear()
     resp = await client.get(f"/play/{ENDED_SID}/ended-ok/sd/index.m3u8")
     assert resp.status == 200
-    assert await resp.read() == VOD_INDEX
+    text = await resp.text()
+    assert text.encode() == stored["index.m3u8"]
+    assert "#EXT-X-ENDLIST" in text and "#EXT-X-PART" not in text
+    validate_playlists({"sd/index.m3u8": text})
+    resp = await client.get(f"/play/{ENDED_SID}/ended-ok/sd/000001.m4s")
+    assert resp.status == 200
+    assert await resp.read() == stored["000001.m4s"]
+    assert resp.headers["Content-Type"] == "video/iso.segment"
+    resp = await client.get(f"/play/{ENDED_SID}/ended-ok/sd/init_000000.mp4")
+    assert await resp.read() == served(client).ended.media.streams["sd"].init
     resp = await client.get(f"/play/{ENDED_SID}/ended-ok/sd/00042.ts")
-    assert await resp.read() == SEGMENT[::-1]
-    assert spy(client).read_keys == [
+    assert await resp.read() == LEGACY_TS
+    assert resp.headers["Content-Type"] == "video/mp2t"
+    # The ended session's media is still in this node's memory: only the recording is
+    # served once the grant says the class is over.
+    assert storage.read_keys == [
         f"recordings/{ENDED_SID}/sd/index.m3u8",
+        f"recordings/{ENDED_SID}/sd/000001.m4s",
+        f"recordings/{ENDED_SID}/sd/init_000000.mp4",
         f"recordings/{ENDED_SID}/sd/00042.ts",
     ]
 
@@ -256,8 +276,12 @@ async def test_no_shared_cache_may_keep_token_gated_media(make: Make) -> None:
     client, _ = await make()
     await spy(client).put(f"recordings/{ENDED_SID}/poster.jpg", b"\xff\xd8jpeg", "x")
     answers = [
-        await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts"),
-        await client.head(f"/play/{LIVE_SID}/live-ok/sd/00042.ts"),
+        await client.get(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}"),
+        await client.head(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}"),
+        await client.get(f"/play/{LIVE_SID}/live-ok/sd/000003.0.m4s"),
+        await client.get(f"/play/{LIVE_SID}/live-ok/sd/init_000000.mp4"),
+        await client.get(f"/play/{ENDED_SID}/ended-ok/sd/000001.m4s"),
+        await client.get(f"/play/{ENDED_SID}/ended-ok/sd/init_000000.mp4"),
         await client.get(f"/play/{ENDED_SID}/ended-ok/sd/00042.ts"),
         await client.get(f"/play/{ENDED_SID}/ended-ok/recording.mp4"),
         await client.head(f"/play/{ENDED_SID}/ended-ok/recording.mp4"),
@@ -330,17 +354,22 @@ def test_parse_range() -> None:
 
 async def test_head_answers_headers_only(make: Make) -> None:
     client, _ = await make()
-    resp = await client.head(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")
+    resp = await client.head(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}")
     assert resp.status == 200
-    assert resp.headers["Content-Length"] == str(len(SEGMENT))
-    assert resp.headers["Content-Type"] == "video/mp2t"
+    assert resp.headers["Content-Length"] == str(len(served(client).segment))
+    assert resp.headers["Content-Type"] == "video/iso.segment"
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
     assert await resp.read() == b""
     resp = await client.head(f"/play/{ENDED_SID}/ended-ok/recording.mp4")
     assert resp.status == 200
     assert resp.headers["Content-Length"] == str(len(MP4))
     assert await resp.read() == b""
-    resp = await client.head(f"/play/{LIVE_SID}/live-ok/sd/00999.ts")
+    resp = await client.head(f"/play/{ENDED_SID}/ended-ok/sd/000001.m4s")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == "video/iso.segment"
+    assert int(resp.headers["Content-Length"]) > 0
+    assert await resp.read() == b""
+    resp = await client.head(f"/play/{LIVE_SID}/live-ok/{MISSING_SEGMENT_PATH}")
     assert resp.status == 404
     # HEAD learns sizes, never bytes.
     assert spy(client).body_reads == []
@@ -402,18 +431,22 @@ async def test_a_grant_for_another_session_is_not_trusted(make: Make) -> None:
 
 async def test_missing_objects_are_404_json_with_cors(make: Make) -> None:
     client, _ = await make()
-    resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/00999.ts")
-    assert resp.status == 404
-    assert (await resp.json())["error"]["code"] == "not_found"
-    assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    resp = await client.get(f"/play/{LIVE_SID}/live-ok/hd/index.m3u8")
+    for path in (MISSING_SEGMENT_PATH, "sd/000999.0.m4s", "sd/init_000999.mp4",
+                 "hd/index.m3u8", "hd/000001.m4s", "sd/00042.ts"):
+        resp = await client.get(f"/play/{LIVE_SID}/live-ok/{path}")
+        assert resp.status == 404, path
+        assert (await resp.json())["error"]["code"] == "not_found"
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.get(f"/play/{ENDED_SID}/ended-ok/sd/000999.m4s")
     assert resp.status == 404
 
 
 @pytest.mark.parametrize(
     "path",
     ["secret.txt", "sd/index.m3u8x", "SD/index.m3u8", "sd/4.ts.bak", "sd/x.ts", "a/b/c.ts",
-     "recording.mp4/x", "master.m3u8%00", "sd/%C2%B2.ts"],
+     "recording.mp4/x", "master.m3u8%00", "sd/%C2%B2.ts", "sd/1.2.3.m4s", "sd/init_.mp4",
+     "sd/init_1.m4s", "sd/1.mp4", "sd/-1.m4s", "sd/1.-1.m4s", "sd/%D9%A1.m4s",
+     "sd/1.12345.m4s", "sd/index.m3u8/x"],
 )
 async def test_other_paths_are_404_without_asking_anyone(make: Make, path: str) -> None:
     client, control = await make()
@@ -442,13 +475,14 @@ async def test_path_traversal_never_leaves_the_prefix(make: Make, target: str) -
     status = await raw_status(client, target)
     assert status in (403, 404)
     storage = spy(client)
-    assert all(k.startswith(f"live/{LIVE_SID}/") for k in storage.read_keys), storage.read_keys
+    assert all(k.startswith(f"recordings/{LIVE_SID}/") for k in storage.read_keys), (
+        storage.read_keys)
 
 
 async def test_grants_are_cached_per_session_and_token(make: Make, clock: FakeClock) -> None:
     client, control = await make()
     for _ in range(20):
-        resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")
+        resp = await client.get(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}")
         assert resp.status == 200
         await resp.read()
     assert control.calls == [(LIVE_SID, "live-ok")]
@@ -494,9 +528,10 @@ async def test_refusals_are_cached_one_second_at_most(make: Make, clock: FakeClo
 async def test_parallel_requests_share_one_question(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
     tmp_path: Path,
+    media: LiveMedia,
 ) -> None:
     storage = SpyStorage(tmp_path / "media")
-    await fill(storage)
+    live = await live_output(LIVE_SID, media, storage, tmp_path / "work", LIVE_SEGMENTS)
     control = FakeControl(tokens())
     control.gate = asyncio.Event()
     arrived = 0
@@ -513,11 +548,11 @@ async def test_parallel_requests_share_one_question(
         return await handler(request)
 
     app = web.Application(middlewares=[count_arrivals])
-    HlsDelivery(control, storage).add_routes(app)
+    HlsDelivery(control, storage, live={LIVE_SID: live.output}.get).add_routes(app)
     client = await aiohttp_client(app)
 
     async def fetch() -> int:
-        resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")
+        resp = await client.get(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}")
         await resp.read()
         return resp.status
 
@@ -542,13 +577,19 @@ async def test_control_unavailable_is_503_and_not_cached(make: Make) -> None:
 async def test_storage_errors_are_503(make: Make) -> None:
     client, _ = await make()
     spy(client).fail = True
-    for path in ("master.m3u8", "sd/00042.ts"):
-        resp = await client.get(f"/play/{LIVE_SID}/live-ok/{path}")
-        assert resp.status == 503
+    # What must come from storage: a live segment no longer in memory, the recording.
+    for target in (f"{LIVE_SID}/live-ok/{MISSING_SEGMENT_PATH}",
+                   f"{ENDED_SID}/ended-ok/master.m3u8", f"{ENDED_SID}/ended-ok/sd/index.m3u8",
+                   f"{ENDED_SID}/ended-ok/sd/000001.m4s", f"{ENDED_SID}/ended-ok/recording.mp4"):
+        resp = await client.get(f"/play/{target}")
+        assert resp.status == 503, target
         assert (await resp.json())["error"]["code"] == "storage_unavailable"
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    resp = await client.get(f"/play/{ENDED_SID}/ended-ok/recording.mp4")
-    assert resp.status == 503
+    # The live edge is in memory: viewers keep watching while storage is down.
+    for path in ("master.m3u8", "sd/index.m3u8", SEGMENT_PATH, "sd/000003.0.m4s",
+                 "sd/init_000000.mp4"):
+        resp = await client.get(f"/play/{LIVE_SID}/live-ok/{path}")
+        assert resp.status == 200, path
 
 
 class FailingMidwayStorage(SpyStorage):
@@ -571,15 +612,19 @@ async def test_storage_failure_mid_download_cuts_the_body_short(make: Make) -> N
 async def test_metrics_count_playback_without_tokens_in_labels(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
     tmp_path: Path,
+    media: LiveMedia,
 ) -> None:
     storage = SpyStorage(tmp_path / "media")
-    await fill(storage)
+    live = await live_output(LIVE_SID, media, storage, tmp_path / "work", LIVE_SEGMENTS)
+    segment = live.track("sd").segment_data(2)
+    assert segment is not None
     metrics = Metrics()
     app = web.Application(middlewares=[metrics.middleware])
-    HlsDelivery(FakeControl(tokens()), storage, metrics=metrics).add_routes(app)
+    HlsDelivery(FakeControl(tokens()), storage, metrics=metrics,
+                live={LIVE_SID: live.output}.get).add_routes(app)
     add_metrics_route(app, metrics, token="scrape")
     client = await aiohttp_client(app)
-    assert (await client.get(f"/play/{LIVE_SID}/live-ok/sd/00042.ts")).status == 200
+    assert (await client.get(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}")).status == 200
     assert (await client.get(f"/play/{LIVE_SID}/expired/master.m3u8")).status == 403
     route = "/play/{session_id}/{token}/{path}"
     get = metrics.registry.get_sample_value
@@ -587,6 +632,6 @@ async def test_metrics_count_playback_without_tokens_in_labels(
     assert get("academia_http_requests_total", {**labels, "status": "200"}) == 1
     assert get("academia_http_requests_total", {**labels, "status": "403"}) == 1
     assert get("academia_playback_refusals_total", {"reason": "expired"}) == 1
-    assert get("academia_playback_bytes_total") == len(SEGMENT)
+    assert get("academia_playback_bytes_total") == len(segment)
     text = await (await client.get("/metrics", headers={"Authorization": "Bearer scrape"})).text()
     assert "live-ok" not in text
