@@ -8,6 +8,8 @@ RUN_DEBS := python3-venv ffmpeg $(NPM_DEB)
 TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 
 # The player's hls.js comes from the npm registry at a pinned version, never committed.
+# The full build, not hls.light: the light one cannot play an alternate audio group
+# (EXT-X-MEDIA:TYPE=AUDIO), which the CMAF ladder's video rungs rely on.
 HLS_JS_VERSION := 1.6.15
 # Every Python package at an exact version: `make lock` refreshes the file.
 CONSTRAINTS := config/constraints.txt
@@ -38,12 +40,12 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(VENV)/.installed $@
 
-assets: $(VENDOR)/hls.light.min.js
+assets: $(VENDOR)/hls.min.js
 
-$(VENDOR)/hls.light.min.js: Makefile
+$(VENDOR)/hls.min.js: Makefile
 	npm install --silent --no-save --no-audit --no-fund --prefix var/npm hls.js@$(HLS_JS_VERSION)
 	mkdir -p $(VENDOR)
-	cp var/npm/node_modules/hls.js/dist/hls.light.min.js var/npm/node_modules/hls.js/LICENSE $(VENDOR)/
+	cp var/npm/node_modules/hls.js/dist/hls.min.js var/npm/node_modules/hls.js/LICENSE $(VENDOR)/
 	touch $@
 
 lint: $(VENV)/.installed-test

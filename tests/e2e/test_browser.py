@@ -55,7 +55,7 @@ RUNGS = {"HD": (1280, 720), "SD": (854, 480), "Mobile": (640, 360)}
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
-    assert (STATIC_DIR / "vendor" / "hls.light.min.js").exists(), "run `make assets` first"
+    assert (STATIC_DIR / "vendor" / "hls.min.js").exists(), "run `make assets` first"
     async with LiveStack(stack_settings(tmp_path / "var")) as live:
         yield live
 
