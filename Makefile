@@ -11,6 +11,11 @@ TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server gstreamer1.0-tools gst
 # The full build, not hls.light: the light one cannot play an alternate audio group
 # (EXT-X-MEDIA:TYPE=AUDIO), which the CMAF ladder's video rungs rely on.
 HLS_JS_VERSION := 1.6.15
+# hls-parser checks our playlists in strict mode in the tests (tests/support/hls_validator.py).
+HLS_PARSER_VERSION := 0.16.1
+# One npm install for every package: a later `npm install --no-save` into the same prefix
+# removes what an earlier one put there.
+NPM_PACKAGES := hls.js@$(HLS_JS_VERSION) hls-parser@$(HLS_PARSER_VERSION)
 # Every Python package at an exact version: `make lock` refreshes the file.
 CONSTRAINTS := config/constraints.txt
 VENDOR := control/web/static/vendor
@@ -42,8 +47,11 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
 
 assets: $(VENDOR)/hls.min.js
 
-$(VENDOR)/hls.min.js: Makefile
-	npm install --silent --no-save --no-audit --no-fund --prefix var/npm hls.js@$(HLS_JS_VERSION)
+var/npm/.installed: Makefile
+	npm install --silent --no-save --no-audit --no-fund --prefix var/npm $(NPM_PACKAGES)
+	touch $@
+
+$(VENDOR)/hls.min.js: var/npm/.installed
 	mkdir -p $(VENDOR)
 	cp var/npm/node_modules/hls.js/dist/hls.min.js var/npm/node_modules/hls.js/LICENSE $(VENDOR)/
 	touch $@

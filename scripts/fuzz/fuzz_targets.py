@@ -23,6 +23,7 @@ MAX_LEN = {
     "playlist": 4096,
     "storage_keys": 1024,
     "bodies": 2048,
+    "cmaf": 8192,
 }
 TARGETS = tuple(MAX_LEN)
 # The targets the issue asks a million inputs of.

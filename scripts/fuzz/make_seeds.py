@@ -10,6 +10,7 @@ not produce (plain handshake, extended timestamps, aggregates, chunk size 1, Enh
 
     .venv/bin/python scripts/fuzz/make_seeds.py          # rewrites scripts/fuzz/corpus/*/seed-*
     .venv/bin/python scripts/fuzz/make_seeds.py bodies   # only the request body seeds
+    .venv/bin/python scripts/fuzz/make_seeds.py cmaf     # only the CMAF (fragmented MP4) seeds
 """
 
 from __future__ import annotations
@@ -301,9 +302,56 @@ def _body_seeds() -> list[bytes]:
     return seeds
 
 
+_CMAF_MOVFLAGS = ["-f", "mp4", "-movflags",
+                  "+frag_keyframe+empty_moov+default_base_moof+cmaf+skip_trailer",
+                  "-frag_duration", "183000"]
+
+
+def _ffmpeg_cmaf(extra: list[str]) -> bytes:
+    """ffmpeg's LL-HLS fragmented MP4 (as a rendition's upload carries it) of 2 s of test
+    pattern and/or tone, small enough that a few fragments fit the target's max_len."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out.mp4"
+        subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *LAVFI, "-t", "2",
+                        *extra, *_CMAF_MOVFLAGS, str(out)], check=True, timeout=60)
+        return out.read_bytes()
+
+
+def _cmaf_box(kind: bytes, payload: bytes = b"", large: bool = False) -> bytes:
+    if large:
+        return (1).to_bytes(4, "big") + kind + (16 + len(payload)).to_bytes(8, "big") + payload
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def _cmaf_seeds() -> list[bytes]:
+    # 64x48 at a low quality: a keyframe must fit the target's 4 KiB box limit.
+    video = ["-s", "64x48", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "40",
+             "-pix_fmt", "yuv420p", "-force_key_frames", "expr:gte(t,n_forced*1)", "-g", "10"]
+    audio = ["-c:a", "aac", "-b:a", "32k"]
+    streams = [_ffmpeg_cmaf([*video, "-an"]), _ffmpeg_cmaf(["-vn", *audio]),
+               _ffmpeg_cmaf([*video, *audio, "-avoid_negative_ts", "make_zero"])]
+    seeds = []
+    for data in streams:
+        seeds.append(data[:8192])
+        # The init alone, and the init with half of its first moof.
+        init_size = int.from_bytes(data[:4], "big")
+        init_size += int.from_bytes(data[init_size : init_size + 4], "big")
+        seeds += [data[:init_size], data[: init_size + 100]]
+        # Boxes the packager drops, and a 64-bit size, between the init and the fragments.
+        extra = _cmaf_box(b"styp", b"msdhmsdh") + _cmaf_box(b"free", b"x", large=True)
+        seeds.append((data[:init_size] + extra + data[init_size:])[:8192])
+    # The splitter's refusals: size 0, a size below the header, a largesize below it.
+    seeds += [bytes(4) + b"mdat", b"\x00\x00\x00\x07mdat",
+              _cmaf_box(b"mdat", large=True)[:12] + bytes(3) + b"\x0f"]
+    return seeds
+
+
 def main() -> None:
     if sys.argv[1:] == ["bodies"]:  # the only seeds that do not need ffmpeg
         _write("bodies", _body_seeds())
+        return
+    if sys.argv[1:] == ["cmaf"]:  # added later: the other corpora stay as committed
+        _write("cmaf", _cmaf_seeds())
         return
     capture, handshake_bytes = asyncio.run(_capture_ffmpeg())
     if handshake_bytes != 1 + 2 * BLOCK_SIZE:
@@ -317,6 +365,7 @@ def main() -> None:
     _write("playlist", _playlist_seeds())
     _write("storage_keys", _storage_key_seeds())
     _write("bodies", _body_seeds())
+    _write("cmaf", _cmaf_seeds())
 
 
 if __name__ == "__main__":
