@@ -169,7 +169,12 @@ export class Player {
     hls.on(Hls.Events.ERROR, (_event, data) => this.onError(data));
     hls.loadSource(url);
     hls.attachMedia(this.video);
-    this.video.onplaying = () => this.describe();
+    // Until it first plays, currentTime is not yet where hls.js starts: no distance.
+    this.positioned = false;
+    this.video.onplaying = () => {
+      this.positioned = true;
+      this.describe();
+    };
     this.video.onwaiting = () => {
       this.setState("buffering", "Buffering…");
       this.waitingAt = this.video.currentTime;
@@ -213,7 +218,7 @@ export class Player {
   }
 
   showPosition() {
-    const live = this.isLive() && this.livePosition() !== null;
+    const live = this.positioned && this.isLive() && this.livePosition() !== null;
     this.liveControls.hidden = !live;
     if (!live) {
       delete this.container.dataset.live;
