@@ -8,6 +8,8 @@ RUN_DEBS := python3-venv ffmpeg $(NPM_DEB)
 TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 
 # The player's hls.js comes from the npm registry at a pinned version, never committed.
+# The full build, not hls.light: the light one cannot play an alternate audio group
+# (EXT-X-MEDIA:TYPE=AUDIO), which the CMAF ladder's video rungs rely on.
 HLS_JS_VERSION := 1.6.15
 # hls-parser checks our playlists in strict mode in the tests (tests/support/hls_validator.py).
 HLS_PARSER_VERSION := 0.16.1
@@ -43,15 +45,15 @@ $(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $(VENV)/.installed $@
 
-assets: $(VENDOR)/hls.light.min.js
+assets: $(VENDOR)/hls.min.js
 
 var/npm/.installed: Makefile
 	npm install --silent --no-save --no-audit --no-fund --prefix var/npm $(NPM_PACKAGES)
 	touch $@
 
-$(VENDOR)/hls.light.min.js: var/npm/.installed
+$(VENDOR)/hls.min.js: var/npm/.installed
 	mkdir -p $(VENDOR)
-	cp var/npm/node_modules/hls.js/dist/hls.light.min.js var/npm/node_modules/hls.js/LICENSE $(VENDOR)/
+	cp var/npm/node_modules/hls.js/dist/hls.min.js var/npm/node_modules/hls.js/LICENSE $(VENDOR)/
 	touch $@
 
 lint: $(VENV)/.installed-test

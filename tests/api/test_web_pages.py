@@ -27,7 +27,7 @@ PAGE_PATHS = {
     "/teach": "teach.js",
     "/admin": "admin.js",
 }
-HLS_JS = "/assets/vendor/hls.light.min.js"
+HLS_JS = "/assets/vendor/hls.min.js"
 
 
 @pytest.fixture

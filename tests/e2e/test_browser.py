@@ -3,7 +3,11 @@ against a whole node with a class pushed by ffmpeg.
 
 A student signs in, opens the live course and watches: the video's time advances, the
 picture has the size of the rung hls.js plays, and choosing SD in the quality menu gives
-854x480; after a network blip the player reconnects by itself. A student not enrolled in
+854x480; after a network blip the player reconnects by itself. The player plays
+Low-Latency HLS (blocking playlist reloads) and says "Live"; "From the start" goes back to
+the class's first seconds (the live playlist keeps the whole class), which it says is
+behind live, and "Back to live" returns. Audio only loads the audio rendition alone, and
+a video rung can be chosen again after it. A student not enrolled in
 the (private) course is told access is refused and loads no playlist or segment. The
 teacher's dashboard shows the live class, and the chat carries a student's message to it
 as text and takes back what the teacher deletes. After the class ends, its recording
@@ -55,7 +59,7 @@ RUNGS = {"HD": (1280, 720), "SD": (854, 480), "Mobile": (640, 360)}
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
-    assert (STATIC_DIR / "vendor" / "hls.light.min.js").exists(), "run `make assets` first"
+    assert (STATIC_DIR / "vendor" / "hls.min.js").exists(), "run `make assets` first"
     async with LiveStack(stack_settings(tmp_path / "var")) as live:
         yield live
 
@@ -103,6 +107,9 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
                       ).new_page()
     # The pages' Content-Security-Policy must not get in the way of anything they do.
     refused = csp_violations(ana_page)
+    ana_media: list[str] = []
+    ana_page.on("request", lambda request: ana_media.append(request.url)
+                if "/play/" in request.url else None)
     await sign_in(ana_page, base, "ana", PASSWORD, course)
     playing = await wait_playing(ana_page)
     assert playing["state"] == "playing"
@@ -116,7 +123,36 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     await wait_for(consistent, within=20, what="the picture to match the playing rung")
     options = await ana_page.eval_on_selector_all("#quality option", "os => os.map(o => o.text)")
     assert options == ["Auto", "HD", "SD", "Mobile", "Audio only"]
+
+    # Low-Latency HLS: hls.js in low-latency mode, asking for playlists with blocking
+    # reloads, and near the live edge.
+    assert await ana_page.get_attribute("#player", "data-low-latency") == "true"
+    assert any("index.m3u8?" in url and "_HLS_msn=" in url for url in ana_media), ana_media
+    await ana_page.wait_for_selector("#player[data-live=live]", timeout=15_000)
+    assert await ana_page.text_content("#live-position") == "Live"
+    assert not await ana_page.is_visible("#back-to-live")
     await screenshot(ana_page, "course-page.png")
+
+    # Back to the start of the class while it is live, then back to live.
+    await ana_page.click("#from-start")
+    await ana_page.wait_for_function(
+        "() => { const v = document.querySelector('#player video');"
+        " return v.seekable.length && v.currentTime < v.seekable.start(0) + 3 && !v.paused; }",
+        timeout=10_000)
+    rewound = await ana_page.evaluate(
+        "() => { const v = document.querySelector('#player video');"
+        " return [v.seekable.start(0), v.currentTime]; }")
+    await ana_page.wait_for_function(
+        "(after) => document.querySelector('#player video').currentTime > after",
+        arg=rewound[1] + 1, timeout=15_000)  # it plays from there
+    await ana_page.wait_for_selector("#player[data-live=behind]")
+    behind = await ana_page.text_content("#live-position") or ""
+    assert re.fullmatch(r"Behind live -\d+ s", behind), behind
+    at = await ana_page.evaluate("document.querySelector('#player video').currentTime")
+    assert at - rewound[0] < 6, (rewound, at)  # near the first segment, not the edge
+    await ana_page.click("#back-to-live")
+    await ana_page.wait_for_selector("#player[data-live=live]", timeout=10_000)
+    assert await ana_page.text_content("#live-position") == "Live"
 
     await ana_page.select_option("#quality", label="SD")
     await ana_page.wait_for_function(
@@ -138,6 +174,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     assert resumed["state"] == "playing" and (resumed["width"], resumed["height"]) == (854, 480)
 
     # Audio only: the audio rendition plays, with no picture.
+    switched = len(ana_media)
     await ana_page.select_option("#quality", label="Audio only")
     await ana_page.wait_for_selector("#player[data-state=playing].audio-only")
     heard = (await video_state(ana_page))["time"]
@@ -149,6 +186,17 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
         timeout=15_000)
     audio_only = await video_state(ana_page)
     assert audio_only["width"] == 0
+    # From the fresh instance's first request on, the audio rendition alone: no master,
+    # no video rung, no second copy of the audio through the master's group.
+    later = ana_media[switched:]
+    first = next(i for i, url in enumerate(later) if url.endswith("/audio/index.m3u8"))
+    assert all("/audio/" in url for url in later[first:]), later
+    # Back to a video rung, with its picture.
+    await ana_page.select_option("#quality", label="Mobile")
+    await ana_page.wait_for_function(
+        "() => { const v = document.querySelector('#player video');"
+        " return v.videoWidth === 640 && v.videoHeight === 360; }", timeout=20_000)
+    assert (await wait_playing(ana_page))["status"] == "Playing Mobile"
 
     # A student who is not enrolled is refused, and asks for no playlist or segment.
     bob_page = await (await chromium.new_context()).new_page()

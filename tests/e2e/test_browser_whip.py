@@ -43,7 +43,7 @@ GRACE_SECONDS = 3
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
-    assert (STATIC_DIR / "vendor" / "hls.light.min.js").exists(), "run `make assets` first"
+    assert (STATIC_DIR / "vendor" / "hls.min.js").exists(), "run `make assets` first"
     # Host candidates on loopback only, as in test_whip: chromium reaches them on this host.
     settings = stack_settings(tmp_path / "var", whip_ice_addresses="127.0.0.1",
                               whip_video_kbps=1000, reconnect_grace_seconds=GRACE_SECONDS)

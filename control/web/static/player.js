@@ -1,13 +1,42 @@
 // The player: a session's signed playback URL played with hls.js (live or recording),
 // a quality menu (Auto, each rung by name, Audio only), retries with backoff after
 // network errors, a heartbeat while a signed-in viewer watches, and plain messages
-// when the class is not live or access is refused.
+// when the class is not live or access is refused. While live it plays Low-Latency HLS
+// near the edge and says how far behind live it is; the live playlist keeps the whole
+// class, so a student can go back to its start ("From the start") and return
+// ("Back to live").
 
 import { api, currentUser, el, show } from "./api.js";
 
 const HEARTBEAT_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 const AUDIO_ONLY = "audio";
+// Within this many seconds of where hls.js means to sit (its live sync position) the
+// player counts as live: hls.js catches up by itself from there (a slightly faster
+// playbackRate), and a stall adds up to a target duration to its target latency.
+const LIVE_SLACK_S = 3;
+const LIVE_TICK_MS = 1000;
+
+// hls.js settings, checked against hls.js 1.6 (src/config.ts, latency-controller.ts).
+export const HLS_CONFIG = {
+  enableWorker: true,
+  // Parts, blocking playlist reloads and delta updates when the playlist offers them;
+  // a playlist without them plays as plain HLS.
+  lowLatencyMode: true,
+  // No liveSyncDuration(Count): hls.js then targets the playlist's PART-HOLD-BACK (or
+  // HOLD-BACK, or 3 target durations without either), and starts there too, even though
+  // the live playlist lists the class from its first segment.
+  // No liveMaxLatencyDuration(Count) either (Infinity): with one, hls.js would pull a
+  // student watching from the start of the class back to the live edge.
+  // Catching up after a stall: at most 15% faster, hardly audible, only while within a
+  // target duration of the target (further back is watching the past on purpose).
+  maxLiveSyncPlaybackRate: 1.15,
+  // Should hls.js have to jump forward, it jumps to what is buffered rather than past it.
+  liveSyncMode: "buffered",
+  // A class lasts hours: keep 30 s behind the playhead (an instant short rewind) and
+  // let what is older go; going further back loads it again.
+  backBufferLength: 30,
+};
 
 export function levelName(level) {
   const height = level.height || 0;
@@ -30,13 +59,29 @@ export class Player {
     this.backoff = 1000;
     this.retryTimer = null;
     this.heartbeatTimer = null;
+    this.liveTimer = null;
+    this.rungs = null; // the master playlist's levels, once known
+    this.resumeAt = -1; // where a fresh hls.js instance starts; -1: the live edge
     this.video = el("video", { id: "video", controls: true, playsinline: true, preload: "auto" });
     this.menu = el("select", { id: "quality", "aria-label": "Quality" });
     this.menu.addEventListener("change", () => this.choose(this.menu.value));
     this.status = el("p", { class: "player-status", id: "player-status", role: "status" });
     this.download = el("span", { class: "player-download" });
+    // Where the viewer is against the live edge, and the ways to move along the class.
+    this.position = el("span", { class: "live-position", id: "live-position" });
+    this.fromStart = el("button", {
+      type: "button", class: "small secondary", id: "from-start",
+      "aria-label": "Watch the class from its start", onclick: () => this.seekToStart(),
+    }, "From the start");
+    this.toLive = el("button", {
+      type: "button", class: "small", id: "back-to-live", hidden: true,
+      "aria-label": "Back to live: jump to the live class", onclick: () => this.seekToLive(),
+    }, "Back to live");
+    this.liveControls = el("span", { class: "live-controls", role: "group", hidden: true,
+                                      "aria-label": "Live position" },
+                           this.position, this.fromStart, this.toLive);
     const bar = el("div", { class: "player-bar" },
-                   el("label", {}, "Quality ", this.menu), this.download);
+                   el("label", {}, "Quality ", this.menu), this.liveControls, this.download);
     show(container, el("div", { class: "player-frame" }, this.video), bar, this.status);
     this.setState("loading", "Loading…");
   }
@@ -105,10 +150,14 @@ export class Player {
       this.setState("error", "This browser cannot play the class (no HLS support).");
       return;
     }
-    const hls = new Hls({ autoStartLoad: true, lowLatencyMode: false, enableWorker: true });
+    const hls = new Hls({ ...HLS_CONFIG, startPosition: this.resumeAt });
     this.hls = hls;
+    this.container.dataset.lowLatency = String(hls.config.lowLatencyMode);
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
-      this.buildMenu(this.choice === AUDIO_ONLY ? [] : hls.levels);
+      // The audio playlist alone has no rungs: the menu keeps the master's, so a
+      // student back from audio only can pick one.
+      if (this.choice !== AUDIO_ONLY) this.rungs = hls.levels;
+      this.buildMenu(this.rungs || []);
       if (this.choice !== "auto" && this.choice !== AUDIO_ONLY) {
         hls.currentLevel = Number(this.choice);
       }
@@ -116,10 +165,16 @@ export class Player {
     });
     hls.on(Hls.Events.FRAG_LOADED, () => { this.backoff = 1000; });
     hls.on(Hls.Events.LEVEL_SWITCHED, () => this.describe());
+    hls.on(Hls.Events.LEVEL_UPDATED, () => this.showPosition());
     hls.on(Hls.Events.ERROR, (_event, data) => this.onError(data));
     hls.loadSource(url);
     hls.attachMedia(this.video);
-    this.video.onplaying = () => this.describe();
+    // Until it first plays, currentTime is not yet where hls.js starts: no distance.
+    this.positioned = false;
+    this.video.onplaying = () => {
+      this.positioned = true;
+      this.describe();
+    };
     this.video.onwaiting = () => {
       this.setState("buffering", "Buffering…");
       this.waitingAt = this.video.currentTime;
@@ -131,7 +186,68 @@ export class Player {
         this.waitingAt = undefined;
         this.describe();
       }
+      this.showPosition();
     };
+    // Paused, the live edge moves on all the same: the distance is kept up to date.
+    clearInterval(this.liveTimer);
+    this.liveTimer = setInterval(() => this.showPosition(), LIVE_TICK_MS);
+  }
+
+  isLive() {
+    if (this.hls) {
+      const details = this.hls.latestLevelDetails;
+      return Boolean(details && details.live);
+    }
+    // Safari's own HLS: a live stream has no end.
+    return this.expect === "live" && this.video.duration === Infinity;
+  }
+
+  // Where playing live means being: hls.js's live sync position (the edge less its
+  // target latency), or, with Safari's own HLS, the end of what can be sought.
+  livePosition() {
+    if (this.hls) return this.hls.liveSyncPosition;
+    const seekable = this.video.seekable;
+    return seekable.length ? seekable.end(seekable.length - 1) : null;
+  }
+
+  // Seconds behind live (0 when live or unknown).
+  behindLive() {
+    const live = this.isLive() ? this.livePosition() : null;
+    if (live === null || live === undefined || !Number.isFinite(live)) return 0;
+    return Math.max(0, live - this.video.currentTime);
+  }
+
+  showPosition() {
+    const live = this.positioned && this.isLive() && this.livePosition() !== null;
+    this.liveControls.hidden = !live;
+    if (!live) {
+      delete this.container.dataset.live;
+      return;
+    }
+    const behind = this.behindLive();
+    const atLive = behind < LIVE_SLACK_S;
+    const text = atLive ? "Live" : `Behind live -${Math.round(behind)} s`;
+    if (this.position.textContent !== text) this.position.textContent = text;
+    this.position.classList.toggle("at-live", atLive);
+    this.container.dataset.live = atLive ? "live" : "behind";
+    this.toLive.hidden = atLive;
+  }
+
+  seekToLive() {
+    const live = this.livePosition();
+    if (live === null || !Number.isFinite(live)) return;
+    this.video.currentTime = live;
+    if (this.video.paused) this.video.play().catch(() => {});
+    this.showPosition();
+  }
+
+  // The live playlist lists the whole class: what can be sought starts at its start.
+  seekToStart() {
+    const seekable = this.video.seekable;
+    if (!seekable.length) return;
+    this.video.currentTime = seekable.start(0);
+    if (this.video.paused) this.video.play().catch(() => {});
+    this.showPosition();
   }
 
   autoplay() {
@@ -212,7 +328,12 @@ export class Player {
   }
 
   teardown() {
+    // A fresh instance (another playlist, a reconnection) goes on where the viewer was
+    // when behind live; at the edge it starts at the (new) edge.
+    clearInterval(this.liveTimer);
+    this.liveTimer = null;
     if (this.hls) {
+      this.resumeAt = this.behindLive() >= LIVE_SLACK_S ? this.video.currentTime : -1;
       this.hls.destroy();
       this.hls = null;
     }
@@ -223,6 +344,8 @@ export class Player {
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
+    this.resumeAt = -1;
+    this.liveControls.hidden = true;
     this.video.removeAttribute("src");
   }
 }
