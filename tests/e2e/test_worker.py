@@ -36,6 +36,7 @@ from transcode.events import (
     WorkerStopped,
 )
 from transcode.flv_feed import FeedTag, FlvFeed, TagKind
+from transcode.part_timing import part_target
 from transcode.worker import TranscodeWorker
 
 SEGMENT = 2
@@ -209,6 +210,12 @@ async def test_ladder_from_720p_with_long_gop(media: dict[str, list[FeedTag]],
             assert not info["audio"], (name, index)
     hd = packaged["hd"]
     assert len(hd.segments) >= 3
+    # LL-HLS parts: several per segment, none longer than the PART-TARGET declared.
+    target = part_target(worker.renditions, worker.settings.part_ms / 1000)
+    for name in ("hd", "sd", "mobile", "audio"):
+        parts = [part for segment in packaged[name].segments for part in segment]
+        assert all(part.duration <= target + 1e-6 for part in parts), name
+        assert all(len(segment) >= 5 for segment in packaged[name].segments[:-1]), name
     # Segment boundaries every S seconds although the source has one keyframe in 8 s...
     assert all(abs(d - SEGMENT) < 0.1 for d in hd.durations[:-1])
     # ...at the same media times on every rung, so a player can switch between them.
