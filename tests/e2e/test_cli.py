@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from config.settings import Settings
@@ -29,6 +30,7 @@ from mediaserver.first_start_credentials import (
     write_private,
 )
 from mediaserver.process import first_start
+from support.hls_validator import validate_playlists
 
 ACADEMIA = [sys.executable, "-m", "mediaserver.cli"]
 
@@ -280,7 +282,35 @@ def test_obs_settings_from_first_start_work_and_sigterm_finalises_the_class(
     probed = json.loads(probe.stdout)
     assert sorted(s["codec_name"] for s in probed["streams"]) == ["aac", "h264"]
     assert float(probed["format"]["duration"]) >= 4
-    assert not list((tmp_path / "var" / "media" / "live").rglob("*.ts"))
+    media = tmp_path / "var" / "media"
+    # The live edge lived in memory: nothing is stored outside the recording.
+    assert not [p for p in (media / "live").rglob("*") if p.is_file()]
+    # The class stays watchable as HLS: a VOD of fMP4 segments, each stored once.
+    recording = media / "recordings" / str(session_id)
+    playlists = {"master.m3u8": (recording / "master.m3u8").read_text()}
+    for uri in _playlist_uris(playlists["master.m3u8"]):
+        playlists[uri] = (recording / uri).read_text()
+    assert len(playlists) >= 3, playlists  # a video rung and the audio rendition at least
+    validate_playlists(playlists)
+    for uri, text in playlists.items():
+        if uri == "master.m3u8":
+            continue
+        assert "#EXT-X-ENDLIST" in text and "#EXT-X-MAP:" in text, uri
+        segments = [line for line in text.splitlines() if line and not line.startswith("#")]
+        assert segments and all(s.endswith(".m4s") for s in segments), uri
+        folder = (recording / uri).parent
+        init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)
+        assert init is not None
+        first = (folder / init.group(1)).read_bytes() + (folder / segments[0]).read_bytes()
+        with av.open(io.BytesIO(first), mode="r") as container:
+            assert next(container.decode(container.streams[0])) is not None, uri
+
+
+def _playlist_uris(master: str) -> list[str]:
+    """The media playlists a master names: variant lines and EXT-X-MEDIA URIs."""
+    uris = re.findall(r'^#EXT-X-MEDIA:.*URI="([^"]+)"', master, flags=re.MULTILINE)
+    uris += [line for line in master.splitlines() if line and not line.startswith("#")]
+    return list(dict.fromkeys(uris))
 
 
 async def test_a_first_start_that_cannot_hand_over_its_secrets_makes_no_admin(

@@ -55,9 +55,9 @@ def test_events_move_the_right_series() -> None:
     m.on_event(WorkerFailed("s1", "restart loop"))
     m.on_event(BufferOverflow("s1", 4096))
     m.on_event(BufferOverflow("s1", 100))
-    m.on_event(SegmentStored("live/1/sd/00001.ts", 1000, 0.03))
-    m.on_event(SegmentStored("live/1/sd/00002.ts", 1000, 2.0))
-    m.on_event(UploadFailed("live/1/sd/00003.ts", "timeout"))
+    m.on_event(SegmentStored("recordings/1/sd/000001.m4s", 1000, 0.03))
+    m.on_event(SegmentStored("recordings/1/sd/000002.m4s", 1000, 2.0))
+    m.on_event(UploadFailed("recordings/1/sd/000003.m4s", "timeout"))
 
     assert value(m, "academia_worker_restarts_total") == 2
     assert value(m, "academia_worker_failures_total") == 1
@@ -148,7 +148,7 @@ async def test_metrics_endpoint_parses(aiohttp_client: ClientMaker) -> None:
     m = Metrics()
     client = await aiohttp_client(app_with(m, error_json=True))
     m.ingest_bytes(9, 123)
-    m.on_event(SegmentStored("live/1/sd/00001.ts", 10, 0.2))
+    m.on_event(SegmentStored("recordings/1/sd/000001.m4s", 10, 0.2))
     await client.get("/items/1")
     resp = await client.get("/metrics", headers=AUTH)
     assert resp.status == 200

@@ -39,7 +39,15 @@ from mediaserver.publisher_slots import Publication
 from mediaserver.whip.frame_encoder import EncodedTag, FrameEncoder
 from mediaserver.whip.media_clock import MediaClock
 from mediaserver.whip.publisher import MAX_PENDING_VIDEO, WhipPublisher
-from support.live_stack import LiveStack, decode, media_segments, stack_settings, wait_for
+from support.hls_validator import validate_playlists
+from support.live_stack import (
+    LiveStack,
+    decode,
+    media_playlist_uris,
+    media_segments,
+    stack_settings,
+    wait_for,
+)
 from transcode.flv_feed import TagKind, flv_header, flv_tag
 
 pytestmark = pytest.mark.skipif(
@@ -173,20 +181,40 @@ async def stack(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
         yield live
 
 
-async def first_mobile_segment(stack: LiveStack, session_id: int) -> dict[str, object]:
+async def first_segment(stack: LiveStack, session_id: int,
+                        rendition: str = "mobile") -> dict[str, object]:
+    """The first segment of a live rendition, decoded after its init as a player would,
+    once its playlist lists one (playlists checked by a strict parser on the way)."""
     playback = await stack.playback(session_id)
     assert playback["kind"] == "live"
     base = playback["url"].rsplit("/", 1)[0]
+    url = f"{base}/{rendition}/index.m3u8"
 
     async def segment() -> bytes | None:
-        status, body, _ = await stack.get(f"{base}/mobile/index.m3u8")
+        status, body, _ = await stack.get(url)
         segments = media_segments(body.decode()) if status == 200 else []
         if not segments:
             return None
-        status, data, _ = await stack.get(f"{base}/mobile/{segments[0].uri}")
-        return data if status == 200 else None
+        validate_playlists({url: body.decode()})
+        return await stack.segment_media(url, segments[0])
 
-    return decode(await wait_for(segment, within=30, what="a mobile segment"))
+    return decode(await wait_for(segment, within=30, what=f"a {rendition} segment"))
+
+
+async def live_ladder(stack: LiveStack, session_id: int) -> list[str]:
+    """The media playlists the live master names, all of them checked by a strict parser."""
+    playback = await stack.playback(session_id)
+    base = playback["url"].rsplit("/", 1)[0]
+    status, body, _ = await stack.get(playback["url"])
+    assert status == 200, body
+    playlists = {"master.m3u8": body.decode()}
+    uris = media_playlist_uris(playlists["master.m3u8"])
+    for uri in uris:
+        status, body, _ = await stack.get(f"{base}/{uri}")
+        assert status == 200, (uri, body)
+        playlists[uri] = body.decode()
+    validate_playlists(playlists)
+    return uris
 
 
 async def test_a_vp8_publish_plays_as_the_ladder_and_ends_with_delete(
@@ -213,9 +241,14 @@ async def test_a_vp8_publish_plays_as_the_ladder_and_ends_with_delete(
         assert status == 409, body
         assert '"course_busy"' in body and "already live from another encoder" in body
 
-        decoded = await first_mobile_segment(stack, session_id)
+        decoded = await first_segment(stack, session_id)
         assert decoded["size"] == (WIDTH, HEIGHT) and decoded["first_keyframe"]
-        assert decoded["video"] == ["h264"] and decoded["audio"] == ["aac"]
+        # The video rung is video only; the sound is the shared audio rendition's.
+        assert decoded["video"] == ["h264"] and decoded["audio"] == []
+        sound = await first_segment(stack, session_id, "audio")
+        assert sound["audio"] == ["aac"] and sound["video"] == []
+        assert await live_ladder(stack, session_id) == ["audio/index.m3u8",
+                                                        "mobile/index.m3u8"]
         stream = (await stack.live_status())["stream"]
         assert stream["publisher_connected"]
         assert stream["input"]["video_codec"] == "h264"
@@ -251,9 +284,10 @@ async def test_an_h264_publish_plays_and_end_live_disconnects_it(stack: LiveStac
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     try:
         session_id = await stack.live_session_id()
-        decoded = await first_mobile_segment(stack, session_id)
-        assert decoded["size"] == (WIDTH, HEIGHT) and decoded["audio"] == ["aac"]
+        decoded = await first_segment(stack, session_id)
+        assert decoded["size"] == (WIDTH, HEIGHT) and decoded["video"] == ["h264"]
         assert decoded["frames"]
+        assert (await first_segment(stack, session_id, "audio"))["audio"] == ["aac"]
 
         # Ending the class from the web app cuts the WebRTC publisher off at once.
         await stack.json("POST", f"/courses/{stack.course_id}/end-live")
@@ -285,7 +319,7 @@ async def test_a_dropped_connection_waits_for_the_publisher_to_come_back(
     node = stack.node
     first, _ = await publish(stack)
     session_id = await stack.live_session_id()
-    await first_mobile_segment(stack, session_id)
+    await first_segment(stack, session_id)
     # The browser tab closes: no DELETE, the connection just closes.
     await first.close()
     await wait_for(lambda: not node.whip.publishers, within=15, what="the publish to end")
@@ -301,9 +335,16 @@ async def test_a_dropped_connection_waits_for_the_publisher_to_come_back(
         await second.close()
     await stack.recording_ready(session_id)
     replay = await stack.playback(session_id)
-    _, body, _ = await stack.get(replay["url"].replace("master.m3u8", "mobile/index.m3u8"))
+    url = replay["url"].replace("master.m3u8", "mobile/index.m3u8")
+    _, body, _ = await stack.get(url)
+    validate_playlists({url: body.decode()})
     segments = media_segments(body.decode())
     assert sum(s.discontinuity for s in segments) == 1  # where the publisher came back
+    # Where it came back, a new init: both runs decode.
+    resumed = next(s for s in segments if s.discontinuity)
+    assert resumed.init is not None and resumed.init != segments[0].init
+    for segment in (segments[0], resumed):
+        assert decode(await stack.segment_media(url, segment))["size"] == (WIDTH, HEIGHT)
 
 
 async def test_refusals(stack: LiveStack, caplog: pytest.LogCaptureFixture) -> None:

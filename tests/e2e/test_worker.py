@@ -1,8 +1,10 @@
 """The transcode worker end to end with real ffmpeg, and its bounded FLV feed.
 
-A tiny aiohttp server in the test stands in for the segment receiver: it keeps every PUT
-body by path. Outputs are checked as a viewer would: playlists parsed, segments opened
-and decoded with PyAV.
+A tiny aiohttp server in the test stands in for the segment receiver: it keeps every
+streamed PUT body (one fragmented MP4 per rendition per run) by path. Outputs are checked
+as a viewer would get them: each stream cut into LL-HLS parts and segments by the same
+`CmafPackager` the node uses, and each segment (init + its parts) opened and decoded
+with PyAV.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import io
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from aiohttp.test_utils import TestServer
 
 from config.settings import StreamingSettings
 from support.flv_reader import make_flv, read_flv
+from transcode.cmaf import CmafError, CmafPackager, Init, Part
 from transcode.events import (
     BufferOverflow,
     Event,
@@ -32,6 +36,7 @@ from transcode.events import (
     WorkerStopped,
 )
 from transcode.flv_feed import FeedTag, FlvFeed, TagKind
+from transcode.part_timing import part_target
 from transcode.worker import TranscodeWorker
 
 SEGMENT = 2
@@ -51,25 +56,70 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[FeedTag]]:
 
 
 class Receiver:
-    """What ffmpeg PUT, by path."""
+    """What ffmpeg PUT, by path: each body kept as its chunks arrive."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.streams: dict[str, bytearray] = {}
+        self.ended: set[str] = set()  # bodies received to their end
+        self.app = web.Application()
         self.app.router.add_put("/{tail:.*}", self._put)
 
     async def _put(self, request: web.Request) -> web.Response:
-        self.objects[request.path] = await request.read()
+        body = self.streams.setdefault(request.path, bytearray())
+        async for chunk in request.content.iter_any():
+            body += chunk
+        self.ended.add(request.path)
         return web.Response(status=201)
 
-    def playlist(self, path: str) -> list[tuple[float, str]]:
-        """(duration, segment name) of each entry of the playlist at `path`."""
-        lines = self.objects[path].decode().splitlines()
-        entries = []
-        for index, line in enumerate(lines):
-            if line.startswith("#EXTINF:"):
-                entries.append((float(line[8:].split(",")[0]), lines[index + 1]))
-        return entries
+    def paths(self) -> set[str]:
+        return set(self.streams)
+
+
+@dataclass
+class Packaged:
+    """One rendition's stream of one run, cut as the node cuts it."""
+
+    init: bytes
+    segments: list[list[Part]]
+
+    def segment_bytes(self, index: int) -> bytes:
+        """What a player decodes: the init, then the segment's parts."""
+        return self.init + b"".join(part.data for part in self.segments[index])
+
+    @property
+    def starts(self) -> list[float]:
+        return [parts[0].start for parts in self.segments]
+
+    @property
+    def durations(self) -> list[float]:
+        return [sum(p.duration for p in parts) for parts in self.segments]
+
+
+def package(data: bytes | bytearray) -> Packaged:
+    """Cut a whole fragmented MP4 into its init and segments (one init: one run)."""
+    packager = CmafPackager(SEGMENT)
+    inits: list[bytes] = []
+    segments: list[list[Part]] = []
+    for item in packager.feed(bytes(data)) + packager.close():
+        if isinstance(item, Init):
+            inits.append(item.data)
+        elif item.new_segment:
+            segments.append([item])
+        else:
+            segments[-1].append(item)
+    assert len(inits) == 1, f"{len(inits)} init segments in one run's stream"
+    for parts in segments:
+        assert parts[0].independent
+    return Packaged(inits[0], segments)
+
+
+def complete_parts(data: bytes | bytearray) -> int:
+    """How many whole parts the bytes received so far hold (0 before the init)."""
+    packager = CmafPackager(SEGMENT)
+    try:
+        return sum(isinstance(item, Part) for item in packager.feed(bytes(data)))
+    except CmafError:
+        return 0
 
 
 @pytest.fixture
@@ -86,21 +136,28 @@ def streaming(**changes: Any) -> StreamingSettings:
 
 
 def segment_info(data: bytes) -> dict[str, Any]:
-    """Open one TS segment as a player would: streams, size, first packet, decodability."""
-    with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
+    """Open one fMP4 segment (init + parts) as a player would: tracks, size, first
+    frame, decodability, sound format."""
+    with av.open(io.BytesIO(data), mode="r") as container:
         info: dict[str, Any] = {"video": bool(container.streams.video),
                                 "audio": bool(container.streams.audio)}
         if container.streams.video:
-            first = next(p for p in container.demux(video=0) if p.size)
-            info["first_keyframe"] = first.is_keyframe
-            container.seek(0)
-        frames = list(container.decode(video=0)) if container.streams.video else []
-        if frames:
+            stream = container.streams.video[0]
+            info["profile"] = stream.codec_context.profile
+            frames = list(container.decode(video=0))
+            assert frames, "a video segment without a decodable frame"
             info["size"] = (frames[0].width, frames[0].height)
+            info["first_keyframe"] = frames[0].key_frame
             info["frames"] = len(frames)
+            container.seek(0)
         if container.streams.audio:
-            rate = container.streams.audio[0].codec_context.sample_rate
-            info["audio_rate"] = rate
+            audio = container.streams.audio[0]
+            info["audio_codec"] = audio.codec_context.name
+            info["audio_rate"] = audio.codec_context.sample_rate
+            info["audio_channels"] = audio.codec_context.channels
+            samples = sum(f.samples for f in container.decode(audio=0))
+            assert samples, "an audio segment without decodable sound"
+            info["audio_seconds"] = samples / info["audio_rate"]
     return info
 
 
@@ -123,6 +180,12 @@ async def wait_for(condition: Callable[[], bool], what: str, seconds: float = 30
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def stream(rec: Receiver, run: int, name: str) -> Packaged:
+    path = f"/live/s1/{run}/{name}/stream.mp4"
+    assert path in rec.ended, f"{path} not received to its end"
+    return package(rec.streams[path])
+
+
 async def test_ladder_from_720p_with_long_gop(media: dict[str, list[FeedTag]],
                                               receiver: tuple[Receiver, str]) -> None:
     rec, base = receiver
@@ -134,33 +197,47 @@ async def test_ladder_from_720p_with_long_gop(media: dict[str, list[FeedTag]],
     assert isinstance(events[0], RunStarted) and events[0].run == 1
     assert isinstance(events[-1], WorkerStopped)
     assert worker.source is not None and worker.source.height == 720
+    assert rec.paths() == {f"/live/s1/1/{n}/stream.mp4"
+                           for n in ("hd", "sd", "mobile", "audio", "source")}
     sizes = {"hd": {(1280, 720)}, "sd": {(854, 480), (852, 480)}, "mobile": {(640, 360)}}
-    durations = {}
+    packaged = {name: stream(rec, 1, name) for name in (*sizes, "audio", "source")}
     for name, expected in sizes.items():
-        entries = rec.playlist(f"/live/s1/1/{name}/index.m3u8")
-        durations[name] = [d for d, _ in entries]
-        for _, segment in entries:
-            info = segment_info(rec.objects[f"/live/s1/1/{name}/{segment}"])
-            assert info["size"] in expected, (name, segment)
-            assert info["first_keyframe"], (name, segment)
-            assert info["audio"] and info["audio_rate"] == 48_000
-    assert len(durations["hd"]) >= 3
+        for index in range(len(packaged[name].segments)):
+            info = segment_info(packaged[name].segment_bytes(index))
+            assert info["size"] in expected, (name, index)
+            assert info["first_keyframe"], (name, index)
+            # The sound is the audio rendition's, not the rung's.
+            assert not info["audio"], (name, index)
+    hd = packaged["hd"]
+    assert len(hd.segments) >= 3
+    # LL-HLS parts: several per segment, none longer than the PART-TARGET declared.
+    target = part_target(worker.renditions, worker.settings.part_ms / 1000)
+    for name in ("hd", "sd", "mobile", "audio"):
+        parts = [part for segment in packaged[name].segments for part in segment]
+        assert all(part.duration <= target + 1e-6 for part in parts), name
+        assert all(len(segment) >= 5 for segment in packaged[name].segments[:-1]), name
+    # Segment boundaries every S seconds although the source has one keyframe in 8 s...
+    assert all(abs(d - SEGMENT) < 0.1 for d in hd.durations[:-1])
+    # ...at the same media times on every rung, so a player can switch between them.
     for name in ("sd", "mobile"):
-        assert len(durations[name]) == len(durations["hd"])
-        assert all(abs(a - b) < 0.1 for a, b in zip(durations[name], durations["hd"], strict=True))
-    # Segment boundaries every S seconds although the source has one keyframe in 8 s.
-    assert all(abs(d - SEGMENT) < 0.1 for d in durations["hd"][:-1])
+        assert len(packaged[name].starts) == len(hd.starts), name
+        assert all(abs(a - b) < 0.01
+                   for a, b in zip(packaged[name].starts, hd.starts, strict=True)), name
 
-    audio = rec.playlist("/live/s1/1/audio/index.m3u8")
-    assert audio
-    for _, segment in audio:
-        info = segment_info(rec.objects[f"/live/s1/1/audio/{segment}"])
+    audio = packaged["audio"]
+    assert len(audio.segments) == len(hd.segments)
+    # Audio parts (~0.2 s of AAC frames) cut the segment at the first part on or past
+    # the boundary: the starts agree with the video's to within a part.
+    assert all(abs(a - v) < 0.25 for a, v in zip(audio.starts, hd.starts, strict=True))
+    for index in range(len(audio.segments)):
+        info = segment_info(audio.segment_bytes(index))
         assert info["audio"] and not info["video"]
+        assert (info["audio_codec"], info["audio_rate"], info["audio_channels"]) == (
+            "aac", 48_000, 2)
 
-    source = rec.playlist("/live/s1/1/source/index.m3u8")
-    assert source
-    first = segment_info(rec.objects[f"/live/s1/1/source/{source[0][1]}"])
-    assert first["size"] == (1280, 720) and first["audio"]
+    # The recording copy: the source muxed, at its own size, with its sound.
+    first = segment_info(packaged["source"].segment_bytes(0))
+    assert first["size"] == (1280, 720) and first["audio"] and first["first_keyframe"]
 
 
 async def test_video_only_source_has_no_audio_rung(media: dict[str, list[FeedTag]],
@@ -172,13 +249,14 @@ async def test_video_only_source_has_no_audio_rung(media: dict[str, list[FeedTag
 
     assert [r.name for r in worker.renditions] == ["mobile"]
     assert isinstance(events[-1], WorkerStopped)
-    entries = rec.playlist("/live/s1/1/mobile/index.m3u8")
-    assert len(entries) >= 2
-    for _, segment in entries:
-        info = segment_info(rec.objects[f"/live/s1/1/mobile/{segment}"])
+    mobile = stream(rec, 1, "mobile")
+    assert len(mobile.segments) >= 2
+    for index in range(len(mobile.segments)):
+        info = segment_info(mobile.segment_bytes(index))
         assert info["size"] == (640, 360) and info["first_keyframe"] and not info["audio"]
-    assert not any("/audio/" in path for path in rec.objects)
-    assert rec.playlist("/live/s1/1/source/index.m3u8")
+    assert not any("/audio/" in path for path in rec.paths())
+    source = segment_info(stream(rec, 1, "source").segment_bytes(0))
+    assert source["video"] and not source["audio"]
 
 
 async def test_audio_only_source(media: dict[str, list[FeedTag]],
@@ -190,12 +268,16 @@ async def test_audio_only_source(media: dict[str, list[FeedTag]],
 
     assert [r.name for r in worker.renditions] == ["audio"]
     assert isinstance(events[-1], WorkerStopped)
-    entries = rec.playlist("/live/s1/1/audio/index.m3u8")
-    assert sum(d for d, _ in entries) == pytest.approx(5, abs=0.3)
-    for _, segment in entries:
-        info = segment_info(rec.objects[f"/live/s1/1/audio/{segment}"])
-        assert info["audio"] and not info["video"] and info["audio_rate"] == 48_000
-    assert rec.playlist("/live/s1/1/source/index.m3u8")
+    audio = stream(rec, 1, "audio")
+    assert sum(audio.durations) == pytest.approx(5, abs=0.3)
+    assert all(abs(d - SEGMENT) < 0.25 for d in audio.durations[:-1])
+    for index in range(len(audio.segments)):
+        info = segment_info(audio.segment_bytes(index))
+        assert info["audio"] and not info["video"]
+        assert (info["audio_codec"], info["audio_rate"], info["audio_channels"]) == (
+            "aac", 48_000, 2)
+    source = segment_info(stream(rec, 1, "source").segment_bytes(0))
+    assert source["audio"] and not source["video"]
 
 
 async def test_passthrough_copies_the_source(media: dict[str, list[FeedTag]],
@@ -207,16 +289,14 @@ async def test_passthrough_copies_the_source(media: dict[str, list[FeedTag]],
     await run_all(worker, media["small"])
 
     assert [(r.name, r.copy) for r in worker.renditions] == [("source", True)]
-    assert {path.split("/")[4] for path in rec.objects} == {"source"}
-    entries = rec.playlist("/live/s1/1/source/index.m3u8")
-    assert entries
-    data = rec.objects[f"/live/s1/1/source/{entries[0][1]}"]
-    info = segment_info(data)
+    assert rec.paths() == {"/live/s1/1/source/stream.mp4"}
+    source = stream(rec, 1, "source")
+    assert source.segments
+    info = segment_info(source.segment_bytes(0))
     assert info["size"] == (640, 360) and info["first_keyframe"]
-    # Copied, not re-encoded: the source's profile and audio rate survive.
-    assert info["audio_rate"] == 44_100
-    with av.open(io.BytesIO(data), format="mpegts") as container:
-        assert container.streams.video[0].codec_context.profile == "Constrained Baseline"
+    # Copied, not re-encoded, and muxed: the source's profile, sound and rate survive.
+    assert info["audio"] and info["audio_rate"] == 44_100
+    assert info["profile"] == "Constrained Baseline"
 
 
 async def test_killed_ffmpeg_restarts_as_a_new_run(media: dict[str, list[FeedTag]],
@@ -228,8 +308,8 @@ async def test_killed_ffmpeg_restarts_as_a_new_run(media: dict[str, list[FeedTag
     half = next(i for i, t in enumerate(tags) if t.timestamp_ms >= 4000)
     for tag in tags[:half]:
         worker.push(tag)
-    await wait_for(lambda: any(p.startswith("/live/s1/1/") and p.endswith(".ts")
-                               for p in rec.objects), "a run 1 segment")
+    run1 = "/live/s1/1/mobile/stream.mp4"
+    await wait_for(lambda: complete_parts(rec.streams.get(run1, b"")) > 0, "a run 1 part")
     pid = worker.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -243,12 +323,16 @@ async def test_killed_ffmpeg_restarts_as_a_new_run(media: dict[str, list[FeedTag
     assert [e.run for e in events if isinstance(e, RunStarted)] == [1, 2]
     assert isinstance(events[-1], WorkerStopped)
     assert worker.run == 2 and worker.restarts == 1 and not worker.failed
+    # Run 2 is a new stream per rendition, each starting with its own init.
     for name in ("mobile", "audio", "source"):
-        entries = rec.playlist(f"/live/s1/2/{name}/index.m3u8")
-        assert entries, name
-        info = segment_info(rec.objects[f"/live/s1/2/{name}/{entries[0][1]}"])
+        packaged = stream(rec, 2, name)
+        assert packaged.segments, name
+        info = segment_info(packaged.segment_bytes(0))
         if name == "mobile":
             assert info["size"] == (640, 360) and info["first_keyframe"]
+            assert not info["audio"]
+        if name == "audio":
+            assert info["audio_rate"] == 48_000 and not info["video"]
     assert process_gone(pid)  # reaped, not a zombie
 
 

@@ -3,7 +3,9 @@
 `LiveStack` starts `MediaNode` (the composition `academia serve` runs) on free ports with
 SQLite, after the same migration and first-start setup, so the demo course and its stream
 key exist. Helpers publish with real clients and read playlists and segments as a player
-would: over HTTP, through the playback URL the API hands out, decoded with PyAV.
+would: over HTTP, through the playback URL the API hands out, decoded with PyAV. Segments
+are fragmented MP4 (CMAF): a player decodes one after its init segment (EXT-X-MAP), and
+`LiveStack.segment_media` fetches both.
 """
 
 from __future__ import annotations
@@ -63,20 +65,37 @@ class Segment:
     duration: float
     uri: str
     discontinuity: bool
+    init: str | None = None  # the EXT-X-MAP in force: the init an fMP4 segment needs
+    gap: bool = False  # EXT-X-GAP: listed, but not there to fetch
 
 
 def media_segments(playlist: str) -> list[Segment]:
+    """The complete segments of a media playlist (LL-HLS parts and hints left out)."""
     segments: list[Segment] = []
-    duration, discontinuity = 0.0, False
+    duration, discontinuity, gap = 0.0, False, False
+    init: str | None = None
     for line in playlist.splitlines():
         if line.startswith("#EXTINF:"):
             duration = float(line[len("#EXTINF:"):].split(",")[0])
         elif line == "#EXT-X-DISCONTINUITY":
             discontinuity = True
+        elif line == "#EXT-X-GAP":
+            gap = True
+        elif line.startswith("#EXT-X-MAP:"):
+            found = re.search(r'URI="([^"]*)"', line)
+            init = found.group(1) if found else None
         elif line and not line.startswith("#"):
-            segments.append(Segment(duration, line, discontinuity))
-            discontinuity = False
+            segments.append(Segment(duration, line, discontinuity, init, gap))
+            discontinuity, gap = False, False
     return segments
+
+
+def media_playlist_uris(master: str) -> list[str]:
+    """Every media playlist a master playlist names: variants and EXT-X-MEDIA renditions
+    (the audio group), each once, in order."""
+    uris = re.findall(r'^#EXT-X-MEDIA:.*?URI="([^"]+)"', master, flags=re.MULTILINE)
+    uris += [uri for _, uri in variants(master)]
+    return list(dict.fromkeys(uris))
 
 
 def variants(master: str) -> list[tuple[dict[str, str], str]]:
@@ -204,6 +223,18 @@ class LiveStack:
         assert self.http is not None
         async with self.http.get(urlsplit(url).path) as response:
             return response.status, await response.read(), response.headers
+
+    async def segment_media(self, playlist_url: str, segment: Segment) -> bytes:
+        """One segment as a player decodes it: its init segment (EXT-X-MAP), then the
+        segment, both fetched relative to the media playlist's URL."""
+        base = playlist_url.rsplit("/", 1)[0]
+        status, data, _ = await self.get(f"{base}/{segment.uri}")
+        assert status == 200, (status, segment.uri)
+        if segment.init is None:
+            return data  # a self-contained segment (MPEG-TS of an older recording)
+        status, init, _ = await self.get(f"{base}/{segment.init}")
+        assert status == 200, (status, segment.init)
+        return init + data
 
     async def metrics(self) -> str:
         """/metrics as Prometheus scrapes it: with the bearer token."""

@@ -1,17 +1,22 @@
-"""The ffmpeg argument list: outputs per rendition, keyframe alignment, sizes, copy."""
+"""The ffmpeg argument list: one fragmented MP4 per rendition, keyframe alignment, sizes,
+one audio encode shared by the video rungs, and the source copy."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from config.settings import DEFAULT_LADDER
-from transcode.command import ladder_command
+from transcode.command import STREAM_NAME, ladder_command, stream_url
 from transcode.ladder import SourceInfo, plan_ladder, plan_passthrough
+from transcode.part_timing import fragment_seconds, frame_seconds, part_target
 
 BASE = "http://127.0.0.1:9/live/abc"
 HD = SourceInfo(1280, 720, 30.0, "h264", "aac", "High", 31, 44_100)
 VIDEO_ONLY = SourceInfo(1280, 720, 30.0, "h264", None)
 AUDIO_ONLY = SourceInfo(None, None, None, None, "aac")
+CMAF_FLAGS = {"frag_keyframe", "empty_moov", "default_base_moof", "cmaf"}
 
 
 def outputs(args: list[str]) -> list[list[str]]:
@@ -21,7 +26,7 @@ def outputs(args: list[str]) -> list[list[str]]:
     current: list[str] = []
     for arg in rest:
         current.append(arg)
-        if arg.startswith("http://") and current[-2] != "-hls_segment_filename":
+        if arg.endswith("/" + STREAM_NAME):
             groups.append(current)
             current = []
     assert not current, current
@@ -32,6 +37,14 @@ def option(group: list[str], name: str) -> str:
     return group[group.index(name) + 1]
 
 
+def maps(group: list[str]) -> list[str]:
+    return [group[i + 1] for i, arg in enumerate(group) if arg == "-map"]
+
+
+def name_of(group: list[str]) -> str:
+    return group[-1].split("/")[-2]
+
+
 def test_ladder_outputs_follow_the_layout() -> None:
     renditions = plan_ladder(DEFAULT_LADDER, HD)
     args = ladder_command(renditions, HD, base_url=BASE + "/", run=3, segment_seconds=2,
@@ -40,13 +53,13 @@ def test_ladder_outputs_follow_the_layout() -> None:
     assert args[args.index("-i") - 2:args.index("-i") + 2] == ["-f", "flv", "-i", "pipe:0"]
     groups = outputs(args)
     names = ["hd", "sd", "mobile", "audio", "source"]
-    assert [g[-1] for g in groups] == [f"{BASE}/3/{n}/index.m3u8" for n in names]
-    for name, group in zip(names, groups, strict=True):
-        assert option(group, "-f") == "hls"
+    assert [g[-1] for g in groups] == [f"{BASE}/3/{n}/stream.mp4" for n in names]
+    assert [g[-1] for g in groups] == [stream_url(BASE, 3, n) for n in names]
+    for group in groups:
+        # One fragmented MP4 (CMAF) per output, written as it comes by one long PUT.
+        assert option(group, "-f") == "mp4"
+        assert CMAF_FLAGS <= set(option(group, "-movflags").lstrip("+").split("+"))
         assert option(group, "-method") == "PUT"
-        assert option(group, "-hls_time") == "2"
-        assert option(group, "-hls_list_size") == "0"
-        assert option(group, "-hls_segment_filename") == f"{BASE}/3/{name}/seg_%05d.ts"
     # One decode: a single split feeds the three video rungs.
     graph = option(args, "-filter_complex")
     assert graph.count("split=3") == 1
@@ -55,7 +68,28 @@ def test_ladder_outputs_follow_the_layout() -> None:
     assert graph.count("fps=fps=30") == 3
 
 
-def test_video_rungs_have_aligned_keyframes_and_rate_control() -> None:
+@pytest.mark.parametrize("part_seconds", [0.2, 0.333, 0.5, 1.0])
+def test_fragment_length_comes_from_the_part_target(part_seconds: float) -> None:
+    renditions = plan_ladder(DEFAULT_LADDER, HD)
+    args = ladder_command(renditions, HD, base_url=BASE, run=1, segment_seconds=2,
+                          preset="veryfast", part_seconds=part_seconds)
+    groups = {name_of(g): g for g in outputs(args)}
+    target = part_target(renditions, part_seconds)
+    for rendition in renditions:
+        group = groups[rendition.name]
+        micros = int(option(group, "-frag_duration"))
+        assert micros == round(fragment_seconds(rendition, part_seconds) * 1_000_000)
+        # ffmpeg closes a fragment before the first frame at or past frag_duration: the
+        # whole frames that makes stay within the part target the playlists declare.
+        frame = frame_seconds(rendition)
+        frames = math.ceil(round(micros / 1_000_000 / frame, 6))
+        assert frames * frame <= target + 1e-9
+        assert frames * frame > part_seconds - 2 * frame  # as long as fits, not shorter
+    assert int(option(groups["source"], "-frag_duration")) == int(
+        option(groups["hd"], "-frag_duration"))
+
+
+def test_video_rungs_are_silent_with_aligned_keyframes_and_rate_control() -> None:
     renditions = plan_ladder(DEFAULT_LADDER, HD)
     args = ladder_command(renditions, HD, base_url=BASE, run=1, segment_seconds=4,
                           preset="faster")
@@ -70,15 +104,34 @@ def test_video_rungs_have_aligned_keyframes_and_rate_control() -> None:
         assert int(option(group, "-g")) <= 4 * 30
         assert option(group, "-b:v") == option(group, "-maxrate") == f"{kbps}k"
         assert "zerolatency" not in group
-        assert option(group, "-c:a") == "aac" and option(group, "-ar") == "48000"
-        assert option(group, "-ac") == "2"
-        assert group.count("-map") == 2 and "0:a" in group
-    assert option(hd, "-b:a") == "128k"
+        # No sound on a video rung: the audio rendition is its audio group.
+        assert len(maps(group)) == 1 and maps(group)[0].startswith("[")
+        assert "-c:a" not in group and "-b:a" not in group
+    # The sound is encoded once, as the audio rendition.
+    assert args.count("-c:a") == 1
+    assert maps(audio) == ["0:a"]
     assert option(audio, "-c:a") == "aac" and option(audio, "-b:a") == "64k"
-    assert audio.count("-map") == 1 and option(audio, "-map") == "0:a"
+    assert option(audio, "-ar") == "48000" and option(audio, "-ac") == "2"
     assert "-c:v" not in audio
+    # Beside the ladder, the source itself remuxed: the recording at source quality.
+    assert maps(source) == ["0:v", "0:a"]
     assert option(source, "-c") == "copy"
-    assert "libx264" not in source
+    assert "libx264" not in source and "-c:a" not in source
+
+
+def test_method_put_only_for_http_urls() -> None:
+    renditions = plan_ladder(DEFAULT_LADDER, HD)
+    for base, method in (("https://ingest.example/x", True), ("http://h/x", True),
+                         ("/var/tmp/out", False), ("file:out", False)):
+        args = ladder_command(renditions, HD, base_url=base, run=1, segment_seconds=2,
+                              preset="veryfast")
+        groups = outputs(args)
+        assert len(groups) == 5
+        for group in groups:
+            assert ("-method" in group) is method, (base, name_of(group))
+            if method:
+                assert option(group, "-method") == "PUT"
+        assert groups[0][-1] == f"{base}/1/hd/stream.mp4"
 
 
 def test_video_only_source_maps_no_audio() -> None:
@@ -86,7 +139,9 @@ def test_video_only_source_maps_no_audio() -> None:
     args = ladder_command(renditions, VIDEO_ONLY, base_url=BASE, run=1, segment_seconds=2,
                           preset="veryfast")
     assert "0:a" not in args and "-c:a" not in args
-    assert [g[-1].split("/")[-2] for g in outputs(args)] == ["hd", "sd", "mobile", "source"]
+    groups = outputs(args)
+    assert [name_of(g) for g in groups] == ["hd", "sd", "mobile", "source"]
+    assert maps(groups[-1]) == ["0:v"]
 
 
 def test_audio_only_source_has_no_video_filters() -> None:
@@ -94,17 +149,22 @@ def test_audio_only_source_has_no_video_filters() -> None:
     args = ladder_command(renditions, AUDIO_ONLY, base_url=BASE, run=1, segment_seconds=2,
                           preset="veryfast")
     assert "-filter_complex" not in args and "libx264" not in args
-    assert [g[-1].split("/")[-2] for g in outputs(args)] == ["audio", "source"]
+    groups = outputs(args)
+    assert [name_of(g) for g in groups] == ["audio", "source"]
+    assert args.count("-c:a") == 1
+    assert maps(groups[1]) == ["0:a"] and option(groups[1], "-c") == "copy"
 
 
 def test_passthrough_is_one_copied_output() -> None:
     args = ladder_command(plan_passthrough(HD), HD, base_url=BASE, run=2, segment_seconds=2,
                           preset="veryfast")
     (group,) = outputs(args)
-    assert group[-1] == f"{BASE}/2/source/index.m3u8"
+    assert group[-1] == f"{BASE}/2/source/stream.mp4"
     assert option(group, "-c") == "copy"
+    assert option(group, "-f") == "mp4" and option(group, "-method") == "PUT"
+    assert CMAF_FLAGS <= set(option(group, "-movflags").lstrip("+").split("+"))
     assert "-filter_complex" not in args and "libx264" not in args
-    assert "0:v" in group and "0:a" in group
+    assert maps(group) == ["0:v", "0:a"]
 
 
 def test_ntsc_rates_stay_exact() -> None:

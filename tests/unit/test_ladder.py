@@ -61,9 +61,10 @@ def test_audio_only_source_gets_the_audio_rung() -> None:
 
 def test_codec_tags_and_levels() -> None:
     plans = {r.name: r for r in plan_ladder(DEFAULT_LADDER, source(1920, 1080))}
-    assert plans["hd1080"].codecs == "avc1.640028,mp4a.40.2"  # High, level 4.0
-    assert plans["sd"].codecs == "avc1.64001f,mp4a.40.2"  # level 3.1
-    assert plans["mobile"].codecs == "avc1.64001e,mp4a.40.2"  # level 3.0
+    # Video rungs carry no sound: their CODECS name the video alone.
+    assert plans["hd1080"].codecs == "avc1.640028"  # High, level 4.0
+    assert plans["sd"].codecs == "avc1.64001f"  # level 3.1
+    assert plans["mobile"].codecs == "avc1.64001e"  # level 3.0
     assert plans["audio"].codecs == "mp4a.40.2"
     assert h264_codec_tag("Constrained Baseline", 30) == "avc1.42401e"
     assert h264_codec_tag("Main", 31) == "avc1.4d001f"
@@ -76,9 +77,36 @@ def test_frame_rate_is_capped() -> None:
     assert plans[0].codecs.startswith("avc1.640020")  # 720p60: level 3.2
 
 
-def test_bandwidth_includes_audio_and_overhead() -> None:
-    hd = plan_ladder(DEFAULT_LADDER, source(1280, 720))[0]
-    assert hd.bandwidth == int((2500 + 128) * 1000 * 1.1)
+def test_bandwidth_counts_own_media_and_overhead() -> None:
+    plans = {r.name: r for r in plan_ladder(DEFAULT_LADDER, source(1280, 720))}
+    # A video rung's own media is video only; the sound is the audio rendition's.
+    assert plans["hd"].bandwidth == int(2500 * 1000 * 1.1)
+    assert plans["audio"].bandwidth == int(64 * 1000 * 1.1)
+
+
+def test_video_rungs_are_silent_and_one_rendition_carries_the_sound() -> None:
+    plans = plan_ladder(DEFAULT_LADDER, source(1920, 1080))
+    video = [r for r in plans if not r.audio_only]
+    audio = [r for r in plans if r.audio_only]
+    assert video and all(not r.has_audio and r.audio_kbps == 0 for r in video)
+    assert all("mp4a" not in r.codecs for r in video)
+    (sound,) = audio
+    assert (sound.name, sound.has_audio, sound.audio_kbps, sound.codecs) == (
+        "audio", True, 64, "mp4a.40.2")
+    assert plans[-1] is sound  # audio only comes last
+
+
+def test_ladder_without_an_audio_rung_still_gets_one_audio_rendition() -> None:
+    rungs = [r for r in DEFAULT_LADDER if r.height > 0]
+    plans = plan_ladder(rungs, source(1280, 720))
+    assert [r.name for r in plans] == ["hd", "sd", "mobile", "audio"]
+    assert [r.has_audio for r in plans] == [False, False, False, True]
+    # Its bitrate is the best the rungs asked for their sound.
+    assert plans[-1].audio_only and plans[-1].audio_kbps == max(r.audio_kbps for r in rungs)
+    assert plans[-1].codecs == "mp4a.40.2"
+    # A silent source gets no audio rendition, rung or not.
+    assert [r.name for r in plan_ladder(rungs, source(1280, 720, audio=False))] == [
+        "hd", "sd", "mobile"]
 
 
 def test_passthrough_is_the_source_copied() -> None:
@@ -101,4 +129,6 @@ def test_ladder_comes_from_settings() -> None:
     ladder = load_settings(environ={"ACADEMIA_LADDER": json.dumps(custom)}).streaming.ladder
     plans = plan_ladder(ladder, source(1280, 720))
     assert [(r.name, r.width, r.height, r.video_kbps) for r in plans] == [
-        ("big", 960, 540, 1500), ("small", 480, 270, 400)]
+        ("big", 960, 540, 1500), ("small", 480, 270, 400), ("audio", 0, 0, 0)]
+    # No audio rung configured: the sound is encoded once, at the best rung's bitrate.
+    assert plans[-1].audio_only and plans[-1].audio_kbps == 96
