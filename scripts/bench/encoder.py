@@ -2,7 +2,7 @@
 quality, at our rungs' sizes and bitrates, on real clips; every figure is set against the
 current default (preset veryfast, x264's own defaults) measured in the same run.
 
-For each rung (720p@2500k, 480p@1000k, 360p@600k by default; 30 fps, `-maxrate` = bitrate,
+For each rung (720p@2500k and 360p@600k by default; 30 fps, `-maxrate` = bitrate,
 `-bufsize` 2x, a keyframe forced every 2 s, no scene cut: as transcode/command.py) and each
 option set (`--sets`, see OPTION_SETS):
 
@@ -11,8 +11,10 @@ option set (`--sets`, see OPTION_SETS):
            at a time: frames in before the first packet out; then, paced at 30 fps in real
            time, the wall time from each frame going in to its packet coming out (median
            and worst over the steady state);
-  speed    the same frames as fast as it goes: encoded frames per second on this machine
-           (and, over every rung, whether one whole ladder keeps up with 30 fps);
+  speed    the same frames as fast as it goes: encoded frames per second on this machine,
+           and CPU time per frame (all x264 threads), which depends less on other load;
+           over the rungs, whether one ladder keeps up with 30 fps and what share of the
+           cores it takes;
   quality  ffmpeg encodes each clip at the rung's size and bitrate, then its `ssim` and
            `psnr` filters compare the decoded result with the same scaled source.
 
@@ -24,7 +26,7 @@ classic "carphone" test sequence) and bigbuckbunny.mp4 (native 720p, animated). 
 retimed to 30 fps (every source frame kept) and scaled to cover the rung's 16:9 frame,
 centre-cropped. `--clip PATH` (repeatable) uses other files instead.
 
-    .venv/bin/python scripts/bench/encoder.py [--rungs 720:2500,480:1000,360:600]
+    .venv/bin/python scripts/bench/encoder.py [--rungs 720:2500,360:600]
         [--sets default,zerolatency,...] [--clip PATH ...] [--frames 90] [--json FILE]
 
 A run with the defaults takes about 4 minutes on 2 cores. Needs Debian's `ffmpeg`.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import fractions
 import json
+import os
 import re
 import shutil
 import statistics
@@ -198,7 +201,9 @@ class Delay:
     frames_before_first: int  # frames in before the first packet came out
     realtime_median_ms: float  # frame in -> its packet out, paced at 30 fps
     realtime_max_ms: float
-    fps: float  # as fast as it goes
+    behind_ms: float  # how late the last frame went in: > 1 frame, the encoder lagged
+    fps: float  # as fast as it goes (wall clock: depends on what else runs)
+    cpu_ms: float  # CPU time per frame, every encoder thread counted (depends less on it)
     settings: dict[str, str] = field(default_factory=dict)
 
 
@@ -227,15 +232,17 @@ def open_encoder(rung: Rung, options: dict[str, str]) -> Any:
 
 
 def _feed(cc: Any, frames: Sequence[av.VideoFrame], paced: bool
-          ) -> tuple[int, list[float], float, bytes]:
+          ) -> tuple[int, list[float], float, float, float, bytes]:
     """Encodes `frames` in order; (frames in before the first packet, delays in ms of the
-    frames whose packet came out before the flush, wall time, first packet)."""
+    frames whose packet came out before the flush, wall time, CPU time of this process
+    (x264's threads are ours), how late the last frame went in (ms), first packet)."""
     keyframe = av.video.frame.PictureType.I
     nothing = av.video.frame.PictureType.NONE
     sent: dict[int, float] = {}
     delays: list[float] = []
     before_first = -1
     first = b""
+    cpu = time.process_time()
     start = time.perf_counter()
     for i, source in enumerate(frames):
         if paced:
@@ -254,16 +261,18 @@ def _feed(cc: Any, frames: Sequence[av.VideoFrame], paced: bool
     for packet in cc.encode(None):
         if before_first < 0:
             before_first, first = len(frames), bytes(packet)
-    return before_first, delays, time.perf_counter() - start, first
+    behind = (sent[len(frames) - 1] - start - (len(frames) - 1) / FPS) * 1000
+    return (before_first, delays, time.perf_counter() - start, time.process_time() - cpu,
+            behind, first)
 
 
 def measure_delay(rung: Rung, options: dict[str, str],
                   frames: Sequence[av.VideoFrame]) -> Delay:
-    before, _, wall, first = _feed(open_encoder(rung, options), frames, paced=False)
-    _, delays, _, _ = _feed(open_encoder(rung, options), frames, paced=True)
+    before, _, wall, cpu, _, first = _feed(open_encoder(rung, options), frames, paced=False)
+    _, delays, _, _, behind, _ = _feed(open_encoder(rung, options), frames, paced=True)
     steady = delays[FPS:] or delays  # the first second settles the encoder's threads
-    return Delay(before, statistics.median(steady), max(steady), len(frames) / wall,
-                 x264_settings(first))
+    return Delay(before, statistics.median(steady), max(steady), behind, len(frames) / wall,
+                 cpu * 1000 / len(frames), x264_settings(first))
 
 
 _SSIM = re.compile(r"SSIM .*All:([0-9.]+) \(([0-9.inf]+)\)")
@@ -333,23 +342,32 @@ def print_rung(rows: list[Row], first_clip: str) -> None:
     ref = next(r for r in rows if r.option_set == REFERENCE)
     print(f"\n{rows[0].rung}: delay and speed on {first_clip},"
           f" quality = mean over {len(ref.quality)} clip(s); x = ratio to '{REFERENCE}',"
-          " d = difference in dB (a dB difference is a ratio of error power)")
-    head = (f"{'option set':<16} {'delay fr':>8} {'x':>5} {'RT ms med':>9} {'x':>5} "
-            f"{'RT max':>6} {'enc fps':>7} {'x':>5} {'kbps':>6} {'SSIM':>7} {'SSIM dB':>7} "
-            f"{'d':>6} {'PSNR dB':>7} {'d':>6}")
+          " d = difference in dB (a dB difference is a ratio of error power);"
+          " ms@30 = delay frames at 30 fps, RT = measured frame in -> packet out at 30 fps")
+    head = (f"{'option set':<16} {'delay fr':>8} {'x':>5} {'ms@30':>5} {'RT ms med':>9} {'x':>5} "
+            f"{'RT max':>6} {'enc fps':>7} {'x':>5} {'CPU ms':>6} {'x':>5} {'kbps':>6} "
+            f"{'SSIM':>7} {'SSIM dB':>7} {'d':>6} {'PSNR dB':>7} {'d':>6}")
     print(head)
     print("-" * len(head))
+    late = False
     for r in rows:
         d = r.delay
         ssim_raw = statistics.fmean(q.ssim for q in r.quality)
+        late = late or d.behind_ms > 1000 / FPS
         print(f"{r.option_set:<16} {d.frames_before_first:>8} "
               f"{_ratio(d.frames_before_first, ref.delay.frames_before_first)} "
+              f"{d.frames_before_first * 1000 / FPS:>5.0f} "
               f"{d.realtime_median_ms:>9.0f} "
               f"{_ratio(d.realtime_median_ms, ref.delay.realtime_median_ms)} "
-              f"{d.realtime_max_ms:>6.0f} {d.fps:>7.0f} {_ratio(d.fps, ref.delay.fps)} "
+              f"{d.realtime_max_ms:>6.0f}{'*' if d.behind_ms > 1000 / FPS else ' '}"
+              f"{d.fps:>7.0f} {_ratio(d.fps, ref.delay.fps)} "
+              f"{d.cpu_ms:>6.1f} {_ratio(d.cpu_ms, ref.delay.cpu_ms)} "
               f"{r.kbps:>6.0f} {ssim_raw:>7.4f} {r.ssim_db:>7.2f} "
               f"{r.ssim_db - ref.ssim_db:>+6.2f} {r.psnr_db:>7.2f} "
               f"{r.psnr_db - ref.psnr_db:>+6.2f}")
+    if late:
+        print("* fell behind real time in the paced run (more than a frame late at its end: "
+              "the machine was too busy), so its RT figures include queueing")
 
 
 def print_clips(rows: list[Row]) -> None:
@@ -365,18 +383,22 @@ def print_clips(rows: list[Row]) -> None:
 
 
 def print_ladder(rows: list[Row], rungs: Sequence[Rung]) -> None:
-    print(f"\nWhole ladder ({', '.join(r.name for r in rungs)}) on this machine, one after "
-          "the other on the same cores: fps = 1 / sum(1 / fps of each rung); >= 30 keeps up")
+    cores = os.cpu_count() or 1
+    print(f"\nThe rungs measured ({', '.join(r.name for r in rungs)}) as one ladder: wall fps "
+          "= 1 / sum(1 / fps of each rung) (>= 30 keeps up, on a machine as busy as during "
+          f"the run); CPU = share of this machine's {cores} cores that 30 fps of it takes")
     sets = list(dict.fromkeys(r.option_set for r in rows))
-    ref_fps = 0.0
+    ref_fps = ref_cpu = 0.0
     for name in sets:
         mine = [r for r in rows if r.option_set == name]
         fps = 1 / sum(1 / r.delay.fps for r in mine)
+        cpu = sum(r.delay.cpu_ms for r in mine) * FPS / 1000 / cores
         ms = max(r.delay.realtime_median_ms for r in mine)
         if name == REFERENCE:
-            ref_fps = fps
+            ref_fps, ref_cpu = fps, cpu
         print(f"  {name:<16} {fps:6.0f} fps ({_ratio(fps, ref_fps or fps)} x), "
-              f"{fps / FPS:4.1f}x real time; worst rung's delay {ms:4.0f} ms")
+              f"CPU {cpu:4.0%} ({_ratio(cpu, ref_cpu or cpu)} x); "
+              f"worst rung's delay {ms:4.0f} ms")
 
 
 def print_settings(rows: list[Row]) -> None:
@@ -390,11 +412,15 @@ def print_settings(rows: list[Row]) -> None:
         print(f"  {r.option_set:<16} {shown}")
 
 
+def _load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rungs", default="720:2500,480:1000,360:600",
-                   help="height:kbps,... (720:2500,480:1000,360:600)")
+    p.add_argument("--rungs", default="720:2500,360:600",
+                   help="height:kbps,... (720:2500,360:600; the ladder has 480:1000 too)")
     p.add_argument("--sets", default=",".join(OPTION_SETS),
                    help=f"option sets, '{REFERENCE}' always included ({','.join(OPTION_SETS)})")
     p.add_argument("--clip", type=Path, action="append",
@@ -451,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
                 q_text = (f"SSIM {rows[-1].ssim_db:5.2f} dB, PSNR {rows[-1].psnr_db:5.2f} dB"
                           if not args.no_quality else "")
                 print(f"  {rung.name:<12} {name:<16} {delay.frames_before_first:>3} frames, "
-                      f"{delay.realtime_median_ms:4.0f} ms in real time, {delay.fps:4.0f} fps"
+                      f"{delay.realtime_median_ms:4.0f} ms in real time, {delay.fps:4.0f} fps, "
+                      f"{delay.cpu_ms:4.1f} CPU ms/frame, load {_load()}"
                       f"  {q_text}", flush=True)
     print("\nOption sets:")
     for name in args.sets:
