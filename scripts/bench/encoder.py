@@ -76,6 +76,9 @@ OPTION_SETS: dict[str, tuple[str, dict[str, str]]] = {
     "b0-la5-sliced": ("no B-frames, rc-lookahead 5, sliced threads",
                       {"x264-params": "bframes=0:rc-lookahead=5:sync-lookahead=0:"
                                       "sliced-threads=1"}),
+    "b0-la3-sliced": ("no B-frames, rc-lookahead 3, sliced threads",
+                      {"x264-params": "bframes=0:rc-lookahead=3:sync-lookahead=0:"
+                                      "sliced-threads=1"}),
     "b0-la0-frame": ("no B-frames, no lookahead, frame threads",
                      {"x264-params": "bframes=0:rc-lookahead=0:sync-lookahead=0"}),
     "b0-la0-threads2": ("no B-frames, no lookahead, 2 frame threads",
@@ -340,13 +343,17 @@ def _ratio(value: float, reference: float) -> str:
 
 def print_rung(rows: list[Row], first_clip: str) -> None:
     ref = next(r for r in rows if r.option_set == REFERENCE)
-    print(f"\n{rows[0].rung}: delay and speed on {first_clip},"
-          f" quality = mean over {len(ref.quality)} clip(s); x = ratio to '{REFERENCE}',"
+    measured = ref.quality[0].clip != "-"
+    quality = f"quality = mean over {len(ref.quality)} clip(s)" if measured else "no quality"
+    print(f"\n{rows[0].rung}: delay and speed on {first_clip}, {quality};"
+          f" x = ratio to '{REFERENCE}',"
           " d = difference in dB (a dB difference is a ratio of error power);"
           " ms@30 = delay frames at 30 fps, RT = measured frame in -> packet out at 30 fps")
-    head = (f"{'option set':<16} {'delay fr':>8} {'x':>5} {'ms@30':>5} {'RT ms med':>9} {'x':>5} "
-            f"{'RT max':>6} {'enc fps':>7} {'x':>5} {'CPU ms':>6} {'x':>5} {'kbps':>6} "
-            f"{'SSIM':>7} {'SSIM dB':>7} {'d':>6} {'PSNR dB':>7} {'d':>6}")
+    head = (f"{'option set':<16} {'delay fr':>8} {'x':>5} {'ms@30':>5} {'RT ms med':>9} "
+            f"{'x':>5} {'RT max':>6} {'enc fps':>7} {'x':>5} {'CPU ms':>6} {'x':>5}")
+    if measured:
+        head += (f" {'kbps':>6} {'SSIM':>7} {'SSIM dB':>7} {'d':>6} {'PSNR dB':>7} "
+                 f"{'d':>6}")
     print(head)
     print("-" * len(head))
     late = False
@@ -361,10 +368,10 @@ def print_rung(rows: list[Row], first_clip: str) -> None:
               f"{_ratio(d.realtime_median_ms, ref.delay.realtime_median_ms)} "
               f"{d.realtime_max_ms:>6.0f}{'*' if d.behind_ms > 1000 / FPS else ' '}"
               f"{d.fps:>7.0f} {_ratio(d.fps, ref.delay.fps)} "
-              f"{d.cpu_ms:>6.1f} {_ratio(d.cpu_ms, ref.delay.cpu_ms)} "
-              f"{r.kbps:>6.0f} {ssim_raw:>7.4f} {r.ssim_db:>7.2f} "
+              f"{d.cpu_ms:>6.1f} {_ratio(d.cpu_ms, ref.delay.cpu_ms)}", end="")
+        print(f" {r.kbps:>6.0f} {ssim_raw:>7.4f} {r.ssim_db:>7.2f} "
               f"{r.ssim_db - ref.ssim_db:>+6.2f} {r.psnr_db:>7.2f} "
-              f"{r.psnr_db - ref.psnr_db:>+6.2f}")
+              f"{r.psnr_db - ref.psnr_db:>+6.2f}" if measured else "")
     if late:
         print("* fell behind real time in the paced run (more than a frame late at its end: "
               "the machine was too busy), so its RT figures include queueing")
