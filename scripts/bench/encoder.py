@@ -29,7 +29,8 @@ centre-cropped. `--clip PATH` (repeatable) uses other files instead.
     .venv/bin/python scripts/bench/encoder.py [--rungs 720:2500,360:600]
         [--sets default,zerolatency,...] [--clip PATH ...] [--frames 90] [--json FILE]
 
-A run with the defaults takes about 4 minutes on 2 cores. Needs Debian's `ffmpeg`.
+A run with the defaults took 7 minutes on 2 busy cores (less on free ones); `--no-quality`
+about 20 s per rung. Needs Debian's `ffmpeg`. Findings and the choice: README.md.
 """
 
 from __future__ import annotations
