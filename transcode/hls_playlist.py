@@ -51,6 +51,7 @@ __all__ = [
 # player never sees the version change between a full playlist and a delta update.
 VERSION = 3
 VERSION_MAP = 6
+VERSION_GAP = 8  # EXT-X-GAP
 VERSION_LOW_LATENCY = 9
 
 # Low-Latency server control (RFC 8216bis 4.4.3.8): PART-HOLD-BACK must be at least two
@@ -281,6 +282,8 @@ def _render(segments: Sequence[Segment], *, media_sequence: int, discontinuity_s
         version = VERSION_LOW_LATENCY
     else:
         version = VERSION_MAP if fmp4 else VERSION
+        if any(s.gap for s in segments):
+            version = VERSION_GAP
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}"]
     if fmp4:
         # CMAF segments from our encoders always start with a keyframe.

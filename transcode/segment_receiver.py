@@ -96,24 +96,31 @@ class SegmentReceiver:
         info = request.match_info
         epoch = epoch_name(info["token"], int(info["run"]))
         rendition = info["rendition"]
-        chunks = request.content.iter_any()
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def pull() -> None:
+            # Taken off aiohttp's buffer as they come: ffmpeg closes the connection right
+            # after its last chunk, without waiting for our answer, and aiohttp then fails
+            # the body, dropping what it still held (the stream's last seconds).
+            try:
+                async for chunk in request.content.iter_any():
+                    chunks.put_nowait(chunk)
+            except (ClientError, OSError, asyncio.IncompleteReadError):
+                # ffmpeg died mid-stream: what it completed stays, as at a normal end.
+                log.info("session %s: %s stream cut short", output.session_id, rendition)
+            finally:
+                chunks.put_nowait(None)
+
+        puller = asyncio.create_task(pull())
         try:
-            while True:
-                try:
-                    chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                except (ClientError, OSError, asyncio.IncompleteReadError):
-                    # ffmpeg died mid-stream: what it completed stays, as at a normal end.
-                    log.info("session %s: %s stream cut short", output.session_id,
-                             rendition)
-                    break
+            while (chunk := await chunks.get()) is not None:
                 await output.feed(epoch, rendition, chunk)
         except CmafError as exc:
             log.warning("session %s: %s is not a fragmented MP4 stream: %s",
                         output.session_id, rendition, exc)
             raise web.HTTPBadRequest(text="not a fragmented MP4 stream\n") from None
         finally:
+            puller.cancel()
             # Shielded: the end of a stream closes its last segment, even on shutdown.
             await asyncio.shield(output.end_stream(epoch, rendition))
         return web.Response(status=201)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -80,7 +81,7 @@ class Store:
 
     def segments(self, session_id: int) -> list[str]:
         prefix = f"recordings/{session_id}/source/"
-        return [k for k in self.keys(prefix) if k.endswith(".ts")]
+        return [k for k in self.keys(prefix) if k.endswith(".m4s")]
 
 
 class Node:
@@ -219,7 +220,8 @@ def _go_live(node: Node, store: Store, key: str | None = None, *, frequency: int
 
 
 def _recording(store: Store, session_id: int, folder: Path) -> MediaPlaylist:
-    """The stored source recording, copied to `folder` as a player would fetch it."""
+    """The stored source recording, copied to `folder` as a player would fetch it: the
+    playlist, its segments and the init segments its EXT-X-MAPs name."""
     folder.mkdir(parents=True, exist_ok=True)
     prefix = f"recordings/{session_id}/source/"
     text = store.get(prefix + "index.m3u8")
@@ -227,14 +229,31 @@ def _recording(store: Store, session_id: int, folder: Path) -> MediaPlaylist:
     playlist = parse_media_playlist(text.decode())
     (folder / "index.m3u8").write_bytes(text)
     for segment in playlist.segments:
-        data = store.get(prefix + segment.uri)
-        assert data is not None, f"the playlist names a missing {segment.uri}"
-        (folder / segment.uri).write_bytes(data)
+        for uri in (segment.init_uri, segment.uri):
+            if uri is not None and not (folder / uri).exists():
+                data = store.get(prefix + uri)
+                assert data is not None, f"the playlist names a missing {uri}"
+                (folder / uri).write_bytes(data)
     return playlist
 
 
-def _decoded_frames(path: Path) -> int:
-    with av.open(str(path)) as container:
+def _played_frames(folder: Path, playlist: MediaPlaylist) -> int:
+    """The video frames a player decodes: each run's init, then that run's segments."""
+    frames = 0
+    runs: list[list[str]] = []
+    for segment in playlist.segments:
+        if segment.init_uri is not None:
+            runs.append([segment.init_uri])
+        assert runs, "the first segment names no init (EXT-X-MAP)"
+        runs[-1].append(segment.uri)
+    for run in runs:
+        frames += _decoded_frames(b"".join((folder / uri).read_bytes() for uri in run))
+    return frames
+
+
+def _decoded_frames(media: bytes | Path) -> int:
+    source = io.BytesIO(media) if isinstance(media, bytes) else str(media)
+    with av.open(source, mode="r") as container:
         return sum(1 for _ in container.decode(video=0))
 
 
@@ -263,13 +282,16 @@ def test_a_crash_mid_class_loses_and_overwrites_no_segment(
             f"{stored} was overwritten by the second run")
     playlist = _recording(store, session_id, tmp_path / "played")
     uris = [s.uri for s in playlist.segments]
-    assert uris == [f"{n:06d}.ts" for n in range(len(uris))]
+    assert uris == [f"{n:06d}.m4s" for n in range(len(uris))]
     assert len(uris) >= len(first) + 4
     assert set(first) <= {f"recordings/{session_id}/source/{u}" for u in uris}
     # The second run starts with a discontinuity, right after what the first one stored.
     assert [n for n, s in enumerate(playlist.segments) if s.discontinuity] == [len(first)]
+    # ... and its own init segment (EXT-X-MAP), named after that segment.
+    assert {n: s.init_uri for n, s in enumerate(playlist.segments) if s.init_uri} == {
+        0: "init_000000.mp4", len(first): f"init_{len(first):06d}.mp4"}
     assert playlist.ended
-    assert _decoded_frames(tmp_path / "played" / "index.m3u8") >= 15 * len(uris) * 0.8
+    assert _played_frames(tmp_path / "played", playlist) >= 15 * len(uris) * 0.8
     status, url = node.session(session_id)
     assert status == "ended" and url and url.endswith(f"/sessions/{session_id}/recording")
 
@@ -322,6 +344,7 @@ def test_a_finalisation_cut_short_is_completed_on_the_next_start(
     assert store.get(f"recordings/{session_id}/poster.jpg")
     playlist = _recording(store, session_id, tmp_path / "played")
     assert playlist.ended and len(playlist.segments) >= 4
+    assert _played_frames(tmp_path / "played", playlist) >= 15 * len(playlist.segments) * 0.8
     assert store.keys(f"live/{session_id}/") == []
     node.stop()
     assert not (node.data_dir / "work" / f"session-{session_id}").exists()
