@@ -387,7 +387,10 @@ class HlsDelivery:
     async def _send_part(self, track: RenditionTrack, number: int, index: int,
                          path: str) -> web.StreamResponse:
         data = track.part_data(number, index)
-        if data is None and number == track.open_number and not track.ended:
+        # The part being made, or the first of the next segment (hinted at the end of one).
+        upcoming = number == track.open_number or (number == track.open_number + 1
+                                                   and index == 0)
+        if data is None and upcoming and not track.ended:
             # The hinted next part: answered as soon as it is complete.
             if self._too_far(track, number, index) is None and await track.wait(
                     number, index, BLOCK_TARGETS * track.target):

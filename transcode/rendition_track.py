@@ -15,6 +15,7 @@ Names, relative to the rendition's folder: segment n is `{n:06d}.m4s`, its part 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
@@ -35,6 +36,8 @@ __all__ = ["PARTS_KEPT", "PARTS_LISTED", "ClosedSegment", "RenditionTrack", "ini
 PARTS_LISTED = 2
 # Complete segments whose parts are still served, for a player a little behind.
 PARTS_KEPT = 4
+# The packager's tolerance when it cuts on the segment grid (transcode.cmaf.packager).
+_GRID_TOLERANCE = 0.1
 # Complete segments kept in memory for players, while the upload queue stores them.
 BYTES_KEPT = 6
 
@@ -67,6 +70,7 @@ class _OpenSegment:
     number: int
     discontinuity: bool
     init_uri: str | None
+    start: float  # its first part's, on its run's clock
     parts: list[Part] = field(default_factory=list)
     data: list[bytes] = field(default_factory=list)
 
@@ -79,9 +83,11 @@ class RenditionTrack:
     """The live state of one rendition; see the module docstring. Not thread-safe: the
     session output's lock orders every change."""
 
-    def __init__(self, name: str, *, part_target: float, live: bool = True) -> None:
+    def __init__(self, name: str, *, part_target: float, live: bool = True,
+                 segment_seconds: float = 2.0) -> None:
         self.name = name
         self.part_target = part_target
+        self.segment_seconds = segment_seconds
         self.live = live
         self.segments: list[Segment] = []  # segment n is segments[n]
         self.last_epoch = -1  # ordinal of the epoch that gave the latest part
@@ -91,6 +97,8 @@ class RenditionTrack:
         self.version = 0  # bumped at every change, for render caches
         self._open: _OpenSegment | None = None
         self._pending_init: str | None = None  # the next segment starts a new init
+        self._origin: float | None = None  # where the run's segment grid starts (seconds)
+        self._next_start = 0.0  # where the next part starts, on the run's clock
         self._pending_discontinuity = False
         self._parts: OrderedDict[int, tuple[Part, ...]] = OrderedDict()
         self._part_data: dict[tuple[int, int], bytes] = {}
@@ -116,16 +124,21 @@ class RenditionTrack:
         self._inits[name] = data
         self._pending_init = name
         self._pending_discontinuity = number > 0
+        self._origin = None
         self._touch()
         return name, closed
 
     def add_part(self, data: bytes, duration: float, independent: bool,
-                 new_segment: bool) -> ClosedSegment | None:
-        """One part; returns the segment it closed, when it starts a new one."""
+                 new_segment: bool, start: float = 0.0) -> ClosedSegment | None:
+        """One part (`start`: on its run's clock); returns the segment it closed, when it
+        starts a new one."""
+        if self._origin is None:
+            self._origin = start
+        self._next_start = start + duration
         closed = None
         if new_segment or self._open is None:
             closed = self.close_segment()
-            self._start_segment()
+            self._start_segment(start)
         segment = self._open
         assert segment is not None
         index = len(segment.parts)
@@ -136,13 +149,13 @@ class RenditionTrack:
         self._touch()
         return closed
 
-    def _start_segment(self) -> None:
+    def _start_segment(self, start: float) -> None:
         number = len(self.segments)
         init = self._pending_init
         if init is None and number == 0:
             init = init_name(0)
         discontinuity = self._pending_discontinuity and number > 0
-        self._open = _OpenSegment(number, discontinuity, init)
+        self._open = _OpenSegment(number, discontinuity, init, start)
         self._pending_init = None
         self._pending_discontinuity = False
 
@@ -226,6 +239,17 @@ class RenditionTrack:
             return len(self.segments) - 1, (len(last.parts) - 1 if last.parts else None)
         return 0, None
 
+    def _starts_segment_next(self) -> bool:
+        """Whether the next part should open a new segment: it starts on the segment grid
+        the packager cuts on (where the encoder forced a keyframe), so the preload hint
+        names the part that will exist rather than one that never will."""
+        if self._origin is None or self._open is None:
+            return False
+        step = self.segment_seconds
+        started = self._open.start - self._origin
+        boundary = (math.floor((started + _GRID_TOLERANCE) / step) + 1) * step
+        return self._next_start - self._origin >= boundary - _GRID_TOLERANCE
+
     def part_data(self, number: int, index: int) -> bytes | None:
         return self._part_data.get((number, index))
 
@@ -247,8 +271,11 @@ class RenditionTrack:
         open_segment = self._open
         hint = None
         if not self.ended:
-            number = self.open_number
-            hint = part_name(number, len(open_segment.parts) if open_segment else 0)
+            if open_segment is not None and self._starts_segment_next():
+                hint = part_name(open_segment.number + 1, 0)
+            else:
+                hint = part_name(self.open_number,
+                                 len(open_segment.parts) if open_segment else 0)
         low_latency = LowLatency(
             part_target=self.part_target,
             open_parts=tuple(open_segment.parts) if open_segment else (),

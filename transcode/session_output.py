@@ -219,7 +219,8 @@ class SessionOutput:
         if track is None:
             live = rendition in self._ladder
             track = self._tracks[rendition] = RenditionTrack(
-                rendition, part_target=self._part_target or self._part_seconds, live=live)
+                rendition, part_target=self._part_target or self._part_seconds, live=live,
+                segment_seconds=self._segment_seconds)
         return track
 
     async def _take(self, ordinal: int, rendition: str, items: Sequence[Any]) -> None:
@@ -237,7 +238,7 @@ class SessionOutput:
                     await self._start_source(ordinal, item.data)
             else:
                 done = track.add_part(item.data, item.duration, item.independent,
-                                      item.new_segment)
+                                      item.new_segment, item.start)
                 if done is not None:
                     closed.append(done)
             track.last_epoch = ordinal
