@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from support.client_process import run_client
-from support.hls_validator import validate_playlists
 from support.gstreamer import GST_LAUNCH, Client, aac_encoder, pipeline, require
+from support.hls_validator import validate_playlists
 from support.live_stack import (
     LiveStack,
     decode,
