@@ -1,6 +1,10 @@
 """Watching a live HLS playlist as a player would: when each segment appears, how much
 media the playlist has made available by then, and the first segment that plays.
 
+Low-Latency playlists count their parts too: the media a player may fetch is every
+complete segment plus the parts of the one being made (EXT-X-PART after the last URI).
+fMP4 segments are decoded with their init section (EXT-X-MAP) before them.
+
 A watcher is a thread polling one media playlist (every 100 ms by default) until stopped.
 Segments are tracked by media sequence number, so a sliding window loses nothing as long
 as the poll is faster than a segment. The first listed segment is downloaded and decoded
@@ -10,6 +14,7 @@ with PyAV (in the watcher's thread): "playable" means a video frame came out of 
 from __future__ import annotations
 
 import io
+import re
 import statistics
 import threading
 import time
@@ -27,6 +32,23 @@ class Segment:
     sequence: int
     duration: float
     uri: str
+    init: str | None = None  # the EXT-X-MAP in force (fMP4)
+
+
+_PART_DURATION = re.compile(r"DURATION=([0-9.]+)")
+
+
+def open_parts_seconds(text: str) -> float:
+    """Seconds of the parts listed after the last complete segment (LL-HLS)."""
+    total = 0.0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXT-X-PART:"):
+            match = _PART_DURATION.search(line)
+            total += float(match.group(1)) if match else 0.0
+        elif line and not line.startswith("#"):
+            total = 0.0
+    return total
 
 
 def fetch(url: str, timeout_s: float = 5) -> bytes | None:
@@ -42,15 +64,19 @@ def fetch(url: str, timeout_s: float = 5) -> bytes | None:
 def parse_media_playlist(text: str) -> list[Segment]:
     sequence = 0
     duration: float | None = None
+    init: str | None = None
     found: list[Segment] = []
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             sequence = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MAP:"):
+            match = re.search(r'URI="([^"]+)"', line)
+            init = match.group(1) if match else init
         elif line.startswith("#EXTINF:"):
             duration = float(line.split(":", 1)[1].split(",", 1)[0])
         elif line and not line.startswith("#") and duration is not None:
-            found.append(Segment(sequence, duration, line))
+            found.append(Segment(sequence, duration, line, init))
             sequence += 1
             duration = None
     return found
@@ -65,10 +91,11 @@ def first_variant(master_url: str, text: str) -> str | None:
     return None
 
 
-def decodes_video(data: bytes) -> bool:
-    """True if the MPEG-TS bytes hold a video stream of which a frame decodes."""
+def decodes_video(data: bytes, fmt: str | None = "mpegts") -> bool:
+    """True if the bytes (MPEG-TS, or init + fMP4 segment with `fmt` None) hold a video
+    stream of which a frame decodes."""
     try:
-        with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
+        with av.open(io.BytesIO(data), mode="r", format=fmt) as container:
             if not container.streams.video:
                 return False
             for _frame in container.decode(video=0):
@@ -120,6 +147,7 @@ class LiveWatch:
     def _run(self) -> None:
         first_poll = True
         available = 0.0
+        edge = 0.0
         highest = -1
         while not self._stop.is_set():
             next_poll = time.monotonic() + self.interval_s
@@ -136,11 +164,21 @@ class LiveWatch:
                 # Segments already listed on the first poll appeared earlier than we saw.
                 if not first_poll:
                     self.appearances.append(Appearance(now, segment.sequence, available))
+            parts = open_parts_seconds(body.decode(errors="replace")) if body else 0.0
+            if parts and not first_poll and available + parts > edge:
+                # A part is media a low-latency player can fetch: the edge moved on.
+                self.appearances.append(Appearance(now, highest + 1, available + parts))
+            edge = max(edge, available + parts)
             if segments:
                 first_poll = False
             if self.check_playable and self.first_playable is None and segments and url:
                 data = fetch(urllib.parse.urljoin(url, segments[0].uri), timeout_s=10)
-                if data and decodes_video(data):
+                init = segments[0].init
+                if data and init is not None:
+                    head = fetch(urllib.parse.urljoin(url, init), timeout_s=10)
+                    if head and decodes_video(head + data, fmt=None):
+                        self.first_playable = time.monotonic() - self.started
+                elif data and decodes_video(data):
                     self.first_playable = time.monotonic() - self.started
             self._stop.wait(max(0.0, next_poll - time.monotonic()))
 

@@ -60,7 +60,7 @@ from rtmp_publishers import (  # noqa: E402
 from tree_cpu import machine_busy_seconds, process_cpu, tree_cpu_total  # noqa: E402
 
 from config.loading import load_settings  # noqa: E402
-from transcode.command import ladder_command  # noqa: E402
+from transcode.command import STREAM_NAME, ladder_command  # noqa: E402
 from transcode.ladder import SOURCE_NAME, plan_ladder  # noqa: E402
 from transcode.probe import probe_flv  # noqa: E402
 
@@ -412,7 +412,7 @@ class Bench:
         step = Step(BARE, "ladder", 1)
         proc = self.children.start("bare ffmpeg ladder", argv, log=folder / "ffmpeg.log")
         try:
-            playlist = out / "0" / renditions[0].name / "index.m3u8"
+            playlist = out / "0" / renditions[0].name / STREAM_NAME
             start = time.monotonic()
             while time.monotonic() < start + a.warmup + 30:
                 if proc.poll() is not None:

@@ -177,6 +177,16 @@ async def test_a_publish_plays_as_a_ladder_and_then_as_a_recording(stack: LiveSt
     assert "_HLS_" not in "".join(line for line in newer.splitlines()
                                   if not line.startswith("#EXT-X-SERVER-CONTROL"))
 
+    # A player without Low-Latency support (ffmpeg's HLS reader) plays the same playlist
+    # as plain HLS, from the class's first segment.
+    plain = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "0",
+        "-i", url.replace("master.m3u8", "hd/index.m3u8"), "-map", "0:v", "-frames:v", "15",
+        "-f", "null", "-", stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    code, errors = await finished(plain, within=30)
+    assert code == 0, errors
+
     # The player that just fetched the ladder counts as a viewer.
     assert (await stack.live_status())["stream"]["viewers"] == 1
 
