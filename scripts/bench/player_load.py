@@ -7,7 +7,8 @@ Each client GETs the playlist, then, if the playlist says `CAN-BLOCK-RELOAD=YES`
 segment with `_HLS_msn` alone when there are no parts): a blocking reload, answered when
 that part exists. Otherwise it polls like a legacy player, every half target duration.
 After each playlist it GETs every part (or segment, without parts) it has not fetched
-yet; it starts at the live edge (the last part or segment listed). Bodies are read and
+yet; it starts at the live edge (the last part or segment listed, after the EXT-X-MAP
+initialisation segment if there is one). Bodies are read and
 dropped. Every client stops at its deadline.
 """
 
@@ -33,6 +34,7 @@ class Playlist:
     target_s: float = 2.0
     can_block: bool = False
     ended: bool = False
+    map_uri: str | None = None  # fMP4's initialisation segment (EXT-X-MAP)
     segments: list[Segment] = field(default_factory=list)
 
     @property
@@ -79,6 +81,8 @@ def parse(text: str) -> Playlist:
             uri = _attribute(line, "URI")
             if uri:
                 parts.append(uri)
+        elif line.startswith("#EXT-X-MAP:"):
+            playlist.map_uri = _attribute(line, "URI")
         elif line.startswith("#EXT-X-ENDLIST"):
             playlist.ended = True
         elif line and not line.startswith("#"):
@@ -149,6 +153,8 @@ async def _client(session: aiohttp.ClientSession, url: str, deadline: float,
         if first:  # join at the live edge: everything older counts as seen
             fetched.update(media[:-1])
             first = False
+            if playlist.map_uri:
+                media.insert(0, playlist.map_uri)
         for uri in media:
             if uri in fetched or time.monotonic() >= deadline:
                 continue
