@@ -79,6 +79,7 @@ class PlayersRun:
     figures: LoadFigures
     client_cpu_s: float  # this benchmark's own CPU (the clients) over the window
     others_busy: float  # share of all cores busy with anything but the server, in the window
+    clients_s: float  # how long the clients ran (ramp and tail included)
 
     @property
     def per_player_pct(self) -> float:
@@ -227,8 +228,8 @@ class Bench:
         print(f"  no player: server {100 * idle / seconds:.1f}% of a core", flush=True)
         for count in a.players:
             ramp = 3.0
-            task = asyncio.create_task(run_players(playlist, count, ramp + seconds + 2,
-                                                   ramp_s=ramp))
+            clients_s = ramp + seconds + 2
+            task = asyncio.create_task(run_players(playlist, count, clients_s, ramp_s=ramp))
             await asyncio.sleep(ramp)
             cpu0, mine0 = self.server_cpu(server), time.process_time()
             busy0, all0 = machine_busy_seconds()
@@ -238,7 +239,7 @@ class Bench:
             busy1, all1 = machine_busy_seconds()
             figures = await task
             others = max(0.0, (busy1 - busy0) - cpu) / max(all1 - all0, 1e-9)
-            run = PlayersRun(count, seconds, cpu, idle, figures, mine, others)
+            run = PlayersRun(count, seconds, cpu, idle, figures, mine, others, clients_s)
             result.players.append(run)
             mode = "blocking reload" if figures.blocking else "polling (no CAN-BLOCK-RELOAD)"
             print(f"  {count} players ({mode}): server {100 * cpu / seconds:.1f}% of a core,"
@@ -296,20 +297,21 @@ def report(bench: Bench) -> None:
         print("\nPlayers on one playlist, one shared playback token: server process CPU "
               "(idle window taken out)")
         print(f"  {'part':<12} {'players':>7} {'reload':>9} {'server %':>9} {'idle %':>7} "
-              f"{'%/player':>9} {'%/100':>7} {'ratio':>7} {'req/s':>7} {'errors':>6}")
+              f"{'%/player':>9} {'%/100':>7} {'ratio':>7} {'req/s':>7} {'errors':>6} {'others':>6}")
         for part, p in player_rows:
             ref_run = next((q for q in (ref.players if ref else []) if q.players == p.players),
                            None)
             ratio = "1.00x" if part == NGINX else _ratio(
                 p.per_player_pct, ref_run.per_player_pct if ref_run else None)
-            reqs = (p.figures.playlist_requests + p.figures.media_requests) / (p.seconds + 2)
+            reqs = (p.figures.playlist_requests + p.figures.media_requests) / p.clients_s
             reload = "blocking" if p.figures.blocking else "polling"
             print(f"  {part:<12} {p.players:>7} {reload:>9} "
                   f"{100 * p.cpu_s / p.seconds:>8.1f}% {100 * p.idle_cpu_s / p.seconds:>6.1f}% "
                   f"{p.per_player_pct:>8.3f}% {100 * p.per_player_pct:>6.1f}% {ratio:>7} "
-                  f"{reqs:>7.0f} {p.figures.errors:>6}")
+                  f"{reqs:>7.0f} {p.figures.errors:>6} {p.others_busy:>6.0%}")
         print("  %/player: share of one core; %/100: per 100 players. ours = `academia serve`'s"
-              " own process (not its ffmpeg workers); nginx = its worker process.")
+              " own process (not its ffmpeg workers);\n  nginx = its worker process; others:"
+              " share of all cores busy with anything else (the clients too) in the window.")
     print("\nLoad average at each start: "
           + ", ".join(f"{r.part} {r.load_1min:.1f}" for r in bench.results))
 
@@ -349,8 +351,9 @@ async def run(bench: Bench) -> None:
             await browser.close()
 
 
-def _raise_exit(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+def _as_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM stops the run as Ctrl-C does (asyncio cancels the run, which cleans up)."""
+    signal.raise_signal(signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             print("the clock code does not read back:", *problems, sep="\n  ", file=sys.stderr)
             return 1
         print("clock code self-check: every frame read back exactly (720p, 360p x264)")
-    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGTERM, _as_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     work = Path(tempfile.mkdtemp(prefix="academia-latency-"))
     work.chmod(0o755)  # nginx's worker may run as another user (nginx started by root)
