@@ -23,7 +23,7 @@ The decoder is checked first (clock_frames.self_check: 720p and 360p through x26
 Everything it starts is stopped at the end, also on Ctrl-C or an error.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/bench/latency.py \
-        [--parts ladder,passthrough,nginx] [--seconds 25] [--warmup 10] \
+        [--parts ladder,passthrough,nginx] [--seconds 25] [--warmup 10] [--rounds 1] \
         [--players 50,200] [--players-on passthrough,nginx] [--players-seconds 20] \
         [--nginx-run ../shared/baselines/nginx-rtmp/run.sh] [--json FILE] [--keep]
 """
@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,7 @@ class PartResult:
     publisher: dict[str, float] = field(default_factory=dict)
     load_1min: float = 0.0
     note: str = ""
+    round: int = 1
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="which servers to measure: ladder, passthrough (ours), nginx")
     p.add_argument("--seconds", type=float, default=25, help="glass-to-glass window (0: none)")
     p.add_argument("--warmup", type=float, default=10, help="playing, unmeasured, before it")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure the parts this many times, interleaved (players: once)")
     p.add_argument("--players", default="", help="player counts for the CPU load, e.g. 50,200")
     p.add_argument("--players-on", default="passthrough,nginx",
                    help="the parts on which the players run")
@@ -133,10 +137,9 @@ class Bench:
         self.hls_js = HLS_JS.read_bytes()  # the reference page's, the same as ours
 
     @asynccontextmanager
-    async def server(self, part: str) -> AsyncIterator[tuple[Server, str]]:
+    async def server(self, part: str, folder: Path) -> AsyncIterator[tuple[Server, str]]:
         """A fresh server with one stream; yields it and the RTMP URL to publish to."""
-        folder = self.work / part
-        folder.mkdir()
+        os.makedirs(folder)
         if part == NGINX:
             nginx = NginxRtmp(self.args.nginx_run, folder, 2)
             self.nginx.append(nginx)
@@ -179,13 +182,14 @@ class Bench:
             await asyncio.sleep(0.5)
         raise RuntimeError(f"the stream did not go live within {timeout_s:.0f} s")
 
-    async def run_part(self, part: str, browser: Browser | None) -> PartResult:
+    async def run_part(self, part: str, browser: Browser | None, round_: int = 1
+                       ) -> PartResult:
         a = self.args
-        result = PartResult(part, load_1min=_load_average())
+        result = PartResult(part, load_1min=_load_average(), round=round_)
         self.results.append(result)
-        print(f"\n== {part} ==", flush=True)
-        async with self.server(part) as (server, rtmp_url):
-            folder = self.work / part
+        print(f"\n== {part} (round {round_}) ==", flush=True)
+        folder = self.work / f"{part}-{round_}"
+        async with self.server(part, folder) as (server, rtmp_url):
             stats, publisher = self.start_publisher(rtmp_url, folder)
             try:
                 playlist = await self.wait_live(server)
@@ -193,7 +197,7 @@ class Bench:
                 if browser is not None:
                     result.glass = await self.glass(server, playlist, browser)
                     print(f"  glass-to-glass: {result.glass.describe()}", flush=True)
-                if a.players and part in a.players_on:
+                if a.players and part in a.players_on and round_ == 1:
                     await self.players(server, playlist, result)
                 try:
                     result.publisher = json.loads(stats.read_text())
@@ -268,30 +272,41 @@ def _ratio(ours: float | None, ref: float | None) -> str:
     return f"{ours / ref:.2f}x" if ours is not None and ref else "-"
 
 
+NAMES = {"ladder": "ours, ladder (course page)", "passthrough": "ours, passthrough (course page)",
+         NGINX: "nginx-rtmp + hls.js defaults"}
+
+
 def report(bench: Bench) -> None:
-    by_part = {r.part: r for r in bench.results}
-    ref = by_part.get(NGINX)
-    ref_glass = ref.glass if ref else None
+    ref = next((r for r in bench.results if r.part == NGINX and r.players), None) or next(
+        (r for r in bench.results if r.part == NGINX), None)
     print("\n" + "=" * 78)
     print(f"Glass-to-glass (painted clock -> frame presented in headless chromium), "
           f"{os.cpu_count()} cores")
-    print(f"  {'part':<30} {'median':>7} {'p90':>7} {'frames':>7} {'stalls':>6} "
+    print(f"  {'part':<34} {'median':>7} {'p90':>7} {'frames':>7} {'stalls':>6} "
           f"{'ratio median':>12} {'cam dropped':>11}")
     for r in bench.results:
         g = r.glass
-        name = {"ladder": "ours, ladder (course page)",
-                "passthrough": "ours, passthrough (course page)",
-                NGINX: "nginx-rtmp + hls.js defaults"}[r.part]
+        name = NAMES[r.part] + (f" #{r.round}" if bench.args.rounds > 1 else "")
+        same_round = next((q for q in bench.results if q.part == NGINX and q.round == r.round),
+                          None)
+        ref_glass = same_round.glass if same_round else None
         painted = r.publisher.get("frames", 0)
         dropped = r.publisher.get("dropped", 0)
         late = f"{dropped / max(1, painted + dropped):.1%}"
         if g is None:
-            print(f"  {name:<30} {'-':>7} {'-':>7} {'-':>7} {'-':>6} {'-':>12} {late:>11}")
+            print(f"  {name:<34} {'-':>7} {'-':>7} {'-':>7} {'-':>6} {'-':>12} {late:>11}")
             continue
-        ratio = "1.00x" if r is ref else _ratio(
+        ratio = "1.00x" if r.part == NGINX else _ratio(
             g.median_s, ref_glass.median_s if ref_glass else None)
-        print(f"  {name:<30} {_fmt(g.median_s):>6}s {_fmt(g.p90_s):>6}s "
+        print(f"  {name:<34} {_fmt(g.median_s):>6}s {_fmt(g.p90_s):>6}s "
               f"{len(g.samples_ms):>7} {g.stalls:>6} {ratio:>12} {late:>11}")
+    if bench.args.rounds > 1:
+        medians = {part: statistics.median(ms) for part in bench.args.parts
+                   if (ms := [r.glass.median_s for r in bench.results
+                              if r.part == part and r.glass and r.glass.median_s is not None])}
+        print("  median over rounds: " + "; ".join(
+            f"{part} {value:.2f} s ({_ratio(value, medians.get(NGINX))})"
+            for part, value in medians.items()))
     player_rows = [(r.part, p) for r in bench.results for p in r.players]
     if player_rows:
         print("\nPlayers on one playlist, one shared playback token: server process CPU "
@@ -341,12 +356,13 @@ async def run(bench: Bench) -> None:
             executable_path=CHROMIUM, headless=True,
             args=["--autoplay-policy=no-user-gesture-required"])
         try:
-            for part in a.parts:
-                try:
-                    await bench.run_part(part, browser)
-                except Exception:  # one part failing leaves the others' figures
-                    print(f"  {part} FAILED:\n{traceback.format_exc()}", flush=True)
-                    bench.results[-1].note = "failed"
+            for round_ in range(1, a.rounds + 1):
+                for part in a.parts:
+                    try:
+                        await bench.run_part(part, browser, round_)
+                    except Exception:  # one part failing leaves the others' figures
+                        print(f"  {part} FAILED:\n{traceback.format_exc()}", flush=True)
+                        bench.results[-1].note = "failed"
         finally:
             await browser.close()
 
