@@ -102,8 +102,8 @@ def _alive(pid: int) -> bool:
 class Academia:
     """`academia serve` on free ports in `folder`; every stream gets its own course."""
 
-    def __init__(self, children: Children, folder: Path, *, mode: str, segment_seconds: int,
-                 max_streams: int, preset: str | None = None,
+    def __init__(self, children: Children, folder: Path, *, mode: str,
+                 segment_seconds: int | None, max_streams: int, preset: str | None = None,
                  command: list[str] | None = None) -> None:
         self.children = children
         self.folder = folder
@@ -126,10 +126,11 @@ class Academia:
             "ACADEMIA_PASSWORD_TIME_COST": "1",
             "ACADEMIA_PASSWORD_MEMORY_COST_KIB": "64",
             "ACADEMIA_TRANSCODE_MODE": mode,
-            "ACADEMIA_SEGMENT_SECONDS": str(segment_seconds),
             "ACADEMIA_MAX_STREAMS": str(max_streams),
             "ACADEMIA_METRICS_LISTEN": self.metrics_base.removeprefix("http://"),
         }
+        if segment_seconds is not None:  # None: the server's own default
+            env["ACADEMIA_SEGMENT_SECONDS"] = str(segment_seconds)
         if preset:
             env["ACADEMIA_X264_PRESET"] = preset
         argv = command or academia_command()
