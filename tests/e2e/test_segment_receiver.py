@@ -15,9 +15,8 @@ import aiohttp
 import av
 import pytest
 
-from support.cmaf_runs import AUDIO, SD, SOURCE_INFO, decode, make_flv, run_ladder
+from support.cmaf_runs import AUDIO, SD, SOURCE_INFO, decode, make_flv, package_stream, run_ladder
 from support.hls_validator import validate_playlists
-from transcode.cmaf.packager import CmafPackager, Init
 from transcode.command import ladder_command
 from transcode.segment_receiver import SegmentReceiver, epoch_name
 from transcode.session_output import SessionOutput
@@ -181,17 +180,8 @@ async def test_bytes_that_are_not_a_fragmented_mp4_are_refused(
 
 def _package(data: bytes) -> tuple[bytes, list[bytes]]:
     """The init and segments `data` holds complete (2 s segments)."""
-    packager = CmafPackager(2.0)
-    init = b""
-    segments: list[bytes] = []
-    for item in [*packager.feed(data), *packager.close()]:
-        if isinstance(item, Init):
-            init = item.data
-        elif item.new_segment or not segments:
-            segments.append(item.data)
-        else:
-            segments[-1] += item.data
-    return init, segments
+    packaged = package_stream(data, 2.0)
+    return packaged.init, packaged.segments
 
 
 @dataclass

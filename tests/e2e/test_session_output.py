@@ -23,13 +23,14 @@ from support.cmaf_runs import (
     SD,
     SOURCE,
     SOURCE_INFO,
+    Packaged,
     decode,
     feed_run,
     make_flv,
+    package_stream,
     run_ladder,
 )
 from support.hls_validator import validate_playlists
-from transcode.cmaf.packager import CmafPackager, Init
 from transcode.hls_playlist import MediaPlaylist, parse_media_playlist
 from transcode.ladder import plan_passthrough
 from transcode.mp4_export import Mp4ExportError, export_mp4
@@ -61,25 +62,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
                 run_ladder(make_flv(root / "b.flv", 4, 660), [SD, AUDIO], root / "b"))
 
 
-@dataclass(frozen=True)
-class Packaged:
-    init: bytes
-    segments: list[bytes]
-
-
 def package(data: bytes, segment_seconds: float = SEGMENT) -> Packaged:
     """What one stream should become: its init and segments, the stream fed whole."""
-    packager = CmafPackager(segment_seconds)
-    init = b""
-    segments: list[bytes] = []
-    for item in [*packager.feed(data), *packager.close()]:
-        if isinstance(item, Init):
-            init = item.data
-        elif item.new_segment or not segments:
-            segments.append(item.data)
-        else:
-            segments[-1] += item.data
-    return Packaged(init, segments)
+    return package_stream(data, segment_seconds)
 
 
 class SpyQueue:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 
+from transcode.cmaf.packager import CmafPackager, Init
 from transcode.command import ladder_command, stream_url
 from transcode.ladder import AAC_LC, SOURCE_NAME, Rendition, SourceInfo, h264_codec_tag, x264_level
 from transcode.session_output import SessionOutput
@@ -67,6 +68,29 @@ def run_ladder(flv: Path, renditions: Sequence[Rendition], folder: Path, *, run:
                               timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     return {name: Path(stream_url(str(folder), run, name)).read_bytes() for name in names}
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """One stream cut as the session output cuts it: its init and its segments' bytes."""
+
+    init: bytes
+    segments: list[bytes]
+
+
+def package_stream(data: bytes, segment_seconds: float = 2.0) -> Packaged:
+    """The init and the complete segments `data` holds, the stream fed whole."""
+    packager = CmafPackager(segment_seconds)
+    init = b""
+    segments: list[bytes] = []
+    for item in [*packager.feed(data), *packager.close()]:
+        if isinstance(item, Init):
+            init = item.data
+        elif item.new_segment or not segments:
+            segments.append(item.data)
+        else:
+            segments[-1] += item.data
+    return Packaged(init, segments)
 
 
 def chunks(data: bytes, rng: random.Random, largest: int = 16_384) -> list[bytes]:
