@@ -21,10 +21,12 @@ from transcode.cmaf.boxes import CmafError
 from transcode.command import STREAM_NAME
 from transcode.session_output import SessionOutput
 
-__all__ = ["SegmentReceiver", "epoch_name"]
+__all__ = ["QUEUED_CHUNKS", "SegmentReceiver", "epoch_name"]
 
 log = logging.getLogger(__name__)
 
+# Chunks (each what one network read brought) read ahead of the output: a few MB at most.
+QUEUED_CHUNKS = 256
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _RUN = re.compile(r"^[0-9]{1,9}$")
 _RENDITION = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -96,7 +98,8 @@ class SegmentReceiver:
         info = request.match_info
         epoch = epoch_name(info["token"], int(info["run"]))
         rendition = info["rendition"]
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # Bounded: should the output fall behind, reading stops and TCP slows ffmpeg down.
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUED_CHUNKS)
 
         async def pull() -> None:
             # Taken off aiohttp's buffer as they come: ffmpeg closes the connection right
@@ -104,12 +107,12 @@ class SegmentReceiver:
             # the body, dropping what it still held (the stream's last seconds).
             try:
                 async for chunk in request.content.iter_any():
-                    chunks.put_nowait(chunk)
+                    await chunks.put(chunk)
             except (ClientError, OSError, asyncio.IncompleteReadError):
                 # ffmpeg died mid-stream: what it completed stays, as at a normal end.
                 log.info("session %s: %s stream cut short", output.session_id, rendition)
             finally:
-                chunks.put_nowait(None)
+                await chunks.put(None)
 
         puller = asyncio.create_task(pull())
         try:
