@@ -34,13 +34,14 @@ STREAM_NAME = "stream.mp4"
 # CMAF fragments written as the media comes: no seeking back (empty_moov), each fragment
 # self-contained (default_base_moof), and no index at the end for a stream that never ends.
 _MOVFLAGS = "+frag_keyframe+empty_moov+default_base_moof+cmaf+skip_trailer"
-# x264's delay for the least quality: no B-frames, a 5-frame lookahead (keeps mbtree,
+# x264's delay for the least quality: no B-frames, a 3-frame lookahead (keeps mbtree,
 # which keeps a talking head and slides sharp at low bitrates) and sliced threads (frame
-# threads hold a frame each): 6 frames (200 ms at 30 fps) instead of 17, for -0.12 SSIM dB
-# at 720p and -0.46 at 360p, and less CPU. Measured by scripts/bench/encoder.py (figures in
-# scripts/bench/README.md); `-tune zerolatency` would save 200 ms more for twice the loss.
+# threads hold a frame each): 4 frames (133 ms at 30 fps) instead of 17, for -0.13 SSIM dB
+# at 720p and -0.50 at 360p, and less CPU. Measured by scripts/bench/encoder.py (figures in
+# scripts/bench/README.md); a 5-frame lookahead loses 0.04 dB less for 67 ms more, which the
+# 2 s glass-to-glass budget could not spare; `-tune zerolatency` loses twice as much.
 X264_LOW_DELAY: dict[str, Any] = {
-    "x264-params": "bframes=0:rc-lookahead=5:sync-lookahead=0:sliced-threads=1",
+    "x264-params": "bframes=0:rc-lookahead=3:sync-lookahead=0:sliced-threads=1",
 }
 
 
@@ -90,7 +91,9 @@ def ladder_command(renditions: Sequence[Rendition], source: SourceInfo, *, base_
     """The full argument list (argv[0] is `ffmpeg_path`) for one run."""
     if not renditions:
         raise ValueError("no renditions to produce")
-    inp = ffmpeg.input("pipe:0", f="flv")
+    # Slice threads for decoding: frame threads would hold a frame each (two here, more
+    # on a bigger machine) before the ladder sees it; a source's H.264 decodes fast enough.
+    inp = ffmpeg.input("pipe:0", f="flv", thread_type="slice")
     outputs: list[Any] = []
     copy_only = all(r.copy for r in renditions)
     encoded = [r for r in renditions if not r.copy and not r.audio_only]
