@@ -31,6 +31,10 @@ export const HLS_CONFIG = {
   // Catching up after a stall: at most 15% faster, hardly audible, only while within a
   // target duration of the target (further back is watching the past on purpose).
   maxLiveSyncPlaybackRate: 1.15,
+  // Each stall moves the target back by a little more than a part, not hls.js's default
+  // full second: on a weak connection a student ends up a few parts further back, not
+  // seconds (measured with scripts/bench/latency.py: two stalls cost 0.5 s, not 2 s).
+  liveSyncOnStallIncrease: 0.25,
   // Should hls.js have to jump forward, it jumps to what is buffered rather than past it.
   liveSyncMode: "buffered",
   // A class lasts hours: keep 30 s behind the playhead (an instant short rewind) and
