@@ -31,9 +31,9 @@ export const HLS_CONFIG = {
   // Catching up after a stall: at most 15% faster, hardly audible, only while within a
   // target duration of the target (further back is watching the past on purpose).
   maxLiveSyncPlaybackRate: 1.15,
-  // Each stall moves the target back by a little more than a part, not hls.js's default
-  // full second: on a weak connection a student ends up a few parts further back, not
-  // seconds (measured with scripts/bench/latency.py: two stalls cost 0.5 s, not 2 s).
+  // Each stall moves the target back by about a part, not hls.js's default full second
+  // (both capped at one target duration): a student on a weak connection backs off in
+  // small steps instead of losing the low latency at the first stall.
   liveSyncOnStallIncrease: 0.25,
   // Should hls.js have to jump forward, it jumps to what is buffered rather than past it.
   liveSyncMode: "buffered",
