@@ -9,7 +9,8 @@ longest part any output can then make, so no part ever exceeds it.
 
 An output carrying both video and audio (passthrough's source) is cut by whichever track
 reaches the fragment length first, which would make parts of uneven length: it is asked
-for the smallest fragments, and the packager joins them into parts of whole video frames
+for fragments of about one video frame, and the packager joins them into parts of whole
+video frames
 (`CmafPackager(part_seconds=...)`, `gathers_fragments`).
 """
 
@@ -43,7 +44,8 @@ def gathers_fragments(rendition: Rendition) -> bool:
 def fragment_seconds(rendition: Rendition, target: float) -> float:
     """The `-frag_duration` (in seconds) for one output, for parts of at most `target`."""
     if gathers_fragments(rendition):
-        return _MARGIN
+        # About a video frame each: whole frames to join, without a fragment per sample.
+        return max(_MARGIN, frame_seconds(rendition) - _MARGIN)
     return max(_MARGIN, target - frame_seconds(rendition) + _MARGIN)
 
 

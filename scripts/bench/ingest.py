@@ -294,9 +294,14 @@ class Bench:
         return len(publishers) - live
 
     def positions(self, server: Server) -> dict[Path, int]:
-        """Per live playlist on disk, the sequence number after the last segment listed."""
+        """Per live playlist on disk (ours: per rendition folder), the sequence number
+        after the last segment listed (stored)."""
         out = {}
         for path in server.disk_playlists():
+            if path.is_dir():
+                # Our segments, stored as they close and numbered from 0.
+                out[path] = sum(1 for _ in path.glob("[0-9]*.m4s"))
+                continue
             try:
                 segments = parse_media_playlist(path.read_text(errors="replace"))
             except OSError:

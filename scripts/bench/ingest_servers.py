@@ -177,14 +177,16 @@ class Academia:
         return urls
 
     def disk_playlists(self) -> list[Path]:
-        """Each live session's playlist in local storage (one rendition per session; read
-        without asking the server, which a saturated server answers slowly)."""
+        """Each live session's first video rendition folder in local storage, where its
+        segments are stored as they close (live playlists are served from memory and
+        never stored; read without asking the server, which a saturated server answers
+        slowly)."""
         found = []
-        for session in sorted((self.folder / "var/media/live").glob("*")):
-            playlists = sorted(session.glob("*/index.m3u8"),
-                               key=lambda p: (p.parent.name == "audio", p.parent.name))
-            if playlists:
-                found.append(playlists[0])
+        for session in sorted((self.folder / "var/media/recordings").glob("*")):
+            folders = sorted((p for p in session.iterdir() if p.is_dir()),
+                             key=lambda p: (p.name in ("audio", "source"), p.name))
+            if folders:
+                found.append(folders[0])
         return found
 
     def playlist_url(self, index: int) -> str | None:
