@@ -22,6 +22,8 @@ from typing import Any
 from clock_frames import DECODER_JS
 from playwright.async_api import Browser, Page, Route
 
+from support.browser import sign_in
+
 # Installs the sampler on the first <video> inside `selector`: window.__glass holds the
 # samples [wall ms, latency ms, video height] and the counts of frames seen and unreadable.
 SAMPLER_JS = """
@@ -95,15 +97,6 @@ class GlassFigures:
                 f"{min(self.samples_ms) / 1000:.2f} s, max {max(self.samples_ms) / 1000:.2f}"
                 f" s; {len(self.samples_ms)} frames read ({rungs}), {self.unreadable} "
                 f"unreadable, {self.stalls} stalls ({self.api})")
-
-
-async def sign_in(page: Page, base: str, username: str, password: str, then: str) -> None:
-    """Sign in through the page's form, landing on `then` (as tests/support/browser.py)."""
-    await page.goto(f"{base}/signin?next={then}")
-    await page.fill("#username", username)
-    await page.fill("#password", password)
-    await page.click("#signin button[type=submit]")
-    await page.wait_for_url(f"{base}{then}")
 
 
 async def open_course(browser: Browser, base: str, course_id: int, username: str,

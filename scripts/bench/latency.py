@@ -50,7 +50,7 @@ from types import FrameType
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-for _path in (HERE, REPO):  # our helpers, the project
+for _path in (HERE, REPO, REPO / "tests"):  # our helpers, the project, the test helpers
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
@@ -122,7 +122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.parts) - {*MODES, NGINX}
     if unknown:
         p.error(f"unknown parts: {', '.join(sorted(unknown))}")
-    args.players = [int(n) for n in args.players.split(",") if n]
+    # 0 (or nothing) measures no players.
+    args.players = [int(n) for n in args.players.split(",") if n and int(n) > 0]
     args.players_on = [x for x in args.players_on.split(",") if x]
     return args
 
