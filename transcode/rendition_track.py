@@ -94,7 +94,6 @@ class RenditionTrack:
         self.ended = False
         self.recorded = 0  # segments named by the recording playlist last written
         self.target = 1  # the target duration never shrinks
-        self.version = 0  # bumped at every change, for render caches
         self._open: _OpenSegment | None = None
         self._pending_init: str | None = None  # the next segment starts a new init
         self._origin: float | None = None  # where the run's segment grid starts (seconds)
@@ -196,7 +195,6 @@ class RenditionTrack:
         return closed
 
     def _touch(self) -> None:
-        self.version += 1
         self._rendered.clear()
         self._changed.set()
         self._changed = asyncio.Event()
@@ -235,8 +233,9 @@ class RenditionTrack:
         if self._open is not None and self._open.parts:
             return self._open.number, len(self._open.parts) - 1
         if self.segments:
-            last = self.segments[-1]
-            return len(self.segments) - 1, (len(last.parts) - 1 if last.parts else None)
+            last = len(self.segments) - 1
+            parts = self._parts.get(last)
+            return last, (len(parts) - 1 if parts else None)
         return 0, None
 
     def _starts_segment_next(self) -> bool:

@@ -36,10 +36,10 @@ import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from transcode.cmaf.boxes import CmafError
-from transcode.cmaf.packager import CmafPackager, Init
+from transcode.cmaf.packager import CmafPackager, Init, Part
 from transcode.events import EventSink, UploadFailed
 from transcode.hls_playlist import (
     PlaylistError,
@@ -223,7 +223,8 @@ class SessionOutput:
                 segment_seconds=self._segment_seconds)
         return track
 
-    async def _take(self, ordinal: int, rendition: str, items: Sequence[Any]) -> None:
+    async def _take(self, ordinal: int, rendition: str, items: Sequence[Init | Part]
+                    ) -> None:
         if not items:
             return
         track = self._track(rendition)
@@ -232,7 +233,9 @@ class SessionOutput:
             if isinstance(item, Init):
                 name, last = track.new_init(item.data)
                 if last is not None:
-                    closed.append(last)
+                    # The earlier run's last segment: stored (and appended to the source
+                    # file) as that run's, before this run's file begins.
+                    await self._store(track.last_epoch, track, [last])
                 self._queue.put(self._recording(f"{rendition}/{name}"), item.data, MP4_TYPE)
                 if rendition == SOURCE_NAME:
                     await self._start_source(ordinal, item.data)
