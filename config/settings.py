@@ -157,6 +157,35 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several processes: control processes behind a load balancer, media nodes, an edge.
+
+    One process (`role` "all", the default) needs none of it."""
+
+    # "all" (one process), "control" (API, pages, chat, jobs) or "media" (ingest,
+    # workers, the live origin); `academia serve --role` overrides it.
+    role: str = "all"
+    # Where a media node reaches the control plane ("http://control:8080"), and the secret
+    # both sides share; control processes accept media nodes only when it is set.
+    control_url: str = ""
+    node_secret: str = field(default="", repr=False)
+    # This media node's name (unique in the cluster) and the address the control plane
+    # and the edge reach it at ("http://10.0.0.5:8080"); empty: the host name and
+    # http://<host>:<http_port>.
+    node_name: str = ""
+    node_url: str = ""
+    # Media nodes tell the control plane they are alive this often; one silent for
+    # `node_dead_seconds` is taken for dead and its classes wait for their encoders.
+    heartbeat_seconds: int = 5
+    node_dead_seconds: int = 15
+    # The nginx edge (`academia edge-config`): its listen address, the control processes
+    # and the media nodes ("name=http://host:port", comma-separated) it sends requests to.
+    edge_listen: str = "0.0.0.0:80"
+    edge_control_urls: str = ""
+    edge_media_nodes: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -164,6 +193,7 @@ class Settings:
     payments: PaymentSettings = field(default_factory=PaymentSettings)
     streaming: StreamingSettings = field(default_factory=StreamingSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def database_url(self) -> str:
