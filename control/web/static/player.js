@@ -7,13 +7,15 @@
 // ("Back to live").
 
 import { api, currentUser, el, show } from "./api.js";
+import { LiveCatchUp } from "./live_catch_up.js";
 
 const HEARTBEAT_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 const AUDIO_ONLY = "audio";
 // Within this many seconds of where hls.js means to sit (its live sync position) the
-// player counts as live: hls.js catches up by itself from there (a slightly faster
-// playbackRate), and a stall adds up to a target duration to its target latency.
+// player counts as live: it catches up by itself from there (a slightly faster
+// playbackRate, live_catch_up.js), and a stall adds up to a target duration to
+// hls.js's target latency.
 const LIVE_SLACK_S = 3;
 const LIVE_TICK_MS = 1000;
 
@@ -28,9 +30,9 @@ export const HLS_CONFIG = {
   // the live playlist lists the class from its first segment.
   // No liveMaxLatencyDuration(Count) either (Infinity): with one, hls.js would pull a
   // student watching from the start of the class back to the live edge.
-  // Catching up after a stall: at most 15% faster, hardly audible, only while within a
-  // target duration of the target (further back is watching the past on purpose).
-  maxLiveSyncPlaybackRate: 1.15,
+  // Catching up with the edge is live_catch_up.js's (hls.js's own needs a second
+  // buffered ahead, which 200 ms parts never give): hls.js leaves the rate alone.
+  maxLiveSyncPlaybackRate: 1,
   // Each stall moves the target back by about a part, not hls.js's default full second
   // (both capped at one target duration): a student on a weak connection backs off in
   // small steps instead of losing the low latency at the first stall.
@@ -54,6 +56,7 @@ export class Player {
   // onEnded: called when a live class ends under the viewer (so the page can refresh).
   constructor(container, sessionId, { expect = "live", onEnded = null } = {}) {
     this.container = container;
+    container.player = this; // for the browser tests and the console
     this.sessionId = sessionId;
     this.expect = expect;
     this.onEnded = onEnded;
@@ -156,6 +159,7 @@ export class Player {
     }
     const hls = new Hls({ ...HLS_CONFIG, startPosition: this.resumeAt });
     this.hls = hls;
+    this.catchUp = new LiveCatchUp(hls, this.video);
     this.container.dataset.lowLatency = String(hls.config.lowLatencyMode);
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
       // The audio playlist alone has no rungs: the menu keeps the master's, so a
@@ -338,6 +342,7 @@ export class Player {
     this.liveTimer = null;
     if (this.hls) {
       this.resumeAt = this.behindLive() >= LIVE_SLACK_S ? this.video.currentTime : -1;
+      this.catchUp.detach();
       this.hls.destroy();
       this.hls = null;
     }
