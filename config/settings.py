@@ -176,7 +176,7 @@ class ClusterSettings:
     node_url: str = ""
     # Media nodes tell the control plane they are alive this often; one silent for
     # `node_dead_seconds` is taken for dead and its classes wait for their encoders.
-    heartbeat_seconds: int = 5
+    node_heartbeat_seconds: int = 5
     node_dead_seconds: int = 15
     # The nginx edge (`academia edge-config`): its listen address, the control processes
     # and the media nodes ("name=http://host:port", comma-separated) it sends requests to.
