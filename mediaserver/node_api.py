@@ -2,9 +2,10 @@
 
 The control plane's `NodeCalls` (control/nodes/node_calls.py) posts here when its API
 ends a class or revokes stream keys, and asks for a live stream's details; the node hands
-each to its `ClassObserver`. Only callers with the node secret are heard (401 otherwise);
-without a secret the routes are not mounted (404). A class this node does not carry is
-no error: the control plane tells every alive node about a session none has reported yet.
+each to its `ClassObserver` (the same LiveObserver the API calls in a single process).
+Only callers with the node secret are heard (401 otherwise); without a secret the routes
+are not mounted (404). A class this node does not carry is no error: the control plane
+tells every alive node about a session none has reported yet.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from control.nodes.node_calls import NODE_PREFIX
 from control.nodes.node_secret import carries_secret
-from mediaserver.class_observer import ClassObserver
+from control.sessions.live_observer import LiveObserver
 from mediaserver.http_errors import error_response
 
 __all__ = ["add_node_routes"]
@@ -49,8 +50,9 @@ def _ids(body: dict[str, Any], name: str) -> frozenset[int]:
     return frozenset(_id({name: v}, name) for v in values)
 
 
-def add_node_routes(app: web.Application, observer: ClassObserver, secret: str) -> None:
-    """Mount the routes on the node's app; nothing without a secret."""
+def add_node_routes(app: web.Application, observer: LiveObserver, secret: str) -> None:
+    """Mount the routes on the node's app; nothing without a secret. `observer` is the
+    node's ClassObserver (mediaserver/class_observer.py)."""
     if not secret:
         return
 
