@@ -17,6 +17,7 @@ from control.api import (
     enrollments,
     invites,
     live,
+    nodes,
     payments,
     playback,
     schedules,
@@ -32,13 +33,14 @@ from control.http.openapi import openapi_document
 from control.http.responses import json
 from control.http.routing import Endpoint, add_endpoints
 from control.http.state import STATE, AppState
+from control.node_api.mounting import add_node_api
 from control.sessions.live_observer import LiveObserver
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live, playback, chat, attendance,
+    schedules, sessions, live, playback, chat, attendance, nodes,
 )
 
 
@@ -63,9 +65,10 @@ def build_app(
     )
     passwords = Passwords(settings.auth)
     limits = SignInLimits(settings.auth, _rate_limit_store(settings))
+    signer = PlaybackSigner(signing_key(settings))
     app[STATE] = AppState(
         settings, database, passwords, dummy_hash(passwords),
-        playback_signer=PlaybackSigner(signing_key(settings)), sign_in_limits=limits,
+        playback_signer=signer, sign_in_limits=limits,
         trusted_proxies=trusted_networks(settings.server.trusted_proxies),
         live_observer=live_observer,
     )
@@ -83,6 +86,8 @@ def build_app(
         return json(document)
 
     app.router.add_get("/openapi.json", serve_openapi)
+    # Media nodes' questions and heartbeats: only with a node secret, never in OpenAPI.
+    add_node_api(app, settings, database, signer)
     add_page_routes(app, settings.public_url)  # the web pages and their assets
     install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
     return app

@@ -29,6 +29,6 @@ class ClassObserver:
     async def keys_revoked(self, course_id: int, key_ids: frozenset[int]) -> None:
         await self._publishing.keys_revoked(course_id, key_ids)
 
-    def details(self, course_id: int) -> dict[str, Any] | None:
+    async def details(self, course_id: int) -> dict[str, Any] | None:
         session_id = self._publishing.live_session(course_id)
         return self._media.details(session_id) if session_id is not None else None

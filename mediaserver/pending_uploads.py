@@ -7,7 +7,8 @@ then every `interval` seconds: it drains each spool left by a session this node 
 carrying (taking the spool's lock, and handing it over as soon as the session comes back
 live here, so one spool is only ever sent by one queue), then stores each unsent MP4 (only
 once its session's spool is empty, so the recording's playlists are there first) and tells
-the control plane the recording is ready.
+the control plane the recording is ready (asked again at the next round, should the
+control plane not answer: the MP4 is already gone from here by then).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class PendingUploads:
         self._drain_seconds = drain_seconds
         self._budget = budget
         self._task: asyncio.Task[None] | None = None
+        # Recordings stored whose readiness the control plane has not taken yet.
+        self._unconfirmed: set[int] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._forever())
@@ -88,7 +91,10 @@ class PendingUploads:
             await asyncio.sleep(self._interval)
 
     async def retry_once(self) -> None:
-        """One round: drain the spools, then store the unsent MP4s whose spools are empty."""
+        """One round: drain the spools, then store the unsent MP4s whose spools are empty;
+        first, tell the control plane again of recordings it has not taken yet."""
+        for unconfirmed in sorted(self._unconfirmed):
+            await self._confirm(unconfirmed)
         undrained: set[int] = set()
         for folder in await asyncio.to_thread(self._leftover_spools):
             session_id = _session_id(folder)
@@ -146,8 +152,20 @@ class PendingUploads:
                         session_id, exc)
             return
         await asyncio.to_thread(mp4.unlink)
-        await self._control.recording_ready(session_id)
-        log.info("session %d: recording stored after all, and marked ready", session_id)
+        log.info("session %d: recording stored after all", session_id)
+        await self._confirm(session_id)
+
+    async def _confirm(self, session_id: int) -> None:
+        try:
+            await self._control.recording_ready(session_id)
+        except Exception as exc:
+            if session_id not in self._unconfirmed:
+                log.warning("session %d: the control plane did not take that its recording"
+                            " is ready (%s); retrying later", session_id, exc)
+            self._unconfirmed.add(session_id)
+            return
+        self._unconfirmed.discard(session_id)
+        log.info("session %d: recording marked ready", session_id)
 
 
 def _remove_empty(folder: Path) -> None:

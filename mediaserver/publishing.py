@@ -30,6 +30,12 @@ The other ways a publication or a class ends:
 - the node starts (`resume_unfinished`): a class an earlier process left live waits for its
   encoder (the grace period); a finalisation cut short is done again.
 
+A control plane that cannot take the end of a class or a recording being ready (its
+database down, a remote one unreachable) is asked again in the background, backing off,
+until it answers: nothing is lost while the class goes on. A retried end stops if the
+course comes back live on this node (that publication owns its end). Retries still
+pending at shutdown are dropped: the next start takes them up from the stage files.
+
 Calls run one way: protocols call this module, this module calls the control plane (the
 `ControlPort`) and the media (`LiveMedia`); nothing calls back.
 """
@@ -41,6 +47,7 @@ import contextlib
 import enum
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,11 +139,15 @@ class Publishing:
         *,
         registry: PublisherSlots | None = None,
         grace: float | None = None,
+        retry_delays: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self.control = control
         self.media = media
         self.registry = registry if registry is not None else PublisherSlots()
         self._grace = grace
+        # A control call that failed is tried again after the first delay, doubling up to
+        # the second (seconds).
+        self._retry_first, self._retry_most = retry_delays
         self._classes: dict[int, _LiveClass] = {}  # by session id
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -215,7 +226,7 @@ class Publishing:
                 pass  # ended from the API: nothing more to end
             elif live is None:
                 # No media here for it (it never went live): record the end now.
-                await self.control.end_session(course_id)
+                await self._end_session_or_retry(course_id, publication.session_id)
             elif self._grace is None:
                 await self._class_over(live)
             elif live.grace is None:
@@ -240,12 +251,20 @@ class Publishing:
     async def _class_over(self, live: _LiveClass) -> None:
         """Nobody publishes into the class any more: the control plane ends it, the media
         is finalised."""
-        try:
-            await self.control.end_session(live.course_id)
-        except Exception:
-            log.exception("course %d: could not record the end of session %d",
-                          live.course_id, live.session_id)
+        await self._end_session_or_retry(live.course_id, live.session_id)
         self._end_soon(live)
+
+    async def _end_session_or_retry(self, course_id: int, session_id: int | None) -> None:
+        try:
+            await self.control.end_session(course_id)
+        except Exception as exc:
+            _log_control_failure(exc, f"course {course_id}: could not record the end of "
+                                      f"session {session_id}; retrying")
+            self._spawn(self._retry(
+                f"course {course_id}: end of session {session_id}",
+                lambda: self.control.end_session(course_id),
+                still_wanted=lambda: self._class_of_course(course_id) is None,
+            ))
 
     def _end_soon(self, live: _LiveClass) -> asyncio.Task[None]:
         if live.ending is None:
@@ -262,13 +281,42 @@ class Publishing:
         if key is not None:
             try:
                 await self.control.recording_ready(live.session_id)
-            except Exception:
-                # The stage file stays: the next start tells the control plane again.
-                log.exception("session %d: could not record that its recording is ready",
-                              live.session_id)
+            except Exception as exc:
+                # Asked again in the background; until then the stage file stays, so the
+                # next start tells the control plane again should this process stop first.
+                _log_control_failure(exc, f"session {live.session_id}: could not record "
+                                          "that its recording is ready; retrying")
+                self._spawn(self._ready_later(live.session_id))
                 return
             log.info("session %d: recording ready (%s)", live.session_id, key)
         await self.media.forget(live.session_id)
+
+    async def _ready_later(self, session_id: int) -> None:
+        if await self._retry(f"session {session_id}: recording ready",
+                             lambda: self.control.recording_ready(session_id)):
+            await self.media.forget(session_id)
+
+    async def _retry(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[None]],
+        still_wanted: Callable[[], bool] = lambda: True,
+    ) -> bool:
+        """`call` again, backing off, until it succeeds (True) or is no longer wanted
+        (False). Failures are logged once; cancelled at shutdown."""
+        delay = self._retry_first
+        while True:
+            await asyncio.sleep(delay)
+            if not still_wanted():
+                log.info("%s: no longer needed", what)
+                return False
+            try:
+                await call()
+            except Exception:
+                delay = min(delay * 2, self._retry_most)
+                continue
+            log.info("%s: recorded by the control plane after all", what)
+            return True
 
     # ------------------------------------------------------------------ other endings
 
@@ -335,11 +383,18 @@ class Publishing:
 
     async def _confirm_recording(self, state: SessionMediaState) -> None:
         try:
-            if await self.media.recording_stored(state.session_id):
-                await self.control.recording_ready(state.session_id)
+            stored = await self.media.recording_stored(state.session_id)
         except Exception:
             log.exception("session %d: could not confirm its recording", state.session_id)
             return
+        if stored:
+            try:
+                await self.control.recording_ready(state.session_id)
+            except Exception as exc:
+                _log_control_failure(exc, f"session {state.session_id}: could not confirm "
+                                          "its recording; retrying")
+                await self._ready_later(state.session_id)  # this task is a background one
+                return
         await self.media.forget(state.session_id)
 
     # ------------------------------------------------------------------ status

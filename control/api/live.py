@@ -81,7 +81,7 @@ async def live_status(ctx: Ctx) -> Any:
     ).first()
     result["next_session"] = session_json(upcoming) if upcoming else None
     observer = ctx.state.live_observer
-    details = observer.details(course.id) if observer is not None and session else None
-    # The stream itself (input bitrate, codecs, renditions) while this node carries it.
+    details = await observer.details(course.id) if observer is not None and session else None
+    # The stream itself (input bitrate, codecs, renditions) while a node carries it.
     result["stream"] = details
     return json(result)

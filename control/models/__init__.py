@@ -10,6 +10,7 @@ from control.models.chat_ticket import ChatTicket
 from control.models.course import AccessLevel, ChatMode, Course, course_prerequisites
 from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.invite import InviteCode
+from control.models.media_node import MediaNodeRecord, MediaNodeSession
 from control.models.payment import Payment, PaymentKind
 from control.models.schedule import Schedule
 from control.models.session import CourseSession, SessionStatus
@@ -34,6 +35,8 @@ __all__ = [
     "EnrollmentEvent",
     "EnrollmentStatus",
     "InviteCode",
+    "MediaNodeRecord",
+    "MediaNodeSession",
     "Payment",
     "PaymentKind",
     "Role",

@@ -1,11 +1,12 @@
 """What the control plane tells the media edge about live classes, and asks it.
 
 The control plane knows courses, not bytes: it never imports the media server. When one
-runs in the same process, it registers a `LiveObserver` on the app; the API then tells it
-when a class is ended from the web app (so the encoder is disconnected and the recording
-finalised) and when stream keys stop working (so an encoder live on one is disconnected),
-and asks it what live-status shows of the stream itself (input bitrate, codecs,
-renditions). Without an observer (tests, a control-only node) these are skipped.
+runs in the same process, it registers a `LiveObserver` on the app (a control process of
+a cluster registers one that calls the media nodes: control/nodes/node_calls.py); the API
+then tells it when a class is ended from the web app (so the encoder is disconnected and
+the recording finalised) and when stream keys stop working (so an encoder live on one is
+disconnected), and asks it what live-status shows of the stream itself (input bitrate,
+codecs, renditions). Without an observer (tests, a control-only node) these are skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class LiveObserver(Protocol):
         dropped encoder, so its teacher can come back with a good key."""
         ...
 
-    def details(self, course_id: int) -> dict[str, Any] | None:
-        """The stream's input and renditions, while this node carries it; else None."""
+    async def details(self, course_id: int) -> dict[str, Any] | None:
+        """The stream's input and renditions, while a node carries it; else None.
+        Async: the node carrying it may be another process (control/nodes/node_calls.py)."""
         ...

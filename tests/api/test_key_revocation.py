@@ -35,7 +35,7 @@ class Observer:
     async def keys_revoked(self, course_id: int, key_ids: frozenset[int]) -> None:
         self.revoked.append((course_id, key_ids))
 
-    def details(self, course_id: int) -> dict[str, Any] | None:
+    async def details(self, course_id: int) -> dict[str, Any] | None:
         return None
 
 

@@ -53,6 +53,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "stream_keys.revoke": STAFF,
     "stream_keys.delete": STAFF,
     "audit.list": ADMIN,
+    "nodes.list": ADMIN,
     "enrollments.enroll": STUDENTS,
     "enrollments.enroll_student": STAFF,
     "enrollments.remove_student": STAFF,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from mediaserver.control_port import PublishDecision
+from mediaserver.control_port import ControlUnavailable, PublishDecision
 from mediaserver.pending_uploads import PendingUploads
 from support.control_fakes import IngestOnlyControl
 from transcode.storage.backend import StorageError
@@ -29,6 +29,7 @@ class Control(IngestOnlyControl):
 
     def __init__(self) -> None:
         self.ready: list[int] = []
+        self.away = False  # the control plane cannot be reached
 
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         raise AssertionError("not asked here")
@@ -40,6 +41,8 @@ class Control(IngestOnlyControl):
         raise AssertionError("not asked here")
 
     async def recording_ready(self, session_id: int) -> None:
+        if self.away:
+            raise ControlUnavailable("control plane unreachable")
         self.ready.append(session_id)
 
 
@@ -120,3 +123,22 @@ async def test_a_spool_is_handed_over_when_its_session_comes_back(tmp_path: Path
     assert await storage.list("recordings/7/") == [
         f"recordings/7/hd/{n:06d}.ts" for n in range(3)]
     await live.close(timeout=5)
+
+
+async def test_a_ready_recording_the_control_plane_missed_is_told_again(tmp_path: Path) -> None:
+    spool, unsent = tmp_path / "spool", tmp_path / "work" / "unsent"
+    unsent.mkdir(parents=True)
+    (unsent / "session-9.mp4").write_bytes(b"an mp4")
+    storage, control = LocalStorage(tmp_path / "media"), Control()
+    control.away = True
+    pending = PendingUploads(storage, control, spool_dir=spool, unsent_dir=unsent,
+                             active=set)
+    await pending.retry_once()  # stored, but the control plane did not hear of it
+    assert await storage.get("recordings/9/recording.mp4") == b"an mp4"
+    assert not (unsent / "session-9.mp4").exists() and control.ready == []
+    await pending.retry_once()
+    assert control.ready == []
+    control.away = False
+    await pending.retry_once()
+    await pending.retry_once()
+    assert control.ready == [9]  # told once it answers, and once only

@@ -35,6 +35,8 @@ class Control:
     calls: list[tuple[str, int]] = field(default_factory=list)
     unavailable: bool = False
     fail_going_live: bool = False
+    # Calls that raise ControlUnavailable (after being recorded): the control plane is away.
+    away: set[str] = field(default_factory=set)
     _live: dict[int, int] = field(default_factory=dict)
     _next: int = 100
 
@@ -54,6 +56,8 @@ class Control:
 
     async def end_session(self, course_id: int) -> None:
         self.calls.append(("end_session", course_id))
+        if "end_session" in self.away:
+            raise ControlUnavailable("control plane unreachable")
         self._live.pop(course_id, None)
 
     async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
@@ -61,6 +65,8 @@ class Control:
 
     async def recording_ready(self, session_id: int) -> None:
         self.calls.append(("recording_ready", session_id))
+        if "recording_ready" in self.away:
+            raise ControlUnavailable("control plane unreachable")
 
 
 class NullSink:
@@ -317,4 +323,37 @@ async def test_a_publisher_cancelled_while_going_live_leaves_its_slot() -> None:
         await arriving
     assert not publishing.registry.is_live(COURSE)
     assert publishing.live_session(COURSE) == 101  # it waits the grace period
+    await publishing.close()
+
+
+async def test_a_control_plane_away_is_told_the_end_and_the_recording_once_back() -> None:
+    control, media = Control(away={"end_session", "recording_ready"}), Media()
+    publishing = Publishing(control, media, grace=None, retry_delays=(0.05, 0.1))
+    publication = await live_publication(publishing, [])
+    await publishing.publisher_left(publication, protocol="RTMP")
+    # The media is finalised all the same; the calls are asked again, not lost.
+    await until(lambda: control.calls.count(("recording_ready", 101)) >= 2)
+    assert control.calls.count(("end_session", COURSE)) >= 2
+    assert ("forget", 101) not in media.calls  # not until the control plane took it
+    control.away.clear()
+    await until(lambda: ("forget", 101) in media.calls)
+    await asyncio.sleep(0.3)
+    settled = list(control.calls)
+    await asyncio.sleep(0.3)
+    assert control.calls == settled  # no more retries once both were taken
+    assert control._live == {}
+    await publishing.close()
+
+
+async def test_a_retried_end_gives_way_to_a_publisher_back_on_this_node() -> None:
+    control, media = Control(away={"end_session"}), Media()
+    publishing = Publishing(control, media, grace=None, retry_delays=(0.2, 0.2))
+    first = await live_publication(publishing, [])
+    await publishing.publisher_left(first, protocol="RTMP")
+    await until(lambda: ("forget", 101) in media.calls)
+    again = await live_publication(publishing, [])  # the course is live here again
+    control.away.clear()
+    await asyncio.sleep(0.5)
+    assert control.calls.count(("end_session", COURSE)) == 1  # the retry stood down
+    assert publishing.live_session(COURSE) == again.session_id
     await publishing.close()
