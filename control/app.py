@@ -13,6 +13,7 @@ from control.api import (
     audit,
     categories,
     chat,
+    chat_presence,
     courses,
     enrollments,
     invites,
@@ -38,7 +39,7 @@ from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live, playback, chat, attendance,
+    schedules, sessions, live, playback, chat, chat_presence, attendance,
 )
 
 
@@ -84,5 +85,9 @@ def build_app(
 
     app.router.add_get("/openapi.json", serve_openapi)
     add_page_routes(app, settings.public_url)  # the web pages and their assets
-    install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
+    hub = install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
+    if settings.server.redis_url:  # several control processes: chat, revocations, presence
+        from control.redis_sharing import share_through_redis
+
+        share_through_redis(app, settings.server.redis_url, database, hub)
     return app
