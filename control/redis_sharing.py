@@ -43,8 +43,8 @@ def share_through_redis(app: web.Application, url: str, database: Database,
         yield
         await presence.close()
         await relay.close()
-        revocations.detach()
         await link.close()
+        revocations.detach()  # after the link's last word (down), which distrusts the cache
 
     app.cleanup_ctx.append(running)
     return link
