@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse
+from redis.asyncio import Redis
 from sqlalchemy import select
 
 from config.settings import Settings
 from control.app import build_app
+from control.chat.redis_presence import KEY as PRESENCE_KEY
 from control.db.database import Database
 from control.models import ChatMessage
 from control.redis_sharing import REDIS_LINK
@@ -269,3 +272,21 @@ async def test_a_flood_is_limited_across_processes(
     assert len(await stored_texts(api.database, sid)) == burst
     await flooder.close()
     await elsewhere.close()
+
+
+async def test_the_users_of_a_process_that_died_fall_out(
+    api: Api, other: Api, world: World, redis_server: RedisServer
+) -> None:
+    sid = await live_session(api, world)
+    # What a process that died a moment ago left behind: its last refresh, about to expire.
+    client = Redis.from_url(redis_server.url)
+    try:
+        await client.zadd(PRESENCE_KEY.format(sid), {f"deadbeef:{world.student.id}:student1":
+                                                     time.time() + 1.0})
+    finally:
+        await client.aclose()
+    path = f"/sessions/{sid}/chat-presence"
+    answer = await other.get(path, None, expect=200)
+    assert answer["users"] == [{"id": world.student.id, "username": "student1"}]
+    await asyncio.sleep(1.2)  # nothing refreshes it
+    assert (await other.get(path, None, expect=200))["users"] == []
