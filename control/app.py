@@ -13,6 +13,7 @@ from control.api import (
     audit,
     categories,
     chat,
+    chat_presence,
     courses,
     enrollments,
     invites,
@@ -40,7 +41,7 @@ from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live, playback, chat, attendance, nodes,
+    schedules, sessions, live, playback, chat, chat_presence, attendance, nodes,
 )
 
 
@@ -89,5 +90,9 @@ def build_app(
     # Media nodes' questions and heartbeats: only with a node secret, never in OpenAPI.
     add_node_api(app, settings, database, signer)
     add_page_routes(app, settings.public_url)  # the web pages and their assets
-    install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
+    hub = install_chat(app)  # the chat WebSocket: not a JSON endpoint, so not in OpenAPI
+    if settings.server.redis_url:  # several control processes: chat, revocations, presence
+        from control.redis_sharing import share_through_redis
+
+        share_through_redis(app, settings.server.redis_url, database, hub)
     return app

@@ -1,7 +1,8 @@
 """Sign-in tokens: issue, resolve to a user (also through the per-process cache), revoke.
 
 Revoking empties the process's token cache (control/accounts/token_cache.py watches the UPDATEs
-below), so a token logged out here is refused at once by this process.
+below), so a token logged out here is refused at once by this process, and, with Redis, by
+every other control process (control/accounts/token_revocations.py).
 """
 
 from __future__ import annotations

@@ -10,8 +10,14 @@ The price is revocation lag, bounded and stated here:
   and any bulk UPDATE/DELETE of users or auth_tokens (logout, `revoke_all_for`) empties
   the cache at once and again when that transaction commits, so a lookup that raced the
   change cannot put the old answer back;
-- another process's revocation (a second server on the same database) is seen here after
-  at most `ttl_seconds`.
+- another process's revocation (a second server on the same database): with Redis
+  (several control processes), that process publishes the change once it commits and
+  before its request answers, and this cache empties on receipt
+  (control/accounts/token_revocations.py); while this process's subscription is not
+  known to be up (Redis away, reconnecting), the cache is bypassed: every lookup asks
+  the database. What remains is the time Redis takes to hand the message over (well
+  under a millisecond on one network), and, if the revoking process alone cannot reach
+  Redis while this one can, `ttl_seconds`. Without Redis (one process), `ttl_seconds`.
 
 The cached user is a detached snapshot shared by concurrent requests: read it, never
 change it or add it to a session.
@@ -57,8 +63,14 @@ class TokenCache:
         self._entries: dict[str, _Entry] = {}
         # Bumped by every eviction: a lookup that started before one may not store.
         self.generation = 0
+        # False while changes made elsewhere could go unheard (see `distrust`).
+        self.trusted = True
+        # Told when a change committed in this process emptied the cache (to publish it).
+        self.on_committed_change: Callable[[], None] | None = None
 
     def get(self, token_hash: str) -> User | None:
+        if not self.trusted:
+            return None
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
@@ -69,7 +81,7 @@ class TokenCache:
 
     def put(self, token_hash: str, user: User, expires_at: datetime, generation: int) -> None:
         """Remember a lookup that started at `generation` (see `generation`)."""
-        if generation != self.generation or self.ttl_seconds <= 0:
+        if generation != self.generation or self.ttl_seconds <= 0 or not self.trusted:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # crude, and rare: only past max_entries live tokens
@@ -80,6 +92,22 @@ class TokenCache:
     def clear(self) -> None:
         self.generation += 1
         self._entries.clear()
+
+    def distrust(self) -> None:
+        """Changes made by other processes may go unheard: bypass the cache until `trust`."""
+        self.trusted = False
+        self.clear()
+
+    def trust(self) -> None:
+        """Changes made elsewhere are heard again; what was looked up before is dropped."""
+        self.clear()  # also stops lookups that began while distrusted from storing
+        self.trusted = True
+
+    def committed_change(self) -> None:
+        """A change to users or tokens committed in this process."""
+        self.clear()
+        if self.on_committed_change is not None:
+            self.on_committed_change()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -125,7 +153,7 @@ def _after_commit(session: Session) -> None:
     if session.info.pop(_PENDING_KEY, False):
         cache = _cache_of(session)
         if cache is not None:
-            cache.clear()
+            cache.committed_change()
 
 
 def _after_rollback(session: Session) -> None:

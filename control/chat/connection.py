@@ -39,15 +39,15 @@ class Grant:
 
 
 @dataclass(frozen=True)
-class _Outgoing:
+class Outgoing:
     message_id: int | None  # set for "message" frames: a joiner skips repeats by it
     text: str
 
 
-def outgoing(frame: dict[str, Any]) -> _Outgoing:
+def outgoing(frame: dict[str, Any]) -> Outgoing:
     """A frame serialised once, however many sockets it goes to."""
     message_id = frame["id"] if frame.get("type") == "message" else None
-    return _Outgoing(message_id, dumps(frame))
+    return Outgoing(message_id, dumps(frame))
 
 
 class ChatConnection:
@@ -72,7 +72,7 @@ class ChatConnection:
         self._send_timeout = send_timeout
         # Frames broadcast while the history is still being sent wait here too, so a new
         # joiner sees every message once and in order.
-        self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue(maxsize=max(1, queue_frames))
+        self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=max(1, queue_frames))
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self.dropped: str | None = None  # why the server closed it, once it has
@@ -81,11 +81,11 @@ class ChatConnection:
     def user_id(self) -> int | None:
         return self.grant.user_id
 
-    def send(self, frame: dict[str, Any] | _Outgoing) -> None:
+    def send(self, frame: dict[str, Any] | Outgoing) -> None:
         """Queue a frame; drop the socket if its queue is full. Never waits."""
         if self.dropped is not None:
             return
-        item = frame if isinstance(frame, _Outgoing) else outgoing(frame)
+        item = frame if isinstance(frame, Outgoing) else outgoing(frame)
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:

@@ -1,9 +1,13 @@
-"""The in-process chat hub: the open sockets of every session, broadcast to them, and
-the per-user rate-limit buckets. One hub per application (one `academia serve`).
+"""The chat hub: the open sockets of every session in this process, broadcast to them,
+and the per-user rate limit. One hub per application (one `academia serve`).
 
 Sending never holds a database transaction: callers commit first, then broadcast.
 Broadcasting only queues frames on each socket (control/chat/connection.py): posting and
-moderation never wait on any reader.
+moderation never wait on any reader. With several control processes (Redis), every
+broadcast and every word to a user also goes to the `relay` (control/chat/redis_relay.py),
+which hands it to the other processes; what they relay arrives through `deliver`, which
+reaches this process's sockets only. So each socket gets each frame once, from the
+process that holds it.
 """
 
 from __future__ import annotations
@@ -11,28 +15,48 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
 
 from config.settings import CourseSettings
-from control.chat.connection import ChatConnection, outgoing
-from control.chat.rate_limit import TokenBucket
+from control.accounts.rate_limit_store import InProcessStore, RateLimitStore
+from control.chat.connection import ChatConnection, Outgoing, outgoing
 from control.models.base import utcnow
+
+
+class ChatRelay(Protocol):
+    def send(self, event: dict[str, Any]) -> None:
+        """Hand an event to the other processes; never waits."""
+        ...
 
 
 class ChatHub:
     def __init__(
-        self, settings: CourseSettings, clock: Callable[[], datetime] = utcnow
+        self, settings: CourseSettings, clock: Callable[[], datetime] = utcnow,
+        limits: RateLimitStore | None = None,
     ) -> None:
         self.settings = settings
         # Replaceable so tests can move time (mutes, slow mode, the rate limit).
         self.clock = clock
+        # The per-user message buckets: the sign-in limits' store, so that with Redis a
+        # user posting through several processes spends from one bucket.
+        self.limits: RateLimitStore = limits or InProcessStore()
+        self.relay: ChatRelay | None = None
         self._rooms: dict[int, set[ChatConnection]] = {}
-        self._buckets: dict[int, TokenBucket] = {}
+        # Told whenever someone joins or leaves (presence keeps its view current).
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, watcher: Callable[[], None]) -> None:
+        self._watchers.append(watcher)
+
+    def _changed(self) -> None:
+        for watcher in self._watchers:
+            watcher()
 
     def join(self, connection: ChatConnection) -> None:
         self._rooms.setdefault(connection.session_id, set()).add(connection)
+        self._changed()
 
     def leave(self, connection: ChatConnection) -> None:
         room = self._rooms.get(connection.session_id)
@@ -41,41 +65,60 @@ class ChatHub:
         room.discard(connection)
         if not room:
             del self._rooms[connection.session_id]
-        self._forget_idle_bucket(connection.user_id)
+        self._changed()
 
     def connections(self, session_id: int) -> list[ChatConnection]:
         return list(self._rooms.get(session_id, ()))
 
-    def take_token(self, user_id: int) -> bool:
-        """The per-user rate limit; the same bucket across all of the user's sockets."""
-        now = self.clock()
-        bucket = self._buckets.get(user_id)
-        if bucket is None:
-            bucket = self._buckets[user_id] = TokenBucket(
-                self.settings.chat_rate_burst, self.settings.chat_rate_refill_seconds, now
-            )
-        return bucket.take(now)
+    def present(self) -> dict[int, dict[int, str]]:
+        """Who is here, in this process: {session id: {user id: username}} (signed in)."""
+        return {
+            session_id: {c.user_id: c.username for c in room
+                         if c.user_id is not None and c.dropped is None}
+            for session_id, room in self._rooms.items()
+        }
 
-    def _forget_idle_bucket(self, user_id: int | None) -> None:
-        # A full bucket holds no state worth keeping; a partly used one survives a
-        # reconnect, so reconnecting does not reset the limit.
-        if user_id is None:
-            return
-        bucket = self._buckets.get(user_id)
-        if bucket is not None and bucket.full(self.clock()):
-            del self._buckets[user_id]
+    async def take_token(self, user_id: int) -> bool:
+        """The per-user rate limit; the same bucket across all of the user's sockets
+        (and, with Redis, processes): a burst, then one message per refill period."""
+        burst, period = self.settings.chat_rate_burst, self.settings.chat_rate_refill_seconds
+        if period <= 0:  # nothing to wait for: no limit (a burst of 0 still refuses all)
+            return True
+        wait = await self.limits.take(f"chat:user:{user_id}", burst, period,
+                                      self.clock().timestamp())
+        return wait <= 0
 
     def session_ids(self) -> list[int]:
         return list(self._rooms)
 
     def broadcast(self, session_id: int, frame: dict[str, Any]) -> None:
         item = outgoing(frame)
-        for connection in self.connections(session_id):
-            connection.send(item)
+        self._broadcast_here(session_id, item)
+        if self.relay is not None:
+            self.relay.send({"kind": "broadcast", "session_id": session_id,
+                             "message_id": item.message_id, "text": item.text})
 
     def tell_user(self, course_id: int, user_id: int, frame: dict[str, Any]) -> None:
         """Every open socket of one user in one course's chats."""
         item = outgoing(frame)
+        self._tell_here(course_id, user_id, item)
+        if self.relay is not None:
+            self.relay.send({"kind": "tell_user", "course_id": course_id, "user_id": user_id,
+                             "message_id": item.message_id, "text": item.text})
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """An event another process relayed: to this process's sockets only."""
+        item = Outgoing(event["message_id"], event["text"])
+        if event["kind"] == "broadcast":
+            self._broadcast_here(int(event["session_id"]), item)
+        elif event["kind"] == "tell_user":
+            self._tell_here(int(event["course_id"]), int(event["user_id"]), item)
+
+    def _broadcast_here(self, session_id: int, item: Outgoing) -> None:
+        for connection in self.connections(session_id):
+            connection.send(item)
+
+    def _tell_here(self, course_id: int, user_id: int, item: Outgoing) -> None:
         for room in list(self._rooms.values()):
             for connection in list(room):
                 if connection.course_id == course_id and connection.user_id == user_id:

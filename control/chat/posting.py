@@ -44,7 +44,7 @@ async def post_message(
             raise ChatRefusal("not_allowed", "you may read this chat but not post")
         if not is_staff(user, course):
             await check_sanctions(db, course, session.id, user.id, now)
-            if not hub.take_token(user.id):
+            if not await hub.take_token(user.id):
                 raise ChatRefusal("rate_limited", "too many messages: wait a moment")
         message = ChatMessage(session_id=session.id, user_id=user.id, text=text, sent_at=now)
         db.add(message)

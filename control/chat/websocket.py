@@ -28,6 +28,7 @@ from control.chat.frames import ChatRefusal, error_frame, message_frame
 from control.chat.hub import CHAT_HUB, ChatHub
 from control.chat.moderation import is_banned
 from control.chat.posting import post_message
+from control.chat.presence import CHAT_PRESENCE, LocalPresence
 from control.chat.tickets import redeem_ticket, ticket_required
 from control.courses.permissions import is_staff
 from control.errors import bad_request, not_found, unauthorized
@@ -164,10 +165,14 @@ async def chat_socket(request: web.Request) -> web.StreamResponse:
 
 
 def install_chat(app: web.Application) -> ChatHub:
-    """The hub in app[CHAT_HUB], the WebSocket route, the access re-checks while the app
-    runs, and closing sockets on shutdown."""
-    hub = ChatHub(app[STATE].settings.courses)
+    """The hub in app[CHAT_HUB], this process's presence in app[CHAT_PRESENCE] (replaced
+    when processes share Redis: control/redis_sharing.py), the WebSocket route, the access
+    re-checks while the app runs, and closing sockets on shutdown."""
+    state = app[STATE]
+    # The per-user message limit counts in the sign-in limits' store (Redis when shared).
+    hub = ChatHub(state.settings.courses, limits=state.sign_in_limits.store)
     app[CHAT_HUB] = hub
+    app[CHAT_PRESENCE] = LocalPresence(hub)
     app.router.add_get(CHAT_PATH, chat_socket)
     app.cleanup_ctx.append(access_recheck_context)
     app.on_shutdown.append(hub.close_all)

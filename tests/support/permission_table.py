@@ -93,6 +93,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The scene's course and chat are public: anyone gets a ticket (anonymous readers
     # too); refusals on private and disabled chats are in test_chat.py.
     "chat.ticket": EVERYONE,
+    "chat.presence": EVERYONE,
     "chat.delete_message": STAFF,
     "chat.bans": STAFF,
     "chat.ban": STAFF,

@@ -1,8 +1,10 @@
 """A throwaway Redis server for the test suite (Debian's ``redis-server`` package).
 
-``start_redis`` runs ``redis-server`` in the foreground on a free port of 127.0.0.1, with
-persistence off (``--save '' --appendonly no``) and its working folder in a given temporary
-folder, and waits until it answers PING; ``stop_redis`` ends that process (and only it).
+``start_redis`` runs ``redis-server`` in the foreground on a free port of 127.0.0.1 (or on a
+given one: a Redis started again where the clients expect it), with persistence off
+(``--save '' --appendonly no``) and its working folder in a given temporary folder, and
+waits until it answers PING; ``stop_redis`` ends that process (and only it), ``kill_redis``
+ends it the hard way (SIGKILL: an outage, not a shutdown).
 """
 
 from __future__ import annotations
@@ -45,12 +47,15 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-def start_redis(base_dir: Path) -> RedisServer:
+def start_redis(base_dir: Path, port: int | None = None) -> RedisServer:
     base_dir.mkdir(parents=True, exist_ok=True)
     log_file = base_dir / "redis.log"
     failure = ""
+    wanted = port
     for _attempt in range(START_ATTEMPTS):
-        port = _free_port()  # another process may take it first: then try a new one
+        # A free port may be taken by another process first: then try a new one (unless
+        # this port was asked for: then try it again).
+        port = wanted or _free_port()
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
@@ -80,3 +85,9 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 
 def stop_redis(server: RedisServer) -> None:
     _end(server.process)
+
+
+def kill_redis(server: RedisServer) -> None:
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait()
