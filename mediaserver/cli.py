@@ -1,4 +1,4 @@
-"""The `academia` command: serve, migrate, and account scripting."""
+"""The `academia` command: serve, migrate, account scripting, and the edge's nginx.conf."""
 
 from __future__ import annotations
 
@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--config", type=Path, default=argparse.SUPPRESS)
 
+    edge = commands.add_parser(
+        "edge-config", help="print the nginx edge's configuration (it holds the node secret)")
+    edge.add_argument("--prefix", type=Path, default=Path("/var/lib/academia-edge"),
+                      help="the folder nginx keeps its pid, logs and caches in (nginx -p)")
+    edge.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -88,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             asyncio.run(serve_forever(settings))
         except SettingsError as exc:  # a setting only serving can judge (an address)
+            print(f"academia: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "edge-config":
+        from mediaserver.edge.nginx_config import edge_config
+
+        try:
+            print(edge_config(settings, args.prefix.absolute()), end="")
+        except SettingsError as exc:
             print(f"academia: {exc}", file=sys.stderr)
             return 2
         return 0

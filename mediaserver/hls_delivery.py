@@ -92,14 +92,20 @@ _SESSION_ID = re.compile(r"[0-9]{1,18}")
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 
 
-# Segment numbers run on within a session (a reconnect continues them), so a segment's URL
-# never names different bytes: it may be cached for good. Playlists change every segment.
-# Every media answer is `private`: a shared cache keyed by URL would keep serving a student
-# whose access was taken away, since it cannot check the token itself. Until the scale-out
-# edge checks tokens (and keys its cache without them), only the viewer's browser caches.
+# Segment numbers run on within a session (a reconnect continues them), so a segment's,
+# part's or init's URL never names different bytes: any cache may keep it for good. The
+# edge (mediaserver.edge) checks each student's token itself and keys its cache without
+# it, so one copy serves the class; a cache keyed by the whole URL (token included) can
+# only hand a removed student again what that student already fetched, never the next
+# part. Playlists change with every part: a plain reload is never kept. A blocking reload's
+# answer (`_HLS_msn`) holds the part asked for, whoever asked: a shared cache may give it
+# to everyone asking the same question for a second (as a CDN does for LL-HLS), longer
+# would walk a late player through old playlists. Refusals and errors are never kept.
 PLAYLIST_CACHE = "no-cache"
-SEGMENT_CACHE = "private, max-age=86400, immutable"
+BLOCKING_PLAYLIST_CACHE = "public, max-age=1"
+SEGMENT_CACHE = "public, max-age=86400, immutable"
 # The recording is final once it exists, but a short lifetime lets a re-encode show up.
+# Only the viewer's browser keeps it: the edge passes the large, ranged download through.
 RECORDING_CACHE = "private, max-age=3600"
 ERROR_CACHE = "no-store"
 
@@ -372,7 +378,10 @@ class HlsDelivery:
         text = output.live_playlist(track.name, skip=skip is not None)
         if text is None:
             return _error(404, "not_found", "no such rendition")
-        return self._text(text, "index.m3u8")
+        response = self._text(text, "index.m3u8")
+        if raw_msn is not None:
+            response.headers["Cache-Control"] = BLOCKING_PLAYLIST_CACHE
+        return response
 
     @staticmethod
     def _too_far(track: RenditionTrack, msn: int, part: int | None) -> web.Response | None:

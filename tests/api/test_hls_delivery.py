@@ -207,14 +207,14 @@ async def test_live_playlists_and_segments_come_from_memory(make: Make) -> None:
     assert resp.status == 200
     assert await resp.read() == served(client).segment
     assert resp.headers["Content-Type"] == "video/iso.segment"
-    assert resp.headers["Cache-Control"] == "private, max-age=86400, immutable"
+    assert resp.headers["Cache-Control"] == "public, max-age=86400, immutable"
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
 
     resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/init_000000.mp4")
     assert resp.status == 200
     assert await resp.read() == feed.media.streams["sd"].init
     assert resp.headers["Content-Type"] == "video/mp4"
-    assert resp.headers["Cache-Control"] == "private, max-age=86400, immutable"
+    assert resp.headers["Cache-Control"] == "public, max-age=86400, immutable"
 
     resp = await client.get(f"/play/{LIVE_SID}/live-ok/sd/000003.0.m4s")
     assert resp.status == 200
@@ -269,13 +269,13 @@ async def test_recording_mp4_is_streamed_whole(make: Make) -> None:
     assert resp.headers["Accept-Ranges"] == "bytes"
 
 
-async def test_no_shared_cache_may_keep_token_gated_media(make: Make) -> None:
-    """A shared cache (CDN, proxy) keys by URL and cannot check the token: were media
-    `public`, a removed student's cached URLs would keep playing from it. Only the viewer's
-    own browser may keep a copy; playlists are revalidated with the origin every time."""
+async def test_shared_caches_keep_media_for_good_and_playlists_never(make: Make) -> None:
+    """Segments, parts and init files never change under their URL: any cache (the edge,
+    keyed without the token) may keep them, immutable. The recording download and its
+    poster stay the viewer's own; plain playlists are revalidated every time."""
     client, _ = await make()
     await spy(client).put(f"recordings/{ENDED_SID}/poster.jpg", b"\xff\xd8jpeg", "x")
-    answers = [
+    media = [
         await client.get(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}"),
         await client.head(f"/play/{LIVE_SID}/live-ok/{SEGMENT_PATH}"),
         await client.get(f"/play/{LIVE_SID}/live-ok/sd/000003.0.m4s"),
@@ -283,19 +283,27 @@ async def test_no_shared_cache_may_keep_token_gated_media(make: Make) -> None:
         await client.get(f"/play/{ENDED_SID}/ended-ok/sd/000001.m4s"),
         await client.get(f"/play/{ENDED_SID}/ended-ok/sd/init_000000.mp4"),
         await client.get(f"/play/{ENDED_SID}/ended-ok/sd/00042.ts"),
+    ]
+    for resp in media:
+        assert resp.status == 200, resp.url
+        assert resp.headers["Cache-Control"] == "public, max-age=86400, immutable", resp.url
+    downloads = [
         await client.get(f"/play/{ENDED_SID}/ended-ok/recording.mp4"),
         await client.head(f"/play/{ENDED_SID}/ended-ok/recording.mp4"),
         await client.get(f"/play/{ENDED_SID}/ended-ok/recording.mp4",
                          headers={"Range": "bytes=0-3"}),
         await client.get(f"/play/{ENDED_SID}/ended-ok/poster.jpg"),
     ]
-    for resp in answers:
+    for resp in downloads:
         assert resp.status in (200, 206), resp.url
         directives = {d.strip().split("=")[0] for d in resp.headers["Cache-Control"].split(",")}
         assert "private" in directives and "public" not in directives, resp.url
-    for path in ("master.m3u8", "sd/index.m3u8"):
+    for path in ("master.m3u8", "sd/index.m3u8", "sd/index.m3u8?_HLS_skip=YES"):
         resp = await client.get(f"/play/{LIVE_SID}/live-ok/{path}")
         assert resp.headers["Cache-Control"] == "no-cache", path
+    # A refusal is never kept: the next request asks again.
+    resp = await client.get(f"/play/{LIVE_SID}/nobody/{SEGMENT_PATH}")
+    assert resp.status == 403 and resp.headers["Cache-Control"] == "no-store"
 
 
 async def test_recording_is_not_served_while_live(make: Make) -> None:

@@ -254,6 +254,8 @@ async def test_a_blocking_reload_waits_for_the_part_then_lists_it(stage: Stage) 
     assert uri == part_name(msn, part) and uri in part_uris(text)
     assert hint(text)[1:] == (msn, part + 1)
     assert "_HLS_" not in text
+    # Everyone asking this question may share the answer, for a second (an edge does).
+    assert resp.headers["Cache-Control"] == "public, max-age=1"
     # What it lists is what was fed.
     assert stage.feed.track("sd").part_data(msn, part) == coming.data
 
