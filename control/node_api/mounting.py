@@ -8,6 +8,7 @@ from aiohttp import web
 from config.settings import Settings
 from control.db.database import Database
 from control.node_api import edge_questions, heartbeats
+from control.node_api.edge_check import add_edge_check
 from control.node_api.routing import NodeEndpoint, add_node_endpoints
 from control.streaming.edge_questions import EdgeQuestions
 from control.streaming.playback_tokens import PlaybackSigner
@@ -26,3 +27,4 @@ def add_node_api(
                               public_url=settings.public_url)
     add_node_endpoints(app, node_endpoints(), settings=settings, database=database,
                        questions=questions)
+    add_edge_check(app, settings, database, questions)

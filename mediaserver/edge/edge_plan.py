@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from config.loading import SettingsError
 from config.settings import Settings
+from control.node_api.edge_check import STORAGE_ORIGIN
 
 __all__ = ["STORAGE_ORIGIN", "Address", "EdgePlan", "MediaNode", "edge_plan"]
 
 # The origin the control plane names for a recording: any media node serves it.
-STORAGE_ORIGIN = "storage"
 # Words nginx's `map` block reads as its own (a node named so would not be a key there).
 _MAP_WORDS = frozenset({"default", "hostnames", "include", "volatile"})
 # A host name: dot-separated labels of letters, digits and inner hyphens.

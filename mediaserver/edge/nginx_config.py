@@ -56,15 +56,15 @@ from pathlib import Path
 
 from config.loading import SettingsError
 from config.settings import Settings
+
+# The control plane's playback check, and the header its answer names the origin in.
+from control.node_api.edge_check import CHECK_PATH, ORIGIN_HEADER, STORAGE_ORIGIN
 from mediaserver.control_port import PLAYBACK_GRANT_SECONDS
-from mediaserver.edge.edge_plan import STORAGE_ORIGIN, Address, EdgePlan, edge_plan
+from mediaserver.edge.edge_plan import Address, EdgePlan, edge_plan
 from mediaserver.hls_delivery import BLOCK_TARGETS
 
 __all__ = ["CHECK_PATH", "ORIGIN_HEADER", "edge_config", "render_nginx_config"]
 
-# The control plane's playback check, and the header its answer names the origin in.
-CHECK_PATH = "/internal/edge/playback"
-ORIGIN_HEADER = "X-Academia-Origin"
 # How long the edge keeps the check's answers (seconds): grants as long as a media node
 # keeps them itself; refusals and unknown tokens briefly, so a flood costs little.
 GRANT_SECONDS = int(PLAYBACK_GRANT_SECONDS)

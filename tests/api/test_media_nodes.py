@@ -22,6 +22,7 @@ from config.settings import Settings
 from control.app import build_app
 from control.models import MediaNodeRecord
 from control.models.base import utcnow
+from control.node_api.edge_check import CHECK_PATH, ORIGIN_HEADER, STORAGE_ORIGIN
 from control.nodes.node_calls import NodeCalls
 from control.nodes.registry import carrier_of
 from mediaserver.control_http import HttpControl
@@ -228,3 +229,40 @@ async def test_node_routes_check_their_bodies(aiohttp_server: Any) -> None:
             async with http.post(f"{url}/{route}", data=raw, headers=headers) as response:
                 assert response.status == status, (route, raw)
     assert observer.revoked == [(1, frozenset({3, 4}))]
+
+
+async def edge_check(server: TestServer, session_id: int, token: str,
+                     secret: str = NODE_SECRET) -> tuple[int, str | None]:
+    """What the nginx edge's auth_request gets: a status and the origin header."""
+    async with aiohttp.ClientSession() as http, http.get(
+        f"{base_url(server)}{CHECK_PATH}/{session_id}/{token}",
+        headers={"Authorization": f"Bearer {secret}"},
+    ) as response:
+        return response.status, response.headers.get(ORIGIN_HEADER)
+
+
+async def test_the_edge_check_names_the_carrying_node_then_storage(
+    api: Api, world: World, control_server: TestServer, node_control: HttpControl
+) -> None:
+    started = await api.post(f"/courses/{world.course_id}/start-live", world.teacher,
+                             expect=200)
+    session_id = started["session_id"]
+    grant = await api.get(f"/sessions/{session_id}/playback", world.student, expect=200)
+    token = grant["url"].split("/")[-2]
+
+    # Live, but no node has said it carries the class (its node died, the encoder has
+    # not come back yet): "try again", which the edge keeps for no one.
+    assert await edge_check(control_server, session_id, token) == (503, None)
+    await node_control.heartbeat("node-a", "http://10.0.0.1:8080", [session_id])
+    assert await edge_check(control_server, session_id, token) == (204, "node-a")
+
+    # The door: the node secret; a token of nothing, or of another session, is refused.
+    assert (await edge_check(control_server, session_id, token, "wrong"))[0] == 401
+    assert (await edge_check(control_server, session_id, "A" * 40))[0] == 403
+    assert (await edge_check(control_server, session_id + 1, token))[0] == 403
+
+    # Ended with no recording yet: nothing to play; once stored, any node serves it.
+    await api.post(f"/courses/{world.course_id}/end-live", world.teacher, expect=200)
+    assert (await edge_check(control_server, session_id, token))[0] == 404
+    await node_control.recording_ready(session_id)
+    assert await edge_check(control_server, session_id, token) == (204, STORAGE_ORIGIN)
