@@ -156,6 +156,10 @@ class StorageSettings:
     spool_max_bytes: int = 0
 
 
+# What one `academia serve` process does (ClusterSettings.role).
+ROLES = ("all", "control", "media")
+
+
 @dataclass(frozen=True)
 class ClusterSettings:
     """Several processes: control processes behind a load balancer, media nodes, an edge.

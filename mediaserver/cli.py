@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from config.loading import SettingsError, load_settings
-from config.settings import Settings
+from config.settings import ROLES, Settings
 from control.accounts.passwords import Passwords
 from control.accounts.user_accounts import create_user
 from control.db.database import Database
@@ -26,7 +26,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         server = dataclasses.replace(server, host=args.host)
     if getattr(args, "port", None):
         server = dataclasses.replace(server, http_port=args.port)
-    return dataclasses.replace(settings, server=server)
+    cluster = settings.cluster
+    if getattr(args, "role", None):
+        cluster = dataclasses.replace(cluster, role=args.role)
+    return dataclasses.replace(settings, server=server, cluster=cluster)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--role", choices=ROLES,
+                       help="all: everything in one process (the default); control: the API,"
+                            " pages, chat and jobs of a cluster; media: ingest and live"
+                            " origin of a cluster (see docs/deploy.md)")
     serve.add_argument("--config", type=Path, default=argparse.SUPPRESS)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")

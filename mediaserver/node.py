@@ -1,24 +1,34 @@
-"""One Academia Live node, composed: the HTTP API, HLS delivery, /metrics (on the public port
-behind a bearer token, and/or on an admin address), RTMP and WHIP ingest,
-the live streams and their storage, started and stopped in the right order.
+"""One Academia Live media node, composed: RTMP and WHIP ingest, the live streams and their
+storage, HLS delivery, /metrics, started and stopped in the right order.
 
-`academia serve` runs one; end-to-end tests start one in-process on free ports.
+Two shapes. With a database it is the whole server in one process (`--role all`, the
+default): the HTTP API and pages on the same app, the control plane asked in process.
+Without one it is a media node of a cluster (`--role media`): it asks the control plane
+over HTTP (cluster.control_url, with the node secret), takes its end-live calls on
+/internal/node/*, and heartbeats the sessions it carries. `academia serve` runs one;
+end-to-end tests start one in-process on free ports.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from config.loading import SettingsError
 from config.settings import Settings
 from control.app import build_app
 from control.db.database import Database
+from control.http.error_middleware import error_middleware
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from mediaserver.class_observer import ClassObserver
+from mediaserver.control_http import HttpControl
 from mediaserver.control_inprocess import InProcessControl
+from mediaserver.control_port import ControlPort
 from mediaserver.hls_delivery import HlsDelivery
 from mediaserver.http_client_errors import quiet_client_protocol_errors
+from mediaserver.http_service import HttpService
 from mediaserver.metrics import Metrics
-from mediaserver.metrics_endpoint import MetricsListener, add_metrics_route
+from mediaserver.node_api import add_node_routes
+from mediaserver.node_heartbeat import NodeHeartbeat, node_identity
 from mediaserver.pending_uploads import PendingUploads
 from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
@@ -34,19 +44,32 @@ __all__ = ["MediaNode"]
 class MediaNode:
     """Everything but the database's migration and first-start setup (see process.py).
 
+    `database` given: the whole server in one process; None: a cluster's media node.
     Ports 0 in settings pick free ports: see `http_port` and `rtmp.port` after start().
     """
 
-    def __init__(self, settings: Settings, database: Database, *, ffmpeg: str = "ffmpeg") -> None:
+    def __init__(self, settings: Settings, database: Database | None = None, *,
+                 ffmpeg: str = "ffmpeg") -> None:
         self.settings = settings
         self.database = database
         self.storage = open_storage(settings)
         self.receiver = SegmentReceiver()
         self.metrics = Metrics()
-        self.control = InProcessControl(
-            database, settings.courses, public_url=settings.public_url,
-            signer=PlaybackSigner(signing_key(settings)),
-        )
+        self.remote_control: HttpControl | None = None
+        self.heartbeat: NodeHeartbeat | None = None
+        self.control: ControlPort
+        if database is not None:
+            self.control = InProcessControl(
+                database, settings.courses, public_url=settings.public_url,
+                signer=PlaybackSigner(signing_key(settings)),
+            )
+        else:
+            cluster = settings.cluster
+            if not cluster.control_url or not cluster.node_secret:
+                raise SettingsError("a media node needs the control plane's address and the"
+                                    " node secret: set ACADEMIA_CONTROL_URL and"
+                                    " ACADEMIA_NODE_SECRET")
+            self.control = self.remote_control = HttpControl(settings)
         # The live edge is in the session's media (built below), looked up per request.
         self.delivery = HlsDelivery(self.control, self.storage, metrics=self.metrics,
                                     live=lambda session_id: self.media.live_output(session_id))
@@ -59,15 +82,16 @@ class MediaNode:
             registry=PublisherSlots(max_streams=settings.streaming.max_streams),
             grace=float(settings.streaming.reconnect_grace_seconds),
         )
-        self.app = build_app(settings, database,
-                             live_observer=ClassObserver(self.publishing, self.media))
-        self.app.middlewares.append(self.metrics.middleware)
-        metrics_token = settings.server.metrics_token
-        add_metrics_route(self.app, self.metrics, token=metrics_token)
-        self.metrics_listener = (
-            MetricsListener(self.metrics, settings.server.metrics_listen, token=metrics_token)
-            if settings.server.metrics_listen else None
-        )
+        observer = ClassObserver(self.publishing, self.media)
+        if database is not None:
+            self.app = build_app(settings, database, live_observer=observer)
+        else:
+            # No API here: media, and the control plane's calls about its classes.
+            self.app = web.Application(middlewares=[error_middleware],
+                                       client_max_size=settings.server.max_body_bytes)
+            add_node_routes(self.app, observer, settings.cluster.node_secret)
+        self.http = HttpService(settings, self.app, self.metrics)
+        self.metrics_listener = self.http.metrics_listener
         self.delivery.add_routes(self.app)
         self.rtmp = RtmpServer(
             self.publishing,
@@ -87,29 +111,27 @@ class MediaNode:
             events=self.metrics.on_event, budget=self.media.spool_budget,
         )
         quiet_client_protocol_errors()  # malformed requests are no server error
-        self._runner = web.AppRunner(self.app, access_log=None)
-        self._site: web.TCPSite | None = None
 
     async def start(self) -> None:
+        if self.remote_control is not None:
+            await self.remote_control.start()
         await self.receiver.start()
         # Before ingest opens: an encoder coming back finds its session taken up.
         await self.publishing.resume_unfinished()
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.settings.server.host,
-                                 self.settings.server.http_port)
-        await self._site.start()
-        if self.metrics_listener is not None:
-            await self.metrics_listener.start()
+        await self.http.start()
         await self.rtmp.start()
         self.pending.start()
+        if self.remote_control is not None:
+            name, url = node_identity(self.settings, self.http_port)
+            self.heartbeat = NodeHeartbeat(
+                self.remote_control, name=name, url=url, sessions=self.media.active_sessions,
+                interval=float(self.settings.cluster.node_heartbeat_seconds),
+            )
+            self.heartbeat.start()
 
     @property
     def http_port(self) -> int:
-        addresses = self._runner.addresses
-        if not addresses:
-            raise RuntimeError("the node is not started")
-        port: int = addresses[0][1]
-        return port
+        return self.http.port
 
     async def close(self) -> None:
         """Stop taking streams, then end every live class properly (last segments
@@ -119,7 +141,10 @@ class MediaNode:
         await self.publishing.close()
         await self.pending.close()
         await self.receiver.close()
-        if self.metrics_listener is not None:
-            await self.metrics_listener.close()
-        await self._runner.cleanup()
+        # Beats stop once nothing is carried; the control plane then sees the node go.
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
+        await self.http.close()
         await self.storage.close()
+        if self.remote_control is not None:
+            await self.remote_control.close()

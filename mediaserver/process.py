@@ -1,4 +1,9 @@
-"""The Academia Live process: migrations, first-start setup, the HTTP API, background jobs."""
+"""The Academia Live process in its role: migrations, first-start setup, the node, jobs.
+
+`all` (the default) is the whole server in one process; `control` the API, pages, chat
+and jobs of a cluster; `media` a cluster's ingest and live origin, which touches no
+database (it asks the control plane over HTTP).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 
-from config.settings import Settings
+from config.loading import SettingsError
+from config.settings import ROLES, Settings
 from control.accounts.passwords import Passwords
 from control.accounts.user_accounts import count_users, create_user
 from control.courses.demo_course import create_demo_course
@@ -21,6 +27,7 @@ from control.models import Role
 from control.models.base import utcnow
 from control.scheduling.session_generation import generate_sessions
 from control.streaming.stream_keys import rtmp_url
+from mediaserver.control_node import ControlNode
 from mediaserver.first_start_credentials import announce_credentials
 from mediaserver.node import MediaNode
 
@@ -96,28 +103,46 @@ async def generate_sessions_forever(settings: Settings, database: Database) -> N
 
 
 async def serve_forever(settings: Settings) -> None:
-    database = Database(settings.database_url)
-    await prepare_database(settings, database)
-    await first_start(settings, database)
+    role = settings.cluster.role
+    if role not in ROLES:
+        raise SettingsError(f"role: {role!r} is none of {', '.join(ROLES)}")
+    database = None
+    if role != "media":
+        database = Database(settings.database_url)
+        await prepare_database(settings, database)
+        await first_start(settings, database)
     # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    node = MediaNode(settings, database)
+    node: MediaNode | ControlNode
+    if role == "control":
+        assert database is not None
+        node = ControlNode(settings, database)
+    else:
+        node = MediaNode(settings, database)
     await node.start()
-    print(f"Academia Live is listening on {settings.public_url}", flush=True)
-    print(f"  API description: {settings.public_url}/openapi.json", flush=True)
-    print(f"  RTMP ingest (OBS server URL): {rtmp_url(settings)}", flush=True)
+    if role == "media":
+        print(f"Academia Live media node on port {node.http_port}, asking the control plane"
+              f" at {settings.cluster.control_url}", flush=True)
+    else:
+        print(f"Academia Live is listening on {settings.public_url}", flush=True)
+        print(f"  API description: {settings.public_url}/openapi.json", flush=True)
+    if role != "control":
+        print(f"  RTMP ingest (OBS server URL): {rtmp_url(settings)}", flush=True)
 
-    generator = asyncio.create_task(generate_sessions_forever(settings, database))
+    generator = (asyncio.create_task(generate_sessions_forever(settings, database))
+                 if database is not None else None)
     try:
         await stop.wait()
     finally:
-        log.info("shutting down: finalising live sessions")
+        log.info("shutting down%s", ": finalising live sessions" if role != "control" else "")
         await node.close()
-        generator.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await generator
-        await database.close()
+        if generator is not None:
+            generator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await generator
+        if database is not None:
+            await database.close()
         log.info("shut down cleanly")

@@ -1,0 +1,44 @@
+"""A control process of a cluster (`academia serve --role control`): the HTTP API, the web
+pages, chat, playback grants, the internal API media nodes ask, /metrics; no media.
+
+Any number run behind a load balancer on one database (and one Redis, `server.redis_url`,
+for chat, revocations and presence). When the API ends a class or revokes keys, the media
+node that carries the class is told over HTTP (control/nodes/node_calls.py), found in the
+registry its heartbeats keep.
+"""
+
+from __future__ import annotations
+
+from config.settings import Settings
+from control.app import build_app
+from control.db.database import Database
+from control.nodes.node_calls import NodeCalls
+from mediaserver.http_client_errors import quiet_client_protocol_errors
+from mediaserver.http_service import HttpService
+from mediaserver.metrics import Metrics
+
+__all__ = ["ControlNode"]
+
+
+class ControlNode:
+    """Port 0 in settings picks a free port: see `http_port` after start()."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self.metrics = Metrics()
+        self.calls = NodeCalls(settings, database)
+        self.app = build_app(settings, database, live_observer=self.calls)
+        self.http = HttpService(settings, self.app, self.metrics)
+        quiet_client_protocol_errors()  # malformed requests are no server error
+
+    async def start(self) -> None:
+        await self.http.start()
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.calls.close()
