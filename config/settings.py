@@ -169,8 +169,9 @@ class ClusterSettings:
     # "all" (one process), "control" (API, pages, chat, jobs) or "media" (ingest,
     # workers, the live origin); `academia serve --role` overrides it.
     role: str = "all"
-    # Where a media node reaches the control plane ("http://control:8080"), and the secret
-    # both sides share; control processes accept media nodes only when it is set.
+    # Where a media node reaches the control plane ("http://control:8080", or several,
+    # comma-separated, tried in turn), and the secret both sides share; control
+    # processes accept media nodes only when it is set.
     control_url: str = ""
     node_secret: str = field(default="", repr=False)
     # This media node's name (unique in the cluster) and the address the control plane

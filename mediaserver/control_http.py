@@ -10,6 +10,9 @@ tried again after a short backoff, a bounded number of times; then the question 
 into a 503, as for the in-process adapter's database errors. The bound stays well under
 the RTMP auth timeout, so an encoder hears the refusal rather than a dropped connection.
 A wrong node secret (401) or a refused body (4xx) is not retried: asking again cannot help.
+`control_url` may list several control processes (comma-separated): a failed attempt moves
+on to the next, and the node stays with whichever answers, so one control process going
+away costs a node one failed attempt, not its classes' playback.
 
 The node's heartbeat (mediaserver/node_heartbeat.py) goes through the same session, as
 `heartbeat`, with one attempt: the heartbeat loop itself is the retry.
@@ -61,7 +64,9 @@ class HttpControl:
         cluster = settings.cluster
         if not cluster.control_url or not cluster.node_secret:
             raise ValueError("a media node needs cluster.control_url and cluster.node_secret")
-        self._base = cluster.control_url.rstrip("/") + _PREFIX
+        self._bases = [url.strip().rstrip("/") + _PREFIX
+                       for url in cluster.control_url.split(",") if url.strip()]
+        self._current = 0  # the control process asked first: the last that answered
         self._headers = bearer_header(cluster.node_secret)
         self._timeout = aiohttp.ClientTimeout(total=attempt_timeout)
         self._attempts = max(1, attempts)
@@ -139,13 +144,15 @@ class HttpControl:
         never the body (it may hold a stream key or a playback token)."""
         await self.start()
         assert self._http is not None
-        tries = attempts or self._attempts
+        # Every control process gets its turn before the question is given up.
+        tries = max(attempts or self._attempts, len(self._bases))
         last = ""
         for attempt in range(tries):
             if attempt:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+            base = self._bases[self._current]
             try:
-                async with self._http.post(f"{self._base}/{route}", json=body,
+                async with self._http.post(f"{base}/{route}", json=body,
                                            headers=self._headers) as response:
                     if response.status == 204:
                         return None
@@ -159,6 +166,7 @@ class HttpControl:
                     last = f"{response.status} {code}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = type(exc).__name__
+            self._current = (self._current + 1) % len(self._bases)
             log.debug("control plane: %s attempt %d of %d failed (%s)", route, attempt + 1,
                       tries, last)
         raise ControlUnavailable(

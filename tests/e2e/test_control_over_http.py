@@ -102,6 +102,27 @@ async def test_server_errors_are_retried_and_refusals_are_not(
         assert seen.count("refused") == 1
 
 
+async def test_a_node_moves_on_to_the_next_control_process_and_stays_with_it(
+    settings: Settings, aiohttp_server: Any
+) -> None:
+    asked: list[str] = []
+
+    async def answering(_request: web.Request) -> web.Response:
+        asked.append("b")
+        return web.json_response({"allowed": True, "course_id": 4, "key_id": 9})
+
+    app = web.Application()
+    app.router.add_post("/internal/control/authorize-publish", answering)
+    server = await aiohttp_server(app)
+    gone = f"http://127.0.0.1:{await unused_port()}"
+    urls = f"{gone}, {base_url(server)}/"
+    # One attempt asked for, yet every control process gets its turn.
+    async with HttpControl(node_settings(settings, urls), attempts=1, backoff=0.01) as control:
+        assert await control.authorize_publish("live", "k") == PublishAllowed(4, 9)
+        assert await control.authorize_publish("live", "k") == PublishAllowed(4, 9)
+    assert asked == ["b", "b"]  # the second question went straight to the one that answered
+
+
 async def test_rtmp_tells_the_encoder_to_try_later_when_control_is_unreachable(
     settings: Settings,
 ) -> None:

@@ -172,7 +172,10 @@ class Cluster:
         return await self._start(name, "control")
 
     async def start_media(self, name: str, control: ClusterProcess, **env: str) -> ClusterProcess:
-        return await self._start(name, "media", ACADEMIA_CONTROL_URL=control.url, **env)
+        """A media node asking `control` first, then the other control processes."""
+        others = [p.url for p in self.processes if p.role == "control" and p is not control]
+        return await self._start(name, "media",
+                                 ACADEMIA_CONTROL_URL=",".join([control.url, *others]), **env)
 
     async def start_edge(self) -> NginxEdge:
         controls = [p for p in self.processes if p.role == "control"]
