@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from config.loading import SettingsError
 from config.settings import ROLES, Settings
 from control.accounts.passwords import Passwords
@@ -23,6 +25,7 @@ from control.accounts.user_accounts import count_users, create_user
 from control.courses.demo_course import create_demo_course
 from control.db.database import Database
 from control.db.migrate import is_current, upgrade
+from control.errors import ApiError
 from control.models import Role
 from control.models.base import utcnow
 from control.scheduling.session_generation import generate_sessions
@@ -45,6 +48,20 @@ async def prepare_database(settings: Settings, database: Database) -> None:
 
 
 async def first_start(settings: Settings, database: Database) -> None:
+    """See _first_start. Control processes of a cluster start together on one empty
+    database: one of them makes the admin, the others' attempts fail on the unique
+    username and are let go (before anything was announced)."""
+    try:
+        await _first_start(settings, database)
+    except IntegrityError:
+        log.info("first start: another process made the admin account meanwhile")
+    except ApiError as exc:
+        if exc.code != "username_taken":
+            raise
+        log.info("first start: another process made the admin account meanwhile")
+
+
+async def _first_start(settings: Settings, database: Database) -> None:
     """On an empty database, make the admin account and a demo course with a stream key,
     and say how to sign in and what to paste into OBS (the secrets themselves only on a
     terminal, else in a private file: see first_start_credentials)."""

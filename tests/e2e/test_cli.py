@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -333,3 +334,19 @@ async def test_a_first_start_that_cannot_hand_over_its_secrets_makes_no_admin(
         assert "Stream Key: " in (settings.server.data_dir / CREDENTIALS_FILE).read_text()
     finally:
         await database.close()
+
+
+async def test_control_processes_starting_together_make_one_admin(
+    settings: Settings, database: Database,
+) -> None:
+    """A cluster's control processes start at once on one empty database: one admin, one
+    demo course, and no process fails its start."""
+    others = [Database(database.url) for _ in range(2)]
+    try:
+        await asyncio.gather(first_start(settings, database),
+                             *(first_start(settings, other) for other in others))
+    finally:
+        for other in others:
+            await other.close()
+    async with database.transaction(write=False) as db:
+        assert await count_users(db) == 1
