@@ -2,7 +2,8 @@
 transaction with its caller resolved, writes the audit trail, and feeds OpenAPI.
 
 Reads (safe methods, not audited) resolve their token through the process's token cache
-(control/accounts/token_cache.py: at most a few seconds of revocation lag from other processes);
+(control/accounts/token_cache.py: other processes' revocations arrive through Redis at once,
+or after its few seconds' lifetime without Redis);
 writes always ask the database.
 
 An endpoint may declare a `prepare` step: slow work (password hashing) that runs with the
