@@ -563,6 +563,14 @@ class SessionOutput:
             pieces.append(path)
         return pieces
 
+    async def let_go(self) -> None:
+        """Another node carries the session now: stop, store nothing more of it (what is
+        queued still goes), and drop the work folder. The recording is that node's."""
+        async with self._lock:
+            self._finished = True
+            self._packagers.clear()
+        await asyncio.to_thread(shutil.rmtree, self._work_dir, True)
+
     async def _clean_up(self, flush_timeout: float | None) -> None:
         self._queue.delete_prefix(self._live(""))
         if not await self._queue.flush(flush_timeout):
