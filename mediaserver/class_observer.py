@@ -3,7 +3,8 @@
 A small facade, so the API sees three calls, not the media side's insides: a class ended
 from the web app and keys that stopped working go to the publication lifecycle
 (mediaserver/publishing.py); live-status reads the stream's input and renditions from
-the session's media.
+the session's media. In a cluster the control plane may also ask for the recording of a
+class whose node died (`finalise_recording`, mediaserver/node_api.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class ClassObserver:
 
     async def keys_revoked(self, course_id: int, key_ids: frozenset[int]) -> None:
         await self._publishing.keys_revoked(course_id, key_ids)
+
+    async def finalise_recording(self, course_id: int, session_id: int) -> None:
+        await self._publishing.finalise_recording(course_id, session_id)
 
     async def details(self, course_id: int) -> dict[str, Any] | None:
         session_id = self._publishing.live_session(course_id)

@@ -15,7 +15,9 @@ on to the next, and the node stays with whichever answers, so one control proces
 away costs a node one failed attempt, not its classes' playback.
 
 The node's heartbeat (mediaserver/node_heartbeat.py) goes through the same session, as
-`heartbeat`, with one attempt: the heartbeat loop itself is the retry.
+`heartbeat`, with one attempt: the heartbeat loop itself is the retry. Going live and
+ending name this node (its cluster name), so the control plane records it as the
+session's carrier and ignores an end from a node the class has moved away from.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import aiohttp
 from config.settings import Settings
 from control.nodes.node_secret import bearer_header
 from mediaserver.control_port import (
+    CarriedElsewhere,
     ControlUnavailable,
     PlaybackAllowed,
     PlaybackDecision,
@@ -39,6 +42,7 @@ from mediaserver.control_port import (
     PublishDecision,
     PublishDenied,
 )
+from mediaserver.node_heartbeat import node_identity
 
 __all__ = ["HttpControl"]
 
@@ -60,8 +64,10 @@ class HttpControl:
         attempt_timeout: float = 2.0,
         attempts: int = 3,
         backoff: float = 0.2,
+        node_name: str | None = None,
     ) -> None:
         cluster = settings.cluster
+        self._node = node_name or node_identity(settings)[0]
         if not cluster.control_url or not cluster.node_secret:
             raise ValueError("a media node needs cluster.control_url and cluster.node_secret")
         self._bases = [url.strip().rstrip("/") + _PREFIX
@@ -105,14 +111,18 @@ class HttpControl:
             raise ControlUnavailable("the control plane's key check answer is malformed") from exc
 
     async def session_goes_live(self, course_id: int) -> int:
-        answer = await self._ask("session-goes-live", {"course_id": course_id})
+        answer = await self._ask("session-goes-live",
+                                 {"course_id": course_id, "node": self._node})
         try:
             return int(answer["session_id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ControlUnavailable("the control plane's go-live answer is malformed") from exc
 
-    async def end_session(self, course_id: int) -> None:
-        await self._ask("end-session", {"course_id": course_id})
+    async def end_session(self, course_id: int, session_id: int | None) -> None:
+        answer = await self._ask("end-session", {"course_id": course_id,
+                                                 "session_id": session_id, "node": self._node})
+        if isinstance(answer, dict) and answer.get("outcome") == "carried_elsewhere":
+            raise CarriedElsewhere(f"session {session_id} is carried by another node")
 
     async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
         answer = await self._ask("authorize-playback", {"session_id": session_id, "token": token})

@@ -74,9 +74,10 @@ class InProcessControl:
         except CannotAnswer as exc:
             raise ControlUnavailable(str(exc)) from exc
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None) -> None:
+        # One process carries every class: no other node to defer to.
         try:
-            await self._questions.end_session(course_id)
+            await self._questions.end_session(course_id, session_id)
         except CannotAnswer as exc:
             raise ControlUnavailable(str(exc)) from exc
 

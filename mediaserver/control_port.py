@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
 __all__ = [
+    "CarriedElsewhere",
     "ControlPort",
     "ControlUnavailable",
     "PlaybackAllowed",
@@ -79,6 +80,11 @@ class ControlUnavailable(Exception):
     """
 
 
+class CarriedElsewhere(Exception):
+    """The control plane ignored this node's end of a session: another media node carries
+    it now (its encoder reconnected there). The class is that node's to end and record."""
+
+
 class ControlPort(Protocol):
     """What the media edge may ask of the control plane."""
 
@@ -90,8 +96,10 @@ class ControlPort(Protocol):
         """The course's broadcast has begun: go live; returns the live session's id."""
         ...
 
-    async def end_session(self, course_id: int) -> None:
-        """The course's broadcast is over: end the live session (nothing if none)."""
+    async def end_session(self, course_id: int, session_id: int | None) -> None:
+        """The course's broadcast is over: end its live session `session_id` (nothing if
+        that session is not live; None: whichever is, a go-live whose answer was lost).
+        Raises CarriedElsewhere when another node carries it."""
         ...
 
     async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:

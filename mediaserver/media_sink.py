@@ -102,6 +102,9 @@ class SinksOnly:
     async def forget(self, session_id: int) -> None:
         return None
 
+    async def let_go(self, session_id: int) -> None:
+        return None
+
     async def unfinished(self) -> list[SessionMediaState]:
         return []
 

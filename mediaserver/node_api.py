@@ -6,6 +6,11 @@ each to its `ClassObserver` (the same LiveObserver the API calls in a single pro
 Only callers with the node secret are heard (401 otherwise); without a secret the routes
 are not mounted (404). A class this node does not carry is no error: the control plane
 tells every alive node about a session none has reported yet.
+
+One call is not the observer's: `finalise-recording`, the control plane asking this node
+to make the recording of a class whose node died and that nobody took up within the
+grace period (control/nodes/orphan_sweep.py). It is answered at once (202); the node
+says `recording_ready` when the recording is stored.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -22,7 +27,7 @@ from control.nodes.node_secret import carries_secret
 from control.sessions.live_observer import LiveObserver
 from mediaserver.http_errors import error_response
 
-__all__ = ["add_node_routes"]
+__all__ = ["NodeClasses", "add_node_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,12 @@ _MAX_ID = 2**31 - 1
 _MAX_BODY = 64 * 1024
 
 Route = Callable[[dict[str, Any]], Awaitable[web.Response]]
+
+
+class NodeClasses(LiveObserver, Protocol):
+    """What the routes reach: mediaserver/class_observer.py's ClassObserver."""
+
+    async def finalise_recording(self, course_id: int, session_id: int) -> None: ...
 
 
 class _BadBody(Exception):
@@ -50,7 +61,7 @@ def _ids(body: dict[str, Any], name: str) -> frozenset[int]:
     return frozenset(_id({name: v}, name) for v in values)
 
 
-def add_node_routes(app: web.Application, observer: LiveObserver, secret: str) -> None:
+def add_node_routes(app: web.Application, observer: NodeClasses, secret: str) -> None:
     """Mount the routes on the node's app; nothing without a secret. `observer` is the
     node's ClassObserver (mediaserver/class_observer.py)."""
     if not secret:
@@ -67,7 +78,12 @@ def add_node_routes(app: web.Application, observer: LiveObserver, secret: str) -
     async def stream_details(body: dict[str, Any]) -> web.Response:
         return web.json_response({"stream": await observer.details(_id(body, "course_id"))})
 
+    async def finalise_recording(body: dict[str, Any]) -> web.Response:
+        await observer.finalise_recording(_id(body, "course_id"), _id(body, "session_id"))
+        return web.Response(status=202)
+
     routes: dict[str, Route] = {
+        "finalise-recording": finalise_recording,
         "session-ended": session_ended,
         "keys-revoked": keys_revoked,
         "stream-details": stream_details,

@@ -28,7 +28,14 @@ The other ways a publication or a class ends:
   the class waits the grace period as after a dropped encoder;
 - the node shuts down (`close`): every class ends now, without grace;
 - the node starts (`resume_unfinished`): a class an earlier process left live waits for its
-  encoder (the grace period); a finalisation cut short is done again.
+  encoder (the grace period); a finalisation cut short is done again;
+- the class moved to another node (its encoder reconnected there while this one was cut
+  off, or before it started again): the control plane ignores this node's end
+  (`CarriedElsewhere`), and the node lets the class go without a recording, which is
+  the other node's to make;
+- the control plane asks for a recording (`finalise_recording`): the class's node died
+  and nobody took it up within the grace period, so the control plane ended it, and this
+  node makes its recording from storage.
 
 A control plane that cannot take the end of a class or a recording being ready (its
 database down, a remote one unreachable) is asked again in the background, backing off,
@@ -51,7 +58,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mediaserver.control_port import ControlPort, ControlUnavailable, PublishAllowed, PublishDenied
+from mediaserver.control_port import (
+    CarriedElsewhere,
+    ControlPort,
+    ControlUnavailable,
+    PublishAllowed,
+    PublishDenied,
+)
 from mediaserver.key_fingerprint import key_fingerprint
 from mediaserver.media_sink import MediaSink
 from mediaserver.publisher_slots import Publication, PublisherSlots, RegistryFull
@@ -73,6 +86,8 @@ class LiveMedia(Protocol):
     async def finalise(self, session_id: int) -> str | None: ...
 
     async def forget(self, session_id: int) -> None: ...
+
+    async def let_go(self, session_id: int) -> None: ...
 
     async def unfinished(self) -> list[SessionMediaState]: ...
 
@@ -251,20 +266,45 @@ class Publishing:
     async def _class_over(self, live: _LiveClass) -> None:
         """Nobody publishes into the class any more: the control plane ends it, the media
         is finalised."""
-        await self._end_session_or_retry(live.course_id, live.session_id)
-        self._end_soon(live)
+        if await self._end_session_or_retry(live.course_id, live.session_id):
+            self._end_soon(live)
+        else:
+            self._let_go(live)
 
-    async def _end_session_or_retry(self, course_id: int, session_id: int | None) -> None:
+    async def _end_session_or_retry(self, course_id: int, session_id: int | None) -> bool:
+        """Ask the control plane to end the session (again in the background if it cannot
+        answer now); False when another node carries it now (nothing ended)."""
         try:
-            await self.control.end_session(course_id)
+            await self.control.end_session(course_id, session_id)
+        except CarriedElsewhere:
+            log.info("course %d: session %d goes on on another node; this node lets it go",
+                     course_id, session_id)
+            return False
         except Exception as exc:
             _log_control_failure(exc, f"course {course_id}: could not record the end of "
                                       f"session {session_id}; retrying")
+
+            async def again() -> None:
+                with contextlib.suppress(CarriedElsewhere):  # nothing to end here, then
+                    await self.control.end_session(course_id, session_id)
+
             self._spawn(self._retry(
-                f"course {course_id}: end of session {session_id}",
-                lambda: self.control.end_session(course_id),
+                f"course {course_id}: end of session {session_id}", again,
                 still_wanted=lambda: self._class_of_course(course_id) is None,
             ))
+        return True
+
+    def _let_go(self, live: _LiveClass) -> None:
+        """The class went on elsewhere: drop its media here, storing no recording."""
+        if live.ending is None:
+            if live.grace is not None:
+                live.grace.cancel()
+                live.grace = None
+            live.ending = asyncio.create_task(self._forget_class(live))
+
+    async def _forget_class(self, live: _LiveClass) -> None:
+        await self.media.let_go(live.session_id)
+        self._classes.pop(live.session_id, None)
 
     def _end_soon(self, live: _LiveClass) -> asyncio.Task[None]:
         if live.ending is None:
@@ -342,15 +382,17 @@ class Publishing:
 
     async def close(self) -> None:
         """Shutting down (after the protocols closed): end every class now, no grace."""
-        endings = []
+        endings: list[asyncio.Task[None]] = []
         for live in list(self._classes.values()):
             if live.ending is None:
                 try:
-                    await self.control.end_session(live.course_id)
+                    await self.control.end_session(live.course_id, live.session_id)
+                except CarriedElsewhere:
+                    self._let_go(live)
                 except Exception:
                     log.exception("course %d: could not record the end of session %d",
                                   live.course_id, live.session_id)
-            endings.append(self._end_soon(live))
+            endings.append(self._end_soon(live))  # the let-go's task, if it is one
         if endings:
             await asyncio.gather(*endings, return_exceptions=True)
         for task in list(self._tasks):
@@ -380,6 +422,24 @@ class Publishing:
                          "waits %.0f s for its encoder", state.course_id, state.session_id,
                          grace)
                 live.grace = asyncio.create_task(self._grace_period(live, grace))
+
+    async def finalise_recording(self, course_id: int, session_id: int) -> None:
+        """The control plane ended a class whose node died (nobody took it up within the
+        grace period): make its recording here, from storage, and say it is ready. Returns
+        at once; the work runs in the background (and survives a restart: stage file)."""
+        live = self._classes.get(session_id)
+        if live is not None:
+            self._end_soon(live)  # carried or finishing here after all
+            return
+
+        async def finalise() -> None:
+            await self.media.open(session_id, course_id, "finalising")
+            self._end_soon(self._classes.setdefault(session_id,
+                                                    _LiveClass(session_id, course_id)))
+
+        log.info("session %d: making its recording from storage, as the control plane asks",
+                 session_id)
+        self._spawn(finalise())
 
     async def _confirm_recording(self, state: SessionMediaState) -> None:
         try:

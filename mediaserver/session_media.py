@@ -11,7 +11,8 @@ ends; this module does the media work of each step:
   a new epoch, so a discontinuity in the playlists);
 - `finalise` closes the current publisher's worker, waits for the others, and turns the
   output into the recording (VOD playlists, MP4), flushing the uploads;
-- `forget` drops the stage file once the control plane knows the recording is ready.
+- `forget` drops the stage file once the control plane knows the recording is ready;
+- `let_go` drops a session another node carries now, storing no recording.
 
 A session's spool is sent by its own queue only: the queue locks it, and the
 pending-uploads pass hands it over.
@@ -263,6 +264,27 @@ class SessionMedia:
 
     async def forget(self, session_id: int) -> None:
         """The session is over and the control plane knows: drop its stage file."""
+        await asyncio.to_thread(remove_state, self._work_dir, session_id)
+
+    async def let_go(self, session_id: int) -> None:
+        """Another node carries the session now: stop its workers, send what is queued,
+        and drop its output and stage file without making a recording."""
+        live = self._sessions.get(session_id)
+        if live is not None:
+            await live.opened.wait()
+            if live.sink is not None and not live.sink.closed:
+                await live.sink.close()
+            if live.finishing:
+                await asyncio.gather(*live.finishing, return_exceptions=True)
+            await live.output.let_go()
+            for token in live.workers:
+                self._receiver.unregister(token)
+                self._by_token.pop(token, None)
+            if not await live.queue.flush(_FLUSH_TIMEOUT):
+                log.error("session %d: uploads still pending after %.0f s; they stay spooled",
+                          session_id, _FLUSH_TIMEOUT)
+            await live.queue.close(timeout=1.0)
+            self._sessions.pop(session_id, None)
         await asyncio.to_thread(remove_state, self._work_dir, session_id)
 
     async def close(self) -> None:

@@ -6,7 +6,9 @@ the recording playlist in storage is rewritten only now and then. A process that
 new run would number from 0 again over the stored segments. So each published segment is
 appended here (one JSON line: rendition, number, duration, discontinuity, the init
 segment it starts with, whether it was lost; the ladder's renditions once each), fsynced,
-in the session's work folder beside its source fMP4 files.
+in the session's work folder beside its source fMP4 files. A node that took the session
+up from storage (another node carried it first) notes how many source segments only
+storage holds (`stored_source`): the MP4 is made from those and its own source files.
 
 A line cut short by a crash is ignored when the journal is read back.
 """
@@ -37,6 +39,8 @@ class JournalState:
 
     ladder: list[Rendition] = field(default_factory=list)
     segments: dict[str, list[Segment]] = field(default_factory=dict)
+    # Source segments 0..stored_source-1 are in storage only, not in this folder's files.
+    stored_source: int = 0
 
 
 class RecordingJournal:
@@ -68,6 +72,8 @@ class RecordingJournal:
     def rewrite(self, state: JournalState) -> None:
         """Replace the journal with `state` (after a resume corrected it), atomically."""
         lines = [self.rendition_line(r) for r in state.ladder]
+        if state.stored_source:
+            lines.append({"stored_source": state.stored_source})
         for name, segments in state.segments.items():
             lines += [self.segment_line(name, n, s) for n, s in enumerate(segments)]
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +101,8 @@ class RecordingJournal:
                     if rendition.name not in names:
                         names.add(rendition.name)
                         state.ladder.append(rendition)
+                elif "stored_source" in entry:
+                    state.stored_source = int(entry["stored_source"])
                 elif "segment" in entry:
                     name, number, duration, discontinuity, init, gap = entry["segment"]
                     segments = state.segments.setdefault(str(name), [])

@@ -12,6 +12,8 @@ the recording:
                                            first segment is n
     recordings/{sid}/{R}/index.m3u8        every segment: EVENT now and then while live,
                                            VOD once finalised
+    recordings/{sid}/{R}/journal.json      the segments since that playlist, while live
+                                           (transcode.stored_journal)
     recordings/{sid}/master.m3u8           the ladder
     recordings/{sid}/recording.mp4         made at the end from the `source` rendition
 
@@ -26,6 +28,12 @@ same session can `resume`: it numbers on from the highest segment known (journal
 recording and spool), the next run starting with a discontinuity, and never overwrites
 one. `finalize` cancelled part way (a stop that ran out of time) leaves the work folder as
 it was, so finalising again after a restart completes it.
+
+A node that dies takes its work folder with it. Another node's `SessionOutput` of the
+same session then resumes from storage alone: the listing, the recording playlist and
+each rendition's journal tail give every segment with its duration, discontinuity, init
+and gap, and the ladder. Its MP4 is made from the source segments storage holds for the
+runs it never saw, then its own source files.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from transcode.poster import extract_poster
 from transcode.recording_journal import JournalState, RecordingJournal
 from transcode.rendition_track import ClosedSegment, RenditionTrack, init_name, segment_name
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
+from transcode.stored_journal import JSON_TYPE, TAIL_NAME, JournalTail, parse_tail, render_tail
 
 __all__ = ["OutputQueue", "SessionOutput"]
 
@@ -116,6 +125,9 @@ class SessionOutput:
         self._epoch_base = 0  # epochs of an earlier process (resume) come before ours
         self._journal = RecordingJournal(self._work_dir)
         self._journaled_ladder: set[str] = set()
+        # Source segments before this number are in storage only (another node, or a lost
+        # work folder, recorded them): the MP4 fetches them.
+        self._stored_source = 0
         self._finished = False
 
     # Keys ------------------------------------------------------------------------------
@@ -267,6 +279,7 @@ class SessionOutput:
         # Durable before anything names them after a restart: numbering goes on after these.
         await asyncio.to_thread(self._journal.append, journal)
         self._journaled_ladder.update(self._ladder)
+        self._put_tail(track)  # after the segments: for another node, should this one die
         if len(track.segments) - track.recorded >= self._recording_every:
             self._put_recording_playlist(track, ended=False)
 
@@ -275,6 +288,14 @@ class SessionOutput:
         text = render_recording_playlist(track.segments, ended=ended)
         self._queue.put(self._recording(f"{track.name}/{PLAYLIST_NAME}"), text.encode(),
                         M3U8_TYPE)
+
+    def _put_tail(self, track: RenditionTrack) -> None:
+        names = list(self._ladder)
+        position = names.index(track.name) if track.name in self._ladder else len(names)
+        tail = JournalTail(self._ladder.get(track.name), position, track.recorded,
+                           track.segments[track.recorded:])
+        self._queue.put(self._recording(f"{track.name}/{TAIL_NAME}"), render_tail(tail),
+                        JSON_TYPE)
 
     async def _start_source(self, ordinal: int, init: bytes) -> None:
         # One file per epoch: its init and its segments are a whole fragmented MP4.
@@ -343,6 +364,17 @@ class SessionOutput:
             highest = self._highest_numbers(existing)
             for rendition in state.ladder:
                 self._ladder.setdefault(rendition.name, rendition)
+            tails: dict[str, JournalTail] = {}
+            if listed:
+                for name, top in highest.items():
+                    if name not in self._ladder or len(state.segments.get(name, [])) <= top:
+                        tail = await self._stored_tail(storage, name)
+                        if tail is not None:
+                            tails[name] = tail
+            # The ladder another node began (this folder's journal knows none of it).
+            for name, tail in sorted(tails.items(), key=lambda item: item[1].position):
+                if tail.rendition is not None and tail.rendition.name == name:
+                    self._ladder.setdefault(name, tail.rendition)
             if self._ladder:
                 self._part_target = part_target(list(self._ladder.values()),
                                                 self._part_seconds)
@@ -351,7 +383,8 @@ class SessionOutput:
                 segments = list(state.segments.get(name, []))
                 top = highest.get(name, -1)
                 if listed and len(segments) <= top:
-                    segments = await self._stored_segments(storage, name, segments)
+                    segments = await self._stored_segments(storage, name, segments,
+                                                           tails.get(name))
                 if listed:
                     while segments and self._recording(
                             f"{name}/{segments[-1].uri}") not in existing:
@@ -369,11 +402,19 @@ class SessionOutput:
                     self._track(name).restore(segments)
                     known += len(segments)
             self._journaled_ladder = set(self._ladder)
+            source = self._tracks.get(SOURCE_NAME)
+            recorded_source = len(source.segments) if source is not None else 0
+            if state.stored_source:
+                self._stored_source = min(state.stored_source, recorded_source)
+            elif not self._source_files:
+                # None of the source recorded so far is in this folder: storage has it.
+                self._stored_source = recorded_source
             restored = {name: track.segments for name, track in self._tracks.items()}
-            if restored != state.segments:
+            if restored != state.segments or self._stored_source != state.stored_source:
                 # What storage and the spool hold won: the journal goes on from there.
                 await asyncio.to_thread(self._journal.rewrite, JournalState(
-                    list(self._ladder.values()), {n: list(s) for n, s in restored.items()}))
+                    list(self._ladder.values()), {n: list(s) for n, s in restored.items()},
+                    self._stored_source))
             if known:
                 log.info("session %s: resuming after %d recorded segments", self.session_id,
                          known)
@@ -391,20 +432,34 @@ class SessionOutput:
                 found[rendition] = max(found.get(rendition, -1), int(stem))
         return found
 
+    async def _stored_tail(self, storage: Storage, rendition: str) -> JournalTail | None:
+        try:
+            data = await storage.get(self._recording(f"{rendition}/{TAIL_NAME}"))
+        except StorageError as exc:
+            log.warning("session %s: cannot read the %s journal tail (%s)", self.session_id,
+                        rendition, exc)
+            return None
+        return parse_tail(data) if data is not None else None
+
     async def _stored_segments(self, storage: Storage, rendition: str,
-                               journaled: list[Segment]) -> list[Segment]:
-        """The stored recording playlist's segments, when it names more than the journal
-        (the journal was lost with the work folder)."""
+                               journaled: list[Segment], tail: JournalTail | None
+                               ) -> list[Segment]:
+        """The stored recording playlist's segments and its journal tail's after them,
+        when they name more than the journal (the journal was lost with the work folder,
+        or another node recorded them)."""
+        segments: list[Segment] = []
         try:
             data = await storage.get(self._recording(f"{rendition}/{PLAYLIST_NAME}"))
-            playlist = parse_media_playlist((data or b"").decode("utf-8", "replace"))
+            if data is not None:
+                segments = list(parse_media_playlist(data.decode("utf-8", "replace")).segments)
         except (StorageError, PlaylistError):
-            return journaled
-        segments = list(playlist.segments)
-        if len(segments) <= len(journaled) or any(
-                s.uri != segment_name(n) for n, s in enumerate(segments)):
-            return journaled
-        return segments
+            segments = []
+        if any(s.uri != segment_name(n) for n, s in enumerate(segments)):
+            segments = []
+        if tail is not None and tail.start <= len(segments):
+            # The tail was queued after the playlist it follows: it is the newer word.
+            segments = segments[:tail.start] + tail.segments
+        return segments if len(segments) > len(journaled) else journaled
 
     # The end ---------------------------------------------------------------------------
 
@@ -430,6 +485,9 @@ class SessionOutput:
             tracks = [t for t in self._tracks.values() if t.segments]
             for track in tracks:
                 self._put_recording_playlist(track, ended=True)
+            for track in self._tracks.values():
+                # The VOD playlists name everything now (queued before these deletes).
+                self._queue.delete(self._recording(f"{track.name}/{TAIL_NAME}"))
             recorded = [r for name, r in self._ladder.items()
                         if name in self._tracks and self._tracks[name].segments]
             if recorded:
@@ -439,11 +497,15 @@ class SessionOutput:
             elif not tracks:
                 self._queue.delete_prefix(self._recording(""))
             sources = [self._source_files[k] for k in sorted(self._source_files)]
+            source = self._tracks.get(SOURCE_NAME)
+            stored_runs = _runs(source.segments[:self._stored_source]) if source else []
         cancelled = False
         try:
             if not await self._queue.flush(flush_timeout):
                 log.warning("session %s: recording uploads still pending after %s s",
                             self.session_id, flush_timeout)
+            if stored_runs:
+                sources = [*await self._fetch_runs(storage, stored_runs), *sources]
             if not sources:
                 if tracks:
                     log.warning("session %s: no source segments, no MP4", self.session_id)
@@ -474,6 +536,41 @@ class SessionOutput:
             if not cancelled:
                 await self._clean_up(flush_timeout)
 
+    async def _fetch_runs(self, storage: Storage, runs: list[list[tuple[int, Segment]]]
+                          ) -> list[Path]:
+        """The source of runs only storage holds, one fragmented MP4 per run in the work
+        folder (init, then its segments): the MP4's first pieces. A segment or init storage
+        cannot give is left out (a gap in the MP4, not a failed recording)."""
+        pieces = []
+        for index, run in enumerate(runs):
+            first, segment = run[0]
+            init = await storage.get(self._recording(
+                f"{SOURCE_NAME}/{segment.init_uri or init_name(first)}"))
+            if init is None:
+                log.warning("session %s: the source init of segment %d is not stored; its "
+                            "run is left out of the MP4", self.session_id, first)
+                continue
+            path = self._work_dir / f"stored-source-{index:04d}.mp4"
+            await asyncio.to_thread(_write, path, init)
+            for number, segment in run:
+                data = None if segment.gap else await storage.get(
+                    self._recording(f"{SOURCE_NAME}/{segment.uri}"))
+                if data is None:
+                    log.warning("session %s: source segment %d is not stored; left out of "
+                                "the MP4", self.session_id, number)
+                    continue
+                await asyncio.to_thread(_append, path, data)
+            pieces.append(path)
+        return pieces
+
+    async def let_go(self) -> None:
+        """Another node carries the session now: stop, store nothing more of it (what is
+        queued still goes), and drop the work folder. The recording is that node's."""
+        async with self._lock:
+            self._finished = True
+            self._packagers.clear()
+        await asyncio.to_thread(shutil.rmtree, self._work_dir, True)
+
     async def _clean_up(self, flush_timeout: float | None) -> None:
         self._queue.delete_prefix(self._live(""))
         if not await self._queue.flush(flush_timeout):
@@ -502,6 +599,23 @@ def _source_files(work_dir: Path) -> dict[int, Path]:
         if match:
             found[int(match.group(1))] = path
     return found
+
+
+def _runs(segments: list[Segment]) -> list[list[tuple[int, Segment]]]:
+    """Numbered segments split where a new init begins (a run of the worker)."""
+    runs: list[list[tuple[int, Segment]]] = []
+    current: str | None = None
+    for number, segment in enumerate(segments):
+        if not runs or (segment.init_uri is not None and segment.init_uri != current):
+            runs.append([])
+            current = segment.init_uri
+        runs[-1].append((number, segment))
+    return runs
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 def _move(source: Path, target: Path) -> None:

@@ -30,7 +30,8 @@ class MediaNodeRecord(Base):
 class MediaNodeSession(Base):
     """A session a node said it carries at its last heartbeat. Keyed by node and session,
     so each node only ever rewrites its own rows: two nodes claiming one session (the old
-    one silent after a failover) never conflict, and the freshest live claim wins."""
+    one silent after a failover, or started again and still holding on) never conflict,
+    and the alive claim taken last wins."""
 
     __tablename__ = "media_node_sessions"
 
@@ -41,3 +42,6 @@ class MediaNodeSession(Base):
     session_id: Mapped[int] = mapped_column(
         ForeignKey("course_sessions.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # When the node took the session up: its first heartbeat naming it, or its go-live
+    # (an encoder that reconnected to it). Later heartbeats leave it as it is.
+    taken_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,6 +30,20 @@ class CourseQuestion(Body):
     course_id: Id
 
 
+class GoLive(Body):
+    course_id: Id
+    # The media node asking (its cluster.node_name): it carries the session from now on.
+    node: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class EndNotice(Body):
+    course_id: Id
+    # The session the node ends, and the node: an end of another session, or from a node
+    # the class has moved away from, ends nothing (control/streaming/edge_questions.py).
+    session_id: Id | None = None
+    node: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 class PlaybackQuestion(Body):
     session_id: Id
     token: str = Field(max_length=500)
@@ -52,18 +66,20 @@ async def authorize_publish(call: NodeCall) -> web.StreamResponse:
     return json(result)
 
 
-@routes.route("/session-goes-live", name="node.session_goes_live", body=CourseQuestion,
+@routes.route("/session-goes-live", name="node.session_goes_live", body=GoLive,
               summary="The course's broadcast began: its live session (new or joined)")
 async def session_goes_live(call: NodeCall) -> web.StreamResponse:
-    q = call.parsed(CourseQuestion)
-    return json({"session_id": await call.questions.session_goes_live(q.course_id)})
+    q = call.parsed(GoLive)
+    return json({"session_id": await call.questions.session_goes_live(q.course_id, q.node)})
 
 
-@routes.route("/end-session", name="node.end_session", body=CourseQuestion,
+@routes.route("/end-session", name="node.end_session", body=EndNotice,
               summary="The course's broadcast is over: end its live session, if any")
 async def end_session(call: NodeCall) -> web.StreamResponse:
-    await call.questions.end_session(call.parsed(CourseQuestion).course_id)
-    return no_content()
+    q = call.parsed(EndNotice)
+    # "ended", "not_live" or "carried_elsewhere" (the node then lets the class go).
+    return json({"outcome": await call.questions.end_session(q.course_id, q.session_id,
+                                                             q.node)})
 
 
 @routes.route("/authorize-playback", name="node.authorize_playback", body=PlaybackQuestion,

@@ -3,6 +3,8 @@ is set; see control/node_api/routing.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import web
 
 from config.settings import Settings
@@ -23,8 +25,9 @@ def node_endpoints() -> list[NodeEndpoint]:
 def add_node_api(
     app: web.Application, settings: Settings, database: Database, signer: PlaybackSigner
 ) -> None:
-    questions = EdgeQuestions(database, settings.courses, signer=signer,
-                              public_url=settings.public_url)
+    questions = EdgeQuestions(
+        database, settings.courses, signer=signer, public_url=settings.public_url,
+        node_dead_after=timedelta(seconds=settings.cluster.node_dead_seconds))
     add_node_endpoints(app, node_endpoints(), settings=settings, database=database,
                        questions=questions)
     add_edge_check(app, settings, database, questions)

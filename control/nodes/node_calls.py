@@ -7,6 +7,9 @@ a session no node has reported yet (it went live since the last heartbeat) is to
 every alive node, and a node that does not carry it ignores it. Calls carry the node
 secret and a short timeout: a dead or slow node is logged, never an API error (the class
 has ended all the same; its encoder is refused at its next reconnect).
+
+Beyond the observer: `finalise_recording` asks one alive node to make the recording of a
+class whose node died (control/nodes/orphan_sweep.py), from what storage holds.
 """
 
 from __future__ import annotations
@@ -71,6 +74,19 @@ class NodeCalls:
         stream = answer.get("stream") if isinstance(answer, dict) else None
         return stream if isinstance(stream, dict) else None
 
+    async def finalise_recording(self, course_id: int, session_id: int) -> str | None:
+        """Ask an alive node to finalise the session's recording from storage (it answers
+        at once and tells the control plane `recording_ready` when done); the name of the
+        node that took it, or None when none could be reached."""
+        async with self._database.transaction(write=False) as db:
+            nodes = await alive_nodes(db, now=utcnow(), dead_after=self._dead_after)
+        for node in nodes:
+            if await self._post(node, "finalise-recording",
+                                {"course_id": course_id, "session_id": session_id},
+                                accepted=True):
+                return node.name
+        return None
+
     async def _live_session(self, course_id: int) -> int | None:
         async with self._database.transaction(write=False) as db:
             session = await live_session(db, course_id)
@@ -89,9 +105,10 @@ class NodeCalls:
     async def _tell(self, nodes: list[NodeAddress], route: str, body: dict[str, Any]) -> None:
         await asyncio.gather(*(self._post(node, route, body) for node in nodes))
 
-    async def _post(self, node: NodeAddress, route: str, body: dict[str, Any]) -> Any:
+    async def _post(self, node: NodeAddress, route: str, body: dict[str, Any], *,
+                    accepted: bool = False) -> Any:
         """The node's JSON answer (None for none), or None when it could not be reached:
-        logged, never raised."""
+        logged, never raised. `accepted`: only whether the node took the call (2xx)."""
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=self._timeout)
         url = node.url.rstrip("/") + f"{NODE_PREFIX}/{route}"
@@ -100,11 +117,13 @@ class NodeCalls:
                 if response.status >= 400:
                     log.warning("media node %s answered %s to %s", node.name,
                                 response.status, route)
-                    return None
+                    return False if accepted else None
+                if accepted:
+                    return True
                 if response.status == 204:
                     return None
                 return await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("media node %s (%s) not reached for %s: %s", node.name, node.url,
                         route, type(exc).__name__)
-            return None
+            return False if accepted else None

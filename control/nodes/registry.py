@@ -3,8 +3,11 @@
 A media node says it is alive every `node_heartbeat_seconds` with its name, its address
 and the sessions it carries (mediaserver/node_heartbeat.py). One silent for
 `node_dead_seconds` is dead: its sessions are no longer routed to it, and its classes
-wait for their encoders to reconnect elsewhere. Everything is in the database, so every
-control process answers alike.
+wait for their encoders to reconnect elsewhere. A node whose go-live takes a session up
+(the encoder reconnected to it) claims it at once (`take_up`); of the alive nodes that
+claim a session, the one that took it up last carries it, so an old node still holding
+on (started again, or cut off and back) never takes it back. Everything is in the
+database, so every control process answers alike.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = [
     "is_alive",
     "node_listing",
     "record_heartbeat",
+    "take_up",
 ]
 
 
@@ -82,19 +86,34 @@ async def record_heartbeat(
     if gone:
         await db.execute(delete(MediaNodeSession).where(
             MediaNodeSession.node_id == node.id, MediaNodeSession.session_id.in_(gone)))
-    db.add_all(MediaNodeSession(node_id=node.id, session_id=s) for s in existing - held)
+    db.add_all(MediaNodeSession(node_id=node.id, session_id=s, taken_at=now)
+               for s in existing - held)
+
+
+async def take_up(db: AsyncSession, *, name: str, session_id: int, now: datetime) -> bool:
+    """The node `name` carries `session_id` from now on (its go-live): its claim is the
+    newest. False when no node of that name ever beat (its first beat will claim it)."""
+    node_id = await db.scalar(select(MediaNodeRecord.id).where(MediaNodeRecord.name == name))
+    if node_id is None:
+        return False
+    claim = await db.get(MediaNodeSession, (node_id, session_id))
+    if claim is None:
+        db.add(MediaNodeSession(node_id=node_id, session_id=session_id, taken_at=now))
+    else:
+        claim.taken_at = now
+    return True
 
 
 async def carrier_of(
     db: AsyncSession, session_id: int, *, now: datetime, dead_after: timedelta
 ) -> NodeAddress | None:
-    """The alive node carrying `session_id` (the most recently heard one, should a node
+    """The alive node carrying `session_id` (the one that took it up last, should a node
     that took over and the one it replaced both claim it), or None."""
     rows = await db.execute(
         select(MediaNodeRecord.name, MediaNodeRecord.url, MediaNodeRecord.last_seen)
         .join(MediaNodeSession, MediaNodeSession.node_id == MediaNodeRecord.id)
         .where(MediaNodeSession.session_id == session_id)
-        .order_by(MediaNodeRecord.last_seen.desc())
+        .order_by(MediaNodeSession.taken_at.desc(), MediaNodeRecord.last_seen.desc())
     )
     for name, url, last_seen in rows:
         if is_alive(last_seen, now=now, dead_after=dead_after):

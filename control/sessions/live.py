@@ -95,6 +95,22 @@ async def end_live(
     return session
 
 
+async def end_live_session(
+    db: AsyncSession, course: Course, session_id: int, *, now: datetime,
+    present_percent: int = DEFAULT_PRESENT_PERCENT,
+) -> CourseSession | None:
+    """End the course's live session if it is `session_id`; None when it is not (it ended
+    already and the course may have gone live again since: that class is not this
+    caller's to end)."""
+    await lock_course(db, course.id)
+    session = await live_session(db, course.id)
+    if session is None or session.id != session_id:
+        return None
+    await move_session(db, session, course, SessionStatus.ENDED, now=now,
+                       present_percent=present_percent)
+    return session
+
+
 async def move_session(
     db: AsyncSession, session: CourseSession, course: Course, target: SessionStatus, *,
     now: datetime, present_percent: int = DEFAULT_PRESENT_PERCENT,

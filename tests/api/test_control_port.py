@@ -81,10 +81,11 @@ async def test_decisions_and_live_cycle(api: Api, world: World, make_control: Ma
     session_id = await control.session_goes_live(world.course_id)
     status = await api.get(f"/courses/{world.course_id}/live-status", expect=200)
     assert (status["is_live"], status["session_id"]) == (True, session_id)
-    await control.end_session(world.course_id)
+    await control.end_session(world.course_id, session_id)
     status = await api.get(f"/courses/{world.course_id}/live-status", expect=200)
     assert status["is_live"] is False
-    await control.end_session(world.course_id)  # nothing live: harmless
+    await control.end_session(world.course_id, session_id)  # nothing live: harmless
+    await control.end_session(world.course_id, None)
 
     await api.post(f"/stream-keys/{made['id']}/revoke", world.teacher, expect=200)
     assert await control.authorize_publish("live", key) == PublishDenied("revoked")
@@ -115,7 +116,7 @@ async def test_recording_ready_and_playback(
     assert await control.authorize_playback(session_id, token + "x") == PlaybackRefused(
         "bad_token")
 
-    await control.end_session(world.course_id)
+    await control.end_session(world.course_id, session_id)
     assert await control.authorize_playback(session_id, token) == PlaybackRefused(
         "not_available")
     await control.recording_ready(session_id)

@@ -69,7 +69,7 @@ async def test_unreachable_or_silent_control_is_unavailable_within_a_bound(
                            attempts=3, backoff=0.1) as control:
         started = time.monotonic()
         with pytest.raises(ControlUnavailable, match="TimeoutError"):
-            await control.end_session(1)
+            await control.end_session(1, None)
         took = time.monotonic() - started
         assert 1.2 <= took < 2.5, took  # 3 x 0.4 s, plus 0.1 + 0.2 s of backoff
 
@@ -98,7 +98,7 @@ async def test_server_errors_are_retried_and_refusals_are_not(
         assert await control.authorize_publish("live", "k") == PublishAllowed(4, 9)
         assert seen == [f"Bearer {NODE_SECRET}"] * 3
         with pytest.raises(ControlUnavailable, match="422 invalid"):
-            await control.end_session(4)
+            await control.end_session(4, None)
         assert seen.count("refused") == 1
 
 

@@ -81,7 +81,7 @@ class NoKeys(IngestOnlyControl):
     async def session_goes_live(self, course_id: int) -> int:
         raise AssertionError("never")
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None = None) -> None:
         raise AssertionError("never")
 
 

@@ -78,7 +78,7 @@ class GatedControl(IngestOnlyControl):
         self.started.append(course_id)
         return 700
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None = None) -> None:
         self.ended.append(course_id)
 
 

@@ -39,6 +39,7 @@ from transcode.session_output import SessionOutput
 from transcode.storage.backend import StorageError
 from transcode.storage.local import LocalStorage
 from transcode.storage.upload_queue import UploadQueue
+from transcode.stored_journal import TAIL_NAME
 
 SID = 42
 SEGMENT = 2.0
@@ -130,10 +131,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 def _check_ops(ops: list[tuple[str, str, bytes]]) -> None:
     """Media is stored once, under recordings/ only; a stored playlist names only
-    segments and inits queued before it; nothing under recordings/ is deleted."""
+    segments and inits queued before it; nothing under recordings/ is deleted but the
+    journal tails (rewritten while live, removed once the VOD playlists name all)."""
     stored: set[str] = set()
     for kind, key, data in ops:
         assert key.startswith("recordings/") or kind == "delete_prefix", f"{kind} {key}"
+        if key.endswith("/" + TAIL_NAME):
+            continue
         assert kind == "put" or not key.startswith("recordings/"), f"{kind} {key}"
         if key.endswith(".m3u8"):
             if key.endswith("/index.m3u8"):
@@ -223,7 +227,7 @@ async def test_live_playlist_is_the_whole_class_with_parts_near_the_edge(
         assert count >= 3
         keys = await rig.keys(f"{REC}/{rendition}/")
         assert keys == [f"{REC}/{rendition}/{name}" for name in
-                        [*_uris(count), "index.m3u8", "init_000000.mp4"]], keys
+                        [*_uris(count), "index.m3u8", "init_000000.mp4", TAIL_NAME]], keys
         init = await rig.get(f"{REC}/{rendition}/init_000000.mp4")
         for uri in _uris(count):
             decoded = decode(init, await rig.get(f"{REC}/{rendition}/{uri}"))
@@ -483,7 +487,7 @@ async def test_an_output_after_a_crash_numbers_on_and_overwrites_nothing(
     assert [(s[1], s[4]) for s in _journal_segments(rig.work_dir)] == [
         (0, "init_000000.mp4"), (1, None), (2, None)]
     before = {key: await rig.get(key) for key in await rig.keys(f"{REC}/source/")
-              if not key.endswith(".m3u8")}
+              if not key.endswith((".m3u8", TAIL_NAME))}
     assert len(before) == 4  # three segments and their init
     # It died right after queueing the last segment, before noting it in the journal.
     _drop_last_journal_line(rig.work_dir)
@@ -558,3 +562,63 @@ async def test_the_passthrough_live_playlist_is_valid(rig: Rig, tmp_path: Path) 
     playlist = output.live_playlist("source") or ""
     assert "#EXT-X-PART:" in playlist
     validate_playlists({"source": playlist})
+
+
+async def test_another_node_takes_the_session_up_from_storage_alone(
+        rig: Rig, runs: Runs, tmp_path: Path) -> None:
+    """The node carrying the class died with its work folder and spool; another node (its
+    own folder and queue, the same storage) takes the session up from what storage holds:
+    the ladder, every segment with its true duration (the recording playlist is rarely
+    stored, the journal tails name the rest), numbering on with one discontinuity and a new
+    init; its recording covers both nodes' segments and its MP4 both runs."""
+    first = rig.output(every=1000)
+    first.start_epoch("tok-a/1", [SD, AUDIO])
+    await feed_run(first, "tok-a/1", runs.a, seed=21)
+    assert await rig.queue.flush(10)
+    assert await rig.storage.get(f"{REC}/sd/index.m3u8") is None  # never stored yet
+    before = {k: await rig.get(k) for k in await rig.keys(f"{REC}/")
+              if k.endswith((".m4s", ".mp4"))}
+    durations: dict[str, list[float]] = {}  # as the dead node's journal knew them
+    for rendition, _, duration, *_ in _journal_segments(rig.work_dir):
+        durations.setdefault(str(rendition), []).append(float(duration))  # type: ignore[arg-type]
+
+    other_queue = UploadQueue(rig.storage, tmp_path / "other-spool", retry_initial=0.05)
+    await other_queue.start()
+    try:
+        spy = SpyQueue(other_queue)
+        second = SessionOutput(SID, spy, work_dir=tmp_path / "other-work",
+                               segment_seconds=SEGMENT, recording_playlist_every=1000)
+        assert await second.resume(rig.storage, other_queue.queued_keys()) == sum(
+            len(package(runs.a[r]).segments) for r in ("sd", "audio", "source"))
+        # The ladder came from storage: the live master and playlists are served at once.
+        assert 'URI="audio/index.m3u8"' in (second.live_master() or "")
+        live = parse_media_playlist(second.live_playlist("sd") or "")
+        assert [s.duration for s in live.segments] == pytest.approx(durations["sd"], abs=1e-5)
+        second.start_epoch("tok-b/1", [SD, AUDIO])
+        await feed_run(second, "tok-b/1", runs.b, seed=22)
+        key = await second.finalize(rig.storage)
+    finally:
+        await other_queue.close(10)
+    assert key is not None
+    for stored, data in before.items():
+        assert await rig.get(stored) == data, f"{stored} was overwritten"
+    texts = {}
+    for rendition in ("sd", "audio", "source"):
+        text, recording = await rig.playlist(rendition)
+        texts[rendition] = text
+        a, b = package(runs.a[rendition]), package(runs.b[rendition])
+        assert recording.ended
+        assert [s.uri for s in recording.segments] == _uris(len(a.segments) + len(b.segments))
+        assert [n for n, s in enumerate(recording.segments) if s.discontinuity] == [
+            len(a.segments)]
+        assert [s.duration for s in recording.segments[:len(a.segments)]] == pytest.approx(
+            durations[rendition], abs=1e-5)
+        assert await rig.get(f"{REC}/{rendition}/init_{len(a.segments):06d}.mp4") == b.init
+        assert await rig.storage.get(f"{REC}/{rendition}/{TAIL_NAME}") is None
+    validate_playlists(texts)
+    _check_ops([*rig.queue.ops, *spy.ops])  # the dead node queued first
+    seconds, frames, times = _mp4(rig.storage.root / key)  # A's run from storage, then B's
+    assert seconds == pytest.approx(10.0, abs=0.5)
+    assert frames == pytest.approx(10 * FPS, abs=5)
+    assert times == sorted(times)
+    assert not (tmp_path / "other-work").exists()

@@ -15,7 +15,7 @@ from config.settings import Settings
 from control.app import build_app
 from control.db.database import Database
 from control.sessions.live_observer import LiveObserver
-from mediaserver.node_api import add_node_routes
+from mediaserver.node_api import NodeClasses, add_node_routes
 
 NODE_SECRET = "test-node-secret-0123456789abcdef"
 
@@ -54,6 +54,7 @@ class RecordingObserver:
     ended: list[tuple[int, int]] = field(default_factory=list)
     revoked: list[tuple[int, frozenset[int]]] = field(default_factory=list)
     streams: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finalising: list[tuple[int, int]] = field(default_factory=list)
 
     async def session_ended(self, course_id: int, session_id: int) -> None:
         self.ended.append((course_id, session_id))
@@ -64,8 +65,11 @@ class RecordingObserver:
     async def details(self, course_id: int) -> dict[str, Any] | None:
         return self.streams.get(course_id)
 
+    async def finalise_recording(self, course_id: int, session_id: int) -> None:
+        self.finalising.append((course_id, session_id))
 
-def node_app(observer: LiveObserver, secret: str = NODE_SECRET) -> web.Application:
+
+def node_app(observer: NodeClasses, secret: str = NODE_SECRET) -> web.Application:
     """A media node's app carrying only its internal routes."""
     app = web.Application()
     add_node_routes(app, observer, secret)

@@ -54,7 +54,7 @@ class FakeControl:
     async def session_goes_live(self, course_id: int) -> int:
         raise NotImplementedError
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None = None) -> None:
         raise NotImplementedError
 
     async def recording_ready(self, session_id: int) -> None:

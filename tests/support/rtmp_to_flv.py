@@ -41,7 +41,7 @@ class FakeControl(IngestOnlyControl):
         self.started.append(course_id)
         return 500 + len(self.started)
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None = None) -> None:
         self.ended.append(course_id)
 
 

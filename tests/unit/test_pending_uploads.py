@@ -37,7 +37,7 @@ class Control(IngestOnlyControl):
     async def session_goes_live(self, course_id: int) -> int:
         raise AssertionError("not asked here")
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None = None) -> None:
         raise AssertionError("not asked here")
 
     async def recording_ready(self, session_id: int) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from mediaserver.amf0 import Amf0Value
 from mediaserver.control_port import (
+    CarriedElsewhere,
     ControlUnavailable,
     PlaybackDecision,
     PlaybackRefused,
@@ -37,6 +38,9 @@ class Control:
     fail_going_live: bool = False
     # Calls that raise ControlUnavailable (after being recorded): the control plane is away.
     away: set[str] = field(default_factory=set)
+    # Sessions another node carries now: their ends raise CarriedElsewhere.
+    elsewhere: set[int] = field(default_factory=set)
+    ended: list[int | None] = field(default_factory=list)  # the session each end named
     _live: dict[int, int] = field(default_factory=dict)
     _next: int = 100
 
@@ -54,10 +58,13 @@ class Control:
             self._live[course_id] = self._next
         return self._live[course_id]
 
-    async def end_session(self, course_id: int) -> None:
+    async def end_session(self, course_id: int, session_id: int | None = None) -> None:
         self.calls.append(("end_session", course_id))
+        self.ended.append(session_id)
         if "end_session" in self.away:
             raise ControlUnavailable("control plane unreachable")
+        if session_id in self.elsewhere:
+            raise CarriedElsewhere(f"session {session_id}")
         self._live.pop(course_id, None)
 
     async def authorize_playback(self, session_id: int, token: str) -> PlaybackDecision:
@@ -85,9 +92,11 @@ class Media:
 
     calls: list[tuple[str, int]] = field(default_factory=list)
     states: list[SessionMediaState] = field(default_factory=list)
+    stages: list[Stage] = field(default_factory=list)  # what each open was for
 
     async def open(self, session_id: int, course_id: int, stage: Stage = "live") -> None:
         self.calls.append(("open", session_id))
+        self.stages.append(stage)
 
     def sink(self, course_id: int, session_id: int) -> MediaSink:
         self.calls.append(("sink", session_id))
@@ -99,6 +108,9 @@ class Media:
 
     async def forget(self, session_id: int) -> None:
         self.calls.append(("forget", session_id))
+
+    async def let_go(self, session_id: int) -> None:
+        self.calls.append(("let_go", session_id))
 
     async def unfinished(self) -> list[SessionMediaState]:
         return self.states
@@ -259,7 +271,7 @@ async def test_without_grace_the_class_ends_before_the_slot_is_freed() -> None:
     publishing = Publishing(control, media)
     publication = await live_publication(publishing, [])
 
-    async def end_session(course_id: int) -> None:
+    async def end_session(course_id: int, session_id: int | None = None) -> None:
         assert publishing.registry.is_live(course_id)
         control.calls.append(("end_session", course_id))
 
@@ -356,4 +368,42 @@ async def test_a_retried_end_gives_way_to_a_publisher_back_on_this_node() -> Non
     await asyncio.sleep(0.5)
     assert control.calls.count(("end_session", COURSE)) == 1  # the retry stood down
     assert publishing.live_session(COURSE) == again.session_id
+    await publishing.close()
+
+
+async def test_an_end_names_its_session() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=None)
+    publication = await live_publication(publishing, [])
+    await publishing.publisher_left(publication, protocol="RTMP")
+    await until(lambda: ("forget", 101) in media.calls)
+    assert control.ended == [101]
+
+
+async def test_a_class_carried_by_another_node_now_is_let_go_without_a_recording() -> None:
+    """This node's grace ran out, but the encoder reconnected to another node meanwhile:
+    the control plane ignores this end, and this node drops the media, recording nothing
+    (the recording is the other node's to make)."""
+    control, media = Control(elsewhere={101}), Media()
+    publishing = Publishing(control, media, grace=0.1)
+    publication = await live_publication(publishing, [])
+    await publishing.publisher_left(publication, protocol="RTMP")
+    await until(lambda: ("let_go", 101) in media.calls)
+    await asyncio.sleep(0.1)
+    assert ("finalise", 101) not in media.calls
+    assert ("recording_ready", 101) not in control.calls
+    assert control.ended == [101]
+    assert publishing.live_session(COURSE) is None
+    await publishing.close()
+    assert control.ended == [101]  # shutting down ends nothing more
+
+
+async def test_the_control_plane_asks_for_the_recording_of_a_class_whose_node_died() -> None:
+    control, media = Control(), Media()
+    publishing = Publishing(control, media, grace=30)
+    await publishing.finalise_recording(COURSE, 7)  # answers at once
+    await until(lambda: ("forget", 7) in media.calls)
+    assert media.calls == [("open", 7), ("finalise", 7), ("forget", 7)]
+    assert media.stages == ["finalising"]  # a restart meanwhile completes it
+    assert control.calls == [("recording_ready", 7)]  # no end: the control plane ended it
     await publishing.close()
