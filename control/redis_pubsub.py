@@ -33,6 +33,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from control.background_task import BackgroundTask
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
@@ -65,7 +67,7 @@ class RedisPubSub:
         self._handlers: dict[str, Handler] = {}
         self._listeners: list[StateListener] = []
         self.up = False
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._keep_subscribed)
         self._publish_warned = False
 
     def subscribe(self, channel: str, handler: Handler) -> None:
@@ -94,15 +96,10 @@ class RedisPubSub:
         return True
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._keep_subscribed())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
         self._set_up(False)
         await self.redis.aclose()
 

@@ -11,13 +11,13 @@ stops the node: classes keep streaming while the control plane is away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from config.settings import Settings
+from control.background_task import BackgroundTask
 
 __all__ = ["Heartbeats", "NodeHeartbeat", "node_identity"]
 
@@ -60,19 +60,14 @@ class NodeHeartbeat:
         self._url = url
         self._sessions = sessions
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._forever)
         self._failing = False
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._forever())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def beat(self) -> bool:
         """One beat now; whether the control plane took it."""

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from control.background_task import BackgroundTask
 from mediaserver.control_port import ControlPort
 from transcode.events import EventSink
 from transcode.media_types import MP4_TYPE
@@ -69,18 +70,15 @@ class PendingUploads:
         # How long one round waits for a spool to drain before moving on (storage down).
         self._drain_seconds = drain_seconds
         self._budget = budget
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._forever)
         # Recordings stored whose readiness the control plane has not taken yet.
         self._unconfirmed: set[int] = set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._forever())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.close()
 
     async def _forever(self) -> None:
         while True:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 
+from control.background_task import BackgroundTask
 from control.chat.hub import ChatHub
 from control.chat.presence import Online
 from control.redis_pubsub import REDIS_DOWN, RedisPubSub
@@ -41,7 +42,7 @@ class RedisPresence:
         self._wake = asyncio.Event()
         # What this process last wrote, per session: members to remove once they leave.
         self._written: dict[int, set[str]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._keep_written)
         hub.watch(self._wake.set)
         link.on_state(lambda up: self._wake.set() if up else None)
 
@@ -66,15 +67,10 @@ class RedisPresence:
         return Online(users)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._keep_written())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
         # A clean shutdown takes its users out at once rather than after TTL_SECONDS.
         with contextlib.suppress(*REDIS_DOWN):
             async with self._link.redis.pipeline(transaction=False) as pipe:

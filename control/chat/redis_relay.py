@@ -16,10 +16,10 @@ sent; a reader on another process finds it in the history when it reconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from control.background_task import BackgroundTask
 from control.chat.hub import ChatHub
 from control.redis_pubsub import RedisPubSub
 
@@ -33,7 +33,7 @@ class RedisChatRelay:
     def __init__(self, link: RedisPubSub, hub: ChatHub) -> None:
         self._link = link
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=MAX_PENDING)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._publish_all)
         self.dropped = 0  # events the other processes never got
         self._dropping = False
         link.subscribe(CHANNEL, hub.deliver)
@@ -57,15 +57,10 @@ class RedisChatRelay:
                         why, self.dropped)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._publish_all())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def _publish_all(self) -> None:
         while True:

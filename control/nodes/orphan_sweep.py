@@ -12,13 +12,13 @@ rounds, by this process, while it runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from config.settings import Settings
+from control.background_task import BackgroundTask
 from control.db.database import Database
 from control.models.base import utcnow
 from control.nodes.orphans import Orphan, end_orphan, orphaned_sessions
@@ -49,18 +49,13 @@ class OrphanSweep:
                           else float(settings.cluster.node_heartbeat_seconds))
         self._clock = clock
         self._unfinalised: dict[int, Orphan] = {}  # ended here, no node took the recording
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._forever)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._forever())
+        self._task.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.close()
 
     async def sweep(self) -> list[int]:
         """One round: the sessions it ended."""
