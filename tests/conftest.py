@@ -24,6 +24,7 @@ from control.app import build_app  # noqa: E402
 from control.db.database import Database  # noqa: E402
 from control.models import Role  # noqa: E402
 from support.api_client import Api  # noqa: E402
+from support.redis_server import redis_server  # noqa: E402, F401
 from support.world import World  # noqa: E402
 
 DATABASES = os.environ.get("ACADEMIA_TEST_DATABASES", "sqlite,postgresql").split(",")

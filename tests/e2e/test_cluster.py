@@ -28,7 +28,13 @@ import pytest
 from support.cluster_processes import ADMIN_PASSWORD, Cluster, ClusterProcess, create_database
 from support.live_stack import decode, media_playlist_uris, media_segments, publish_ffmpeg
 from support.nginx_edge import nginx_binary
-from support.redis_server import RedisServer, kill_redis, redis_available, start_redis, stop_redis
+from support.redis_server import (
+    RedisServer,
+    kill_redis,
+    redis_available,
+    start_redis,
+    stop_redis,
+)
 from support.s3_server import S3Server, s3_server  # noqa: F401
 
 pytestmark = [
@@ -103,19 +109,10 @@ async def plays(http: aiohttp.ClientSession, master_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        stop_redis(server)
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, postgres_url: str, redis: RedisServer,
+async def cluster(tmp_path: Path, postgres_url: str, redis_server: RedisServer,
                   s3_server: S3Server) -> AsyncIterator[Cluster]:  # noqa: F811
     database_url = await create_database(postgres_url, f"cluster_{time.monotonic_ns()}")
-    cluster = Cluster(tmp_path / "cluster", database_url, redis.url, s3_server.endpoint,
+    cluster = Cluster(tmp_path / "cluster", database_url, redis_server.url, s3_server.endpoint,
                       bucket=f"cluster-{time.monotonic_ns()}",
                       extra_env={"ACADEMIA_TRANSCODE_MODE": "passthrough",
                                  "ACADEMIA_SEGMENT_SECONDS": "1"})
@@ -271,7 +268,7 @@ async def receive_until(ws: aiohttp.ClientWebSocketResponse,
 
 
 async def test_redis_or_a_control_process_away_classes_go_on_and_chat_comes_back(
-    cluster: Cluster, redis: RedisServer, tmp_path: Path,
+    cluster: Cluster, redis_server: RedisServer, tmp_path: Path,
 ) -> None:
     async with aiohttp.ClientSession() as http:
         admin, courses, keys, (ana, ben) = await two_classes(http, cluster)
@@ -290,7 +287,7 @@ async def test_redis_or_a_control_process_away_classes_go_on_and_chat_comes_back
             await until(decodes, within=30, what="the class through the edge")
 
             # Redis goes away.
-            kill_redis(redis)
+            kill_redis(redis_server)
             ws_a = await chat(http, ana, session_id)
             await ws_a.send_json({"type": "message", "text": "while redis is away"})
             echo = await receive_until(ws_a, lambda f: f.get("text") == "while redis is away")
@@ -301,7 +298,7 @@ async def test_redis_or_a_control_process_away_classes_go_on_and_chat_comes_back
             assert (await plays(http, grant["url"]))["frames"] > 0 and first["frames"] > 0
 
             # Redis comes back on its port: chat crosses processes again.
-            restarted = start_redis(tmp_path / "redis-again", port=redis.port)
+            restarted = start_redis(tmp_path / "redis-again", port=redis_server.port)
             try:
                 ws_b = await chat(http, ben, session_id)
 

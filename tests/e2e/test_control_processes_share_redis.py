@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ from support.chat_client import Frame, connect, eventually, live_session, receiv
 from support.redis_server import (
     RedisServer,
     kill_redis,
-    redis_available,
     start_redis,
     stop_redis,
 )
@@ -46,18 +45,6 @@ POST_BOUND_SECONDS = 5.0
 # The links notice a killed Redis at once (the connection resets) or within their ping
 # timeout, and reconnect within their longest backoff.
 LINK_SECONDS = 10.0
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    # One per test: tests kill it.
-    if not redis_available():
-        pytest.fail("redis-server is missing: run `make test`, which installs it")
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        stop_redis(server)
 
 
 @pytest.fixture

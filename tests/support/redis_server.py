@@ -1,10 +1,12 @@
 """A throwaway Redis server for the test suite (Debian's ``redis-server`` package).
 
-``start_redis`` runs ``redis-server`` in the foreground on a free port of 127.0.0.1 (or on a
-given one: a Redis started again where the clients expect it), with persistence off
-(``--save '' --appendonly no``) and its working folder in a given temporary folder, and
-waits until it answers PING; ``stop_redis`` ends that process (and only it), ``kill_redis``
-ends it the hard way (SIGKILL: an outage, not a shutdown).
+The ``redis_server`` fixture (tests/conftest.py offers it to every test) gives a test a
+server of its own, which the test may kill. ``start_redis`` runs ``redis-server`` in the
+foreground on a free port of 127.0.0.1 (or on a given one: a Redis started again where the
+clients expect it), with persistence off (``--save '' --appendonly no``) and its working
+folder in a given temporary folder, and waits until it answers PING; ``stop_redis`` ends
+that process (and only it), ``kill_redis`` ends it the hard way (SIGKILL: an outage, not a
+shutdown).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 START_ATTEMPTS = 3
 START_TIMEOUT_S = 10.0
@@ -91,3 +96,15 @@ def kill_redis(server: RedisServer) -> None:
     if server.process.poll() is None:
         server.process.kill()
         server.process.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, stopped at its end (a test may kill it)."""
+    if not redis_available():
+        pytest.fail("redis-server is missing: run `make test`, which installs it")
+    server = start_redis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        stop_redis(server)
