@@ -9,12 +9,15 @@ media edge holds no database session between questions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import CourseSettings, Settings
 from control.db.database import Database
 from control.models.base import utcnow
+from control.nodes.registry import record_heartbeat
 from control.streaming.edge_questions import CannotAnswer, EdgeQuestions, PlaybackGrant
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from control.streaming.stream_keys import PublishGrant
@@ -58,6 +61,8 @@ class InProcessControl:
             settings = settings.courses
         self._questions = EdgeQuestions(database, settings, signer=signer,
                                         public_url=public_url or "", clock=clock)
+        self._database = database
+        self._clock = clock
 
     async def authorize_publish(self, app: str, key: str) -> PublishDecision:
         try:
@@ -96,3 +101,16 @@ class InProcessControl:
             await self._questions.recording_ready(session_id)
         except CannotAnswer as exc:
             raise ControlUnavailable(str(exc)) from exc
+
+    # ------------------------------------------------------------------ beyond the port
+
+    async def heartbeat(self, name: str, url: str, session_ids: Iterable[int]) -> None:
+        """This process, as a media node of the registry: only when an edge is in front
+        of it (the edge asks the registry which node carries a class)."""
+        try:
+            async with self._database.transaction(write=True) as db:
+                await record_heartbeat(db, name=name, url=url, session_ids=session_ids,
+                                       now=self._clock())
+        except SQLAlchemyError as exc:
+            raise ControlUnavailable(f"database error while recording a heartbeat: {exc}"
+                                     ) from exc

@@ -28,7 +28,7 @@ from mediaserver.http_client_errors import quiet_client_protocol_errors
 from mediaserver.http_service import HttpService
 from mediaserver.metrics import Metrics
 from mediaserver.node_api import add_node_routes
-from mediaserver.node_heartbeat import NodeHeartbeat, node_identity
+from mediaserver.node_heartbeat import Heartbeats, NodeHeartbeat, node_identity
 from mediaserver.pending_uploads import PendingUploads
 from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
@@ -121,10 +121,16 @@ class MediaNode:
         await self.http.start()
         await self.rtmp.start()
         self.pending.start()
-        if self.remote_control is not None:
+        # A cluster's media node tells the control plane what it carries; so does one
+        # process with a node secret, for an nginx edge in front of it.
+        beats: Heartbeats | None = self.remote_control
+        if beats is None and self.settings.cluster.node_secret:
+            assert isinstance(self.control, InProcessControl)
+            beats = self.control
+        if beats is not None:
             name, url = node_identity(self.settings, self.http_port)
             self.heartbeat = NodeHeartbeat(
-                self.remote_control, name=name, url=url, sessions=self.media.active_sessions,
+                beats, name=name, url=url, sessions=self.media.active_sessions,
                 interval=float(self.settings.cluster.node_heartbeat_seconds),
             )
             self.heartbeat.start()
