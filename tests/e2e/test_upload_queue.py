@@ -80,6 +80,9 @@ class FakeStorage:
     async def list(self, prefix: str) -> list[str]:
         raise AssertionError("the queue never reads")
 
+    async def list_sizes(self, prefix: str) -> list[tuple[str, int]]:
+        raise AssertionError("the queue never reads")
+
     async def close(self) -> None:
         pass
 

@@ -73,6 +73,11 @@ class Storage(Protocol):
         """The keys starting with `prefix`, sorted."""
         ...
 
+    async def list_sizes(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size in bytes) of every object whose key starts with `prefix`, sorted by
+        key: one listing, not a size request per object (measuring what storage holds)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and threads."""
         ...

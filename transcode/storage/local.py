@@ -171,6 +171,18 @@ class LocalStorage:
     async def list(self, prefix: str) -> list[str]:
         return await self._run(lambda: self._keys(prefix))
 
+    async def list_sizes(self, prefix: str) -> list[tuple[str, int]]:
+        def measure() -> list[tuple[str, int]]:
+            sized = []
+            for key in self._keys(prefix):
+                try:
+                    sized.append((key, self._path(key).stat().st_size))
+                except FileNotFoundError:
+                    pass  # Deleted since the walk saw it: it holds no bytes now.
+            return sized
+
+        return await self._run(measure)
+
     async def delete_prefix(self, prefix: str) -> int:
         def remove_all() -> int:
             removed = 0

@@ -205,6 +205,17 @@ class S3Storage:
         _check_prefix(prefix)
         return await self._call(lambda: self._keys(prefix))
 
+    async def list_sizes(self, prefix: str) -> list[tuple[str, int]]:
+        _check_prefix(prefix)
+
+        def measure() -> list[tuple[str, int]]:
+            # The listing carries each object's size: no request per object.
+            objects = self._client.list_objects(self.bucket, prefix=prefix or None,
+                                                recursive=True)
+            return sorted((str(obj.object_name), int(obj.size or 0)) for obj in objects)
+
+        return await self._call(measure)
+
     async def delete_prefix(self, prefix: str) -> int:
         _check_prefix(prefix)
 
