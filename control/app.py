@@ -21,6 +21,7 @@ from control.api import (
     nodes,
     payments,
     playback,
+    privacy,
     schedules,
     sessions,
     storage,
@@ -44,6 +45,7 @@ from control.web.pages import add_page_routes
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
     schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, storage,
+    privacy,
 )
 
 

@@ -106,6 +106,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Without storage in the test app an admin gets 503; refusals come before that.
     "storage.usage": ADMIN,
     "storage.retention": ADMIN,
+    "privacy.export": SIGNED_IN,
+    "privacy.erase": ADMIN,
 }
 
 
