@@ -4,6 +4,8 @@ objects are sparse files, so a gigabyte costs no disk)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -21,6 +23,7 @@ from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
 from control.storage_policy.enforcement import AUDIT_ACTION, enforce_retention
 from mediaserver.recording_store import RecordingStore
+from mediaserver.retention_job import enforce_retention_forever
 from support.api_client import Api
 from support.world import World
 from transcode.storage.local import LocalStorage
@@ -173,3 +176,25 @@ async def test_no_storage_in_this_process_is_503(aiohttp_client: Any, api: Api,
                settings)
     out = await bare.get("/storage", world.admin, expect=503)
     assert out["error"]["code"] == "storage_unavailable"
+
+
+async def test_the_job_applies_the_policy_on_its_first_run(api: Api, world: World,
+                                                          media: LocalStorage) -> None:
+    await api.put(f"/courses/{world.course_id}/retention", world.admin,
+                  json={"retention_days": 7}, expect=200)
+    expired = await add_session(api.database, world.course_id, days_ago=10)
+    await record(media, expired, 1000)
+    job = asyncio.create_task(enforce_retention_forever(api.settings, api.database,
+                                                        RecordingStore(media)))
+    try:
+        for _ in range(200):
+            if not await media.list(f"recordings/{expired}/"):
+                break
+            await asyncio.sleep(0.05)
+        assert await media.list(f"recordings/{expired}/") == []
+    finally:
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+    audit = await api.get(f"/audit?action={AUDIT_ACTION}", world.admin, expect=200)
+    assert [e["detail"]["session_id"] for e in audit["results"]] == [expired]
