@@ -492,21 +492,22 @@ class SessionOutput:
                 if closed is not None:
                     await self._store(track.last_epoch, track, [closed])
             tracks = [t for t in self._tracks.values() if t.segments]
-            kept = kept_renditions(self._quality, list(self._ladder.values()),
+            keep = kept_renditions(self._quality, list(self._ladder.values()),
                                    (t.name for t in tracks),
                                    source_known=self._source_rendition is not None)
             # Renditions the recording does not keep go once the MP4 is made (the source
             # may be among them, and the MP4 may need its stored segments).
-            dropped = [t.name for t in tracks if t.name not in kept]
+            dropped = [t.name for t in tracks if t.name not in keep]
             for track in tracks:
-                if track.name in kept:
+                if track.name in keep:
                     self._put_recording_playlist(track, ended=True)
             for track in self._tracks.values():
                 # The VOD playlists name everything now (queued before these deletes).
                 self._queue.delete(self._recording(f"{track.name}/{TAIL_NAME}"))
             recorded = [r for name, r in self._ladder.items()
-                        if name in kept and self._tracks[name].segments]
-            if (SOURCE_NAME in kept and SOURCE_NAME not in self._ladder
+                        if name in keep and name in self._tracks
+                        and self._tracks[name].segments]
+            if (SOURCE_NAME in keep and SOURCE_NAME not in self._ladder
                     and self._source_rendition is not None and self._quality == "source"):
                 recorded.append(self._source_rendition)
             if recorded:
