@@ -24,7 +24,7 @@ async def enforce_retention_forever(settings: Settings, database: Database,
     while True:
         try:
             report = await enforce_retention(settings, database, store, now=utcnow())
-            if report.deleted or report.failed:
+            if report is not None and (report.deleted or report.failed):
                 log.info("retention: %d recordings deleted, %d refused by storage; "
                          "%d of %d bytes used", len(report.deleted), len(report.failed),
                          report.used_after, report.limit)

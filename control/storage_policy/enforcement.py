@@ -16,6 +16,7 @@ from control.db.database import Database
 from control.models import AuditEntry, CourseSession
 from control.storage_policy.facts import live_session_ids, session_facts
 from control.storage_policy.media_store import MediaStore
+from control.storage_policy.one_runner import retention_turn
 from control.storage_policy.retention import (
     WARNING_SHARE,
     Deletion,
@@ -50,7 +51,16 @@ class EnforcementReport:
 
 
 async def enforce_retention(settings: Settings, database: Database, store: MediaStore, *,
-                            now: datetime) -> EnforcementReport:
+                            now: datetime) -> EnforcementReport | None:
+    """One run; None when another control process is running it now (its turn)."""
+    async with retention_turn(database) as mine:
+        if not mine:
+            return None
+        return await _enforce(settings, database, store, now)
+
+
+async def _enforce(settings: Settings, database: Database, store: MediaStore,
+                   now: datetime) -> EnforcementReport:
     objects = await store.objects()
     async with database.transaction(write=False) as db:
         live = await live_session_ids(db)

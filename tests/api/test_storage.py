@@ -22,6 +22,7 @@ from control.db.database import Database
 from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
 from control.storage_policy.enforcement import AUDIT_ACTION, enforce_retention
+from control.storage_policy.one_runner import retention_turn
 from mediaserver.recording_store import RecordingStore
 from mediaserver.retention_job import enforce_retention_forever
 from support.api_client import Api
@@ -118,6 +119,7 @@ async def test_warning_past_80_percent(api: Api, world: World, media: LocalStora
     assert out["used_share"] == 0.81 and "81%" in out["warning"]
     caplog.set_level(logging.WARNING, "control.storage_policy.enforcement")
     report = await enforce_retention(small, database, RecordingStore(media), now=utcnow())
+    assert report is not None
     assert report.deleted == [] and report.warning  # warned, nothing over the limit yet
     assert any("vod_storage_limit_gb" in r.getMessage() for r in caplog.records)
 
@@ -140,6 +142,7 @@ async def test_when_full_past_retention_then_oldest_never_live_nor_resources(
     # 1350 MB in a 1000 MB limit: the expired one goes (retention), then the oldest
     # (storage full): 850 MB left. The live class and the resource stay, whatever their age.
     report = await enforce_retention(small, database, RecordingStore(media), now=utcnow())
+    assert report is not None
     assert [(d.session_id, d.reason) for d in report.deleted] == [
         (expired, "retention"), (oldest, "storage_full")]
     assert report.used_after == 850 * MB
@@ -155,6 +158,7 @@ async def test_when_full_past_retention_then_oldest_never_live_nor_resources(
     assert session["recording_url"] == ""
     # Run again: nothing more to do (under the limit, nothing else past retention).
     again = await enforce_retention(small, database, RecordingStore(media), now=utcnow())
+    assert again is not None
     assert again.deleted == []
 
 
@@ -198,3 +202,17 @@ async def test_the_job_applies_the_policy_on_its_first_run(api: Api, world: Worl
             await job
     audit = await api.get(f"/audit?action={AUDIT_ACTION}", world.admin, expect=200)
     assert [e["detail"]["session_id"] for e in audit["results"]] == [expired]
+
+
+async def test_one_run_at_a_time_across_processes(api: Api, world: World,
+                                                  media: LocalStorage) -> None:
+    """Another control process is running the job: this one skips its turn (PostgreSQL's
+    advisory lock); SQLite is one process's and always runs."""
+    async with retention_turn(api.database) as mine:
+        assert mine
+        other = await enforce_retention(api.settings, api.database, RecordingStore(media),
+                                        now=utcnow())
+        assert (other is None) == (not api.database.is_sqlite)
+    after = await enforce_retention(api.settings, api.database, RecordingStore(media),
+                                    now=utcnow())
+    assert after is not None  # the lock was let go
