@@ -9,7 +9,7 @@ from control.api.live_notice import notify_keys_revoked
 from control.errors import not_found
 from control.http.responses import json
 from control.http.routing import Ctx, Routes
-from control.models import Role, User
+from control.models import Role
 from control.privacy.erasure import erase_user
 from control.privacy.export import personal_export
 
@@ -27,9 +27,11 @@ async def export(ctx: Ctx) -> Any:
               summary="Erase a person: personal data removed, records kept anonymised (admin)")
 async def erase(ctx: Ctx) -> Any:
     admin = ctx.require_role(Role.ADMIN)
-    user = await ctx.db.get(User, ctx.param("user_id"), with_for_update=True)
-    if user is None:
+    erased = await erase_user(ctx.db, ctx.param("user_id"), by=admin,
+                              settings=ctx.state.settings.courses)
+    if erased is None:
         raise not_found("user")
-    notify_keys_revoked(ctx, await erase_user(ctx.db, user, by=admin))
+    user, revoked = erased
+    notify_keys_revoked(ctx, revoked)
     ctx.audit_detail["erased_user_id"] = user.id
     return json({"id": user.id, "username": user.username, "erased_at": user.erased_at})

@@ -65,10 +65,14 @@ async def personal_export(db: AsyncSession, user: User) -> dict[str, Any]:
                              .order_by(StreamKey.id))).all()
     taught = (await db.scalars(select(Course).where(Course.teacher_id == uid)
                                .order_by(Course.id))).all()
-    # Entries they made, and the ones about their account (the path names it).
+    # Entries they made, and the ones about their account or their enrollments (the path
+    # names them: an approval, a removal).
+    about = [AuditEntry.path.startswith(f"/users/{uid}/")]
+    for eid in enrollment_ids:
+        about += [AuditEntry.path == f"/enrollments/{eid}",
+                  AuditEntry.path.startswith(f"/enrollments/{eid}/")]
     audit = (await db.scalars(select(AuditEntry).where(or_(
-        AuditEntry.actor_id == uid, AuditEntry.path == f"/users/{uid}/",
-        AuditEntry.path.startswith(f"/users/{uid}/"))).order_by(AuditEntry.id))).all()
+        AuditEntry.actor_id == uid, *about)).order_by(AuditEntry.id))).all()
     return {
         "export_version": EXPORT_VERSION,
         "profile": {"id": uid, "username": user.username, "role": user.role.value,

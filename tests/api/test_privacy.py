@@ -110,9 +110,11 @@ async def test_erasure_anonymises_keeps_records_and_locks_out(api: Api, world: W
         assert (await db.scalars(select(Payment.enrollment_id))).all() == [enrollment_id]
         erased = await db.get(User, student.id)
         assert erased is not None and erased.password_hash == "!erased"
-    roster = await api.get(f"/courses/{world.course_id}/enrollments", world.teacher,
-                           expect=200)
-    assert f"erased-{student.id}" in json.dumps(roster)
+    # Their seat is given up (removed, "erased"), the enrollment and its history kept.
+    history = await api.get(f"/enrollments/{enrollment_id}/history", world.admin,
+                            expect=200)
+    events = history["results"] if isinstance(history, dict) else history
+    assert [(e["to_status"], e["reason"]) for e in events][-1] == ("removed", "erased")
     audit = await api.get("/audit?action=privacy.erase", world.admin, expect=200)
     [entry] = audit["results"]
     assert entry["actor_id"] == world.admin.id
@@ -120,6 +122,17 @@ async def test_erasure_anonymises_keeps_records_and_locks_out(api: Api, world: W
     assert student.user.username not in json.dumps(entry)
     again = await api.post(f"/users/{student.id}/erase", world.admin, expect=409)
     assert again["error"]["code"] == "already_erased"
+
+
+async def test_an_erased_students_seat_goes_to_the_waitlist(api: Api, world: World) -> None:
+    full = await api.post("/courses/", world.teacher, json={
+        "title": "One seat", "category_id": world.category_id, "capacity": 1}, expect=201)
+    await api.post(f"/courses/{full['id']}/enroll", world.student, expect=201)
+    waiting = await api.post(f"/courses/{full['id']}/enroll", world.student2, expect=201)
+    assert waiting["status"] == "waitlisted"
+    await api.post(f"/users/{world.student.id}/erase", world.admin, expect=200)
+    promoted = await api.get(f"/enrollments/{waiting['id']}", world.student2, expect=200)
+    assert promoted["status"] == "active"
 
 
 async def test_a_teacher_with_courses_is_refused_until_they_are_handed_on(
