@@ -138,6 +138,9 @@ class StreamingSettings:
     whip_ice_addresses: str = ""
     # A STUN server ("stun:host:port") for a server behind NAT; empty: none.
     whip_stun_url: str = ""
+    # Which rungs a recording keeps once the class ends: "all", "HD", "SD" (the rungs of
+    # that label, the audio) or "source" (the source alone); the live ladder is unchanged.
+    recording_quality: str = "all"
     ladder: tuple[RungSettings, ...] = DEFAULT_LADDER
 
 
@@ -154,6 +157,11 @@ class StorageSettings:
     # Most bytes the upload spool (data_dir/spool) may hold while storage lags; 0 means a
     # quarter of the free space of data_dir when the server starts.
     spool_max_bytes: int = 0
+    # Recordings may fill this much of storage (GB); past 80 % a warning, past 100 % the
+    # oldest recordings go (control/storage_policy/retention.py says which).
+    vod_storage_limit_gb: int = 1000
+    # How often the retention job measures storage and deletes what the policy says.
+    storage_check_minutes: int = 60
 
 
 # What one `academia serve` process does (ClusterSettings.role).

@@ -21,8 +21,10 @@ from control.api import (
     nodes,
     payments,
     playback,
+    privacy,
     schedules,
     sessions,
+    storage,
     stream_keys,
     users,
 )
@@ -36,12 +38,14 @@ from control.http.routing import Endpoint, add_endpoints
 from control.http.state import STATE, AppState
 from control.node_api.mounting import add_node_api
 from control.sessions.live_observer import LiveObserver
+from control.storage_policy.media_store import MediaStore
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live, playback, chat, chat_presence, attendance, nodes,
+    schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, storage,
+    privacy,
 )
 
 
@@ -59,7 +63,8 @@ def _rate_limit_store(settings: Settings) -> RateLimitStore:
 
 
 def build_app(
-    settings: Settings, database: Database, *, live_observer: LiveObserver | None = None
+    settings: Settings, database: Database, *, live_observer: LiveObserver | None = None,
+    media_store: MediaStore | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
@@ -71,7 +76,7 @@ def build_app(
         settings, database, passwords, dummy_hash(passwords),
         playback_signer=signer, sign_in_limits=limits,
         trusted_proxies=trusted_networks(settings.server.trusted_proxies),
-        live_observer=live_observer,
+        live_observer=live_observer, media_store=media_store,
     )
 
     async def release(_app: web.Application) -> None:

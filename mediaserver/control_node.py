@@ -4,7 +4,8 @@ pages, chat, playback grants, the internal API media nodes ask, /metrics; no med
 Any number run behind a load balancer on one database (and one Redis, `server.redis_url`,
 for chat, revocations and presence). When the API ends a class or revokes keys, the media
 node that carries the class is told over HTTP (control/nodes/node_calls.py), found in the
-registry its heartbeats keep. Its orphan sweep ends the classes whose node died and that
+registry its heartbeats keep. It opens the media storage too (GET /storage, the retention
+job). Its orphan sweep ends the classes whose node died and that
 no node took up within the reconnect grace period, and has their recordings finalised
 (control/nodes/orphan_sweep.py).
 """
@@ -19,6 +20,8 @@ from control.nodes.orphan_sweep import OrphanSweep
 from mediaserver.http_client_errors import quiet_client_protocol_errors
 from mediaserver.http_service import HttpService
 from mediaserver.metrics import Metrics
+from mediaserver.recording_store import RecordingStore
+from transcode.storage.configured import open_storage
 
 __all__ = ["ControlNode"]
 
@@ -32,7 +35,12 @@ class ControlNode:
         self.metrics = Metrics()
         self.calls = NodeCalls(settings, database)
         self.orphans = OrphanSweep(settings, database, self.calls)
-        self.app = build_app(settings, database, live_observer=self.calls)
+        # The same storage the media nodes write: GET /storage and the retention job
+        # measure and prune it from here.
+        self.storage = open_storage(settings)
+        self.store = RecordingStore(self.storage)
+        self.app = build_app(settings, database, live_observer=self.calls,
+                             media_store=self.store)
         self.http = HttpService(settings, self.app, self.metrics)
         quiet_client_protocol_errors()  # malformed requests are no server error
 
@@ -48,3 +56,4 @@ class ControlNode:
         await self.orphans.close()
         await self.http.close()
         await self.calls.close()
+        await self.storage.close()

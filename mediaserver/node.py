@@ -32,6 +32,7 @@ from mediaserver.node_heartbeat import Heartbeats, NodeHeartbeat, node_identity
 from mediaserver.pending_uploads import PendingUploads
 from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
+from mediaserver.recording_store import RecordingStore
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.session_media import SessionMedia
 from mediaserver.whip.endpoint import WhipEndpoint
@@ -84,7 +85,8 @@ class MediaNode:
         )
         observer = ClassObserver(self.publishing, self.media)
         if database is not None:
-            self.app = build_app(settings, database, live_observer=observer)
+            self.app = build_app(settings, database, live_observer=observer,
+                                 media_store=RecordingStore(self.storage))
         else:
             # No API here: media, and the control plane's calls about its classes.
             self.app = web.Application(middlewares=[error_middleware],

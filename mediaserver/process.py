@@ -33,6 +33,8 @@ from control.streaming.stream_keys import rtmp_url
 from mediaserver.control_node import ControlNode
 from mediaserver.first_start_credentials import announce_credentials
 from mediaserver.node import MediaNode
+from mediaserver.recording_store import RecordingStore
+from mediaserver.retention_job import enforce_retention_forever
 
 log = logging.getLogger(__name__)
 
@@ -149,17 +151,22 @@ async def serve_forever(settings: Settings) -> None:
     if role != "control":
         print(f"  RTMP ingest (OBS server URL): {rtmp_url(settings)}", flush=True)
 
-    generator = (asyncio.create_task(generate_sessions_forever(settings, database))
-                 if database is not None else None)
+    jobs: list[asyncio.Task[None]] = []
+    if database is not None:
+        jobs.append(asyncio.create_task(generate_sessions_forever(settings, database)))
+        # Storage and database both at hand: this process applies the retention policy.
+        store = node.store if isinstance(node, ControlNode) else RecordingStore(node.storage)
+        jobs.append(asyncio.create_task(enforce_retention_forever(settings, database, store)))
     try:
         await stop.wait()
     finally:
         log.info("shutting down%s", ": finalising live sessions" if role != "control" else "")
-        await node.close()
-        if generator is not None:
-            generator.cancel()
+        # Jobs first: a retention run must not outlive the storage it deletes from.
+        for job in jobs:
+            job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await generator
+                await job
+        await node.close()
         if database is not None:
             await database.close()
         log.info("shut down cleanly")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.loading import SettingsError
 from config.settings import Settings
 from mediaserver.metrics import Metrics
 from mediaserver.session_media_state import (
@@ -40,6 +41,7 @@ from mediaserver.session_media_state import (
 )
 from mediaserver.transcode_sink import TranscodeSink
 from transcode.events import Event, RunStarted, SpoolRefused, WorkerFailed
+from transcode.recording_quality import check_quality
 from transcode.segment_receiver import SegmentReceiver
 from transcode.session_output import SessionOutput
 from transcode.storage.backend import Storage
@@ -90,6 +92,10 @@ class SessionMedia:
         ffmpeg: str = "ffmpeg",
     ) -> None:
         self._streaming = settings.streaming
+        try:  # refused at start, not at the end of the first class
+            check_quality(settings.streaming.recording_quality)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         self._storage = storage
         self._receiver = receiver
         self._viewers = viewers
@@ -118,6 +124,7 @@ class SessionMedia:
             part_seconds=self._streaming.part_ms / 1000,
             work_dir=self._work_dir / f"session-{session_id}",
             events=self._on_event,
+            recording_quality=self._streaming.recording_quality,
         )
         live = _LiveSession(session_id, course_id, output, queue)
         self._sessions[session_id] = live
@@ -215,7 +222,8 @@ class SessionMedia:
         if isinstance(event, RunStarted):
             live = self._by_token.get(event.stream)
             if live is not None:
-                live.output.start_epoch(f"{event.stream}/{event.run}", event.renditions)
+                live.output.start_epoch(f"{event.stream}/{event.run}", event.renditions,
+                                        recording=event.recording)
         elif isinstance(event, WorkerFailed):
             live = self._by_token.get(event.stream)
             where = f"session {live.session_id}" if live is not None else "a session"

@@ -34,6 +34,9 @@ class RunStarted:
     stream: str
     run: int
     renditions: tuple[Rendition, ...]
+    # The source remux beside a ladder (its own codecs): the recording's variant when
+    # `recording_quality` is "source". None in passthrough, where it is the ladder.
+    recording: Rendition | None = None
 
 
 @dataclass(frozen=True)

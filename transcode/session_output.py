@@ -63,6 +63,7 @@ from transcode.mp4_export import export_mp4
 from transcode.part_timing import gathers_fragments, part_target
 from transcode.poster import extract_poster
 from transcode.recording_journal import JournalState, RecordingJournal
+from transcode.recording_quality import check_quality, kept_renditions
 from transcode.rendition_track import ClosedSegment, RenditionTrack, init_name, segment_name
 from transcode.storage.backend import LIVE_PREFIX, RECORDINGS_PREFIX, Storage, StorageError
 from transcode.stored_journal import JSON_TYPE, TAIL_NAME, JournalTail, parse_tail, render_tail
@@ -105,7 +106,8 @@ class SessionOutput:
     def __init__(self, session_id: int, queue: OutputQueue, *, work_dir: Path,
                  segment_seconds: float = 2.0, part_seconds: float = 0.2,
                  events: EventSink | None = None,
-                 recording_playlist_every: int = RECORDING_PLAYLIST_EVERY) -> None:
+                 recording_playlist_every: int = RECORDING_PLAYLIST_EVERY,
+                 recording_quality: str = "all") -> None:
         if segment_seconds <= 0 or part_seconds <= 0:
             raise ValueError("segments and parts need a positive length")
         self.session_id = session_id
@@ -116,6 +118,10 @@ class SessionOutput:
         self._work_dir = Path(work_dir)
         self._events = events
         self._recording_every = recording_playlist_every
+        self._quality = check_quality(recording_quality)
+        # The source remux's description beside a ladder (RunStarted.recording): the
+        # recording's one variant when only the source is kept.
+        self._source_rendition: Rendition | None = None
         self._lock = asyncio.Lock()
         self._ladder: dict[str, Rendition] = {}
         self._epochs: dict[str, int] = {}
@@ -150,7 +156,8 @@ class SessionOutput:
             ordinal = self._epochs[epoch] = self._epoch_base + len(self._epochs)
         return ordinal
 
-    def start_epoch(self, epoch: str, renditions: Sequence[Rendition]) -> None:
+    def start_epoch(self, epoch: str, renditions: Sequence[Rendition], *,
+                    recording: Rendition | None = None) -> None:
         """A run begins: remember its order; new rendition names join the ladder.
 
         The first epoch's renditions define the ladder; a later epoch's rendition with a
@@ -160,6 +167,8 @@ class SessionOutput:
         if self._finished:
             return
         self._epoch(epoch)
+        if recording is not None:
+            self._source_rendition = recording
         if self._part_target is None:
             # Declared once: a playlist's PART-TARGET may not change while it is live.
             self._part_target = part_target(renditions, self._part_seconds)
@@ -483,13 +492,24 @@ class SessionOutput:
                 if closed is not None:
                     await self._store(track.last_epoch, track, [closed])
             tracks = [t for t in self._tracks.values() if t.segments]
+            keep = kept_renditions(self._quality, list(self._ladder.values()),
+                                   (t.name for t in tracks),
+                                   source_known=self._source_rendition is not None)
+            # Renditions the recording does not keep go once the MP4 is made (the source
+            # may be among them, and the MP4 may need its stored segments).
+            dropped = [t.name for t in tracks if t.name not in keep]
             for track in tracks:
-                self._put_recording_playlist(track, ended=True)
+                if track.name in keep:
+                    self._put_recording_playlist(track, ended=True)
             for track in self._tracks.values():
                 # The VOD playlists name everything now (queued before these deletes).
                 self._queue.delete(self._recording(f"{track.name}/{TAIL_NAME}"))
             recorded = [r for name, r in self._ladder.items()
-                        if name in self._tracks and self._tracks[name].segments]
+                        if name in keep and name in self._tracks
+                        and self._tracks[name].segments]
+            if (SOURCE_NAME in keep and SOURCE_NAME not in self._ladder
+                    and self._source_rendition is not None and self._quality == "source"):
+                recorded.append(self._source_rendition)
             if recorded:
                 self._queue.put(self._recording("master.m3u8"),
                                 render_master_playlist(recorded, independent_segments=True
@@ -509,6 +529,7 @@ class SessionOutput:
             if not sources:
                 if tracks:
                     log.warning("session %s: no source segments, no MP4", self.session_id)
+                self._drop_renditions(dropped)
                 return None
             mp4 = self._work_dir / "recording.mp4"
             await export_mp4(sources, mp4, ffmpeg=ffmpeg)
@@ -526,6 +547,7 @@ class SessionOutput:
                 log.error("session %s: could not store the recording; kept at %s",
                           self.session_id, kept)
                 raise
+            self._drop_renditions(dropped)
             return self.mp4_key
         except asyncio.CancelledError:
             # Stopped part way (shutdown ran out of time): the work folder stays as it is,
@@ -535,6 +557,15 @@ class SessionOutput:
         finally:
             if not cancelled:
                 await self._clean_up(flush_timeout)
+
+    def _drop_renditions(self, names: Sequence[str]) -> None:
+        """Delete the renditions `recording_quality` does not keep (queued: `_clean_up`
+        waits for them with the rest)."""
+        for name in names:
+            self._queue.delete_prefix(self._recording(f"{name}/"))
+        if names:
+            log.info("session %s: recording_quality %s: dropped %s", self.session_id,
+                     self._quality, ", ".join(names))
 
     async def _fetch_runs(self, storage: Storage, runs: list[list[tuple[int, Segment]]]
                           ) -> list[Path]:

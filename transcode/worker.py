@@ -204,7 +204,10 @@ class TranscodeWorker:
         loop = asyncio.get_running_loop()
         while True:
             self.run += 1
-            self._emit(RunStarted(self.stream, self.run, tuple(self.renditions)))
+            recording = None
+            if self.source is not None and self.settings.transcode_mode != "passthrough":
+                recording = plan_passthrough(self.source)[0]
+            self._emit(RunStarted(self.stream, self.run, tuple(self.renditions), recording))
             outcome, reason = await self._one_run(pending)
             if outcome == "ended" or (self.feed.closed and self.feed.size == 0):
                 if outcome == "died":

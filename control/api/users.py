@@ -208,6 +208,9 @@ async def _revoke_lost_keys(ctx: Ctx, user: User) -> None:
 async def update(ctx: Ctx) -> Any:
     user = await _user_for_admin(ctx)
     body = ctx.parsed(UserUpdateBody)
+    if user.erased_at is not None:
+        # Reactivating or re-passwording would let an erased person sign in again.
+        raise conflict("user_erased", "this person was erased; the account cannot change")
     if user.id == ctx.me.id and (
         (body.role is not None and body.role != Role.ADMIN) or body.is_active is False
     ):

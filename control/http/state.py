@@ -13,6 +13,7 @@ from control.accounts.sign_in_limits import SignInLimits
 from control.db.database import Database
 from control.http.client_address import Network
 from control.sessions.live_observer import LiveObserver
+from control.storage_policy.media_store import MediaStore
 from control.streaming.playback_tokens import PlaybackSigner
 
 
@@ -29,6 +30,8 @@ class AppState:
     trusted_proxies: tuple[Network, ...]
     # The media edge in this process, when there is one (see control/sessions/live_observer.py).
     live_observer: LiveObserver | None = None
+    # The media storage, measured and pruned through this port (None: no storage here).
+    media_store: MediaStore | None = None
 
 
 STATE = web.AppKey("academia_state", AppState)

@@ -52,6 +52,9 @@ class Course(Base):
     # A student may post at most once per this many seconds; 0 is off (staff exempt).
     chat_slow_mode_seconds: Mapped[int] = mapped_column(default=0)
     is_live: Mapped[bool] = mapped_column(default=False)
+    # Recordings older than this many days are deleted by the retention job; None keeps
+    # them (unless storage is full: control/storage_policy/retention.py).
+    retention_days: Mapped[int | None] = mapped_column(default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

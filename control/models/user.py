@@ -28,3 +28,6 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(150), default="")
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when an admin erased the person (control/privacy/erasure.py): the row stays,
+    # anonymised, so attendance and chat keep pointing at someone; it never signs in again.
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -41,6 +41,8 @@ from control.app import build_app
 from control.db.database import Database
 from control.models import Role, User
 from control.models.base import utcnow
+from mediaserver.recording_store import RecordingStore
+from transcode.storage.local import LocalStorage
 
 SEED = 20261201
 MAX_EXAMPLES = 10
@@ -194,7 +196,9 @@ async def served(
             db, passwords, username=ADMIN, password="fuzz-admin-pw", role=Role.ADMIN
         )
         token, _ = await issue_token(db, admin, 3600)
-    server = TestServer(build_app(settings, database), host="127.0.0.1")
+    # With storage, as a served app has it (GET /storage would be 503 without one).
+    store = RecordingStore(LocalStorage(tmp_path / "media"))
+    server = TestServer(build_app(settings, database, media_store=store), host="127.0.0.1")
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
     fuzzed = Fuzzed(url, asyncio.get_running_loop(), database, passwords, token)

@@ -102,10 +102,12 @@ class Rig:
     work_dir: Path
     outputs: list[SessionOutput] = field(default_factory=list)
 
-    def output(self, every: int = 1, segment_seconds: float = SEGMENT) -> SessionOutput:
+    def output(self, every: int = 1, segment_seconds: float = SEGMENT,
+               quality: str = "all") -> SessionOutput:
         # By default every segment rewrites the recording playlist, so each step shows.
         return SessionOutput(SID, self.queue, work_dir=self.work_dir,
-                             segment_seconds=segment_seconds, recording_playlist_every=every)
+                             segment_seconds=segment_seconds, recording_playlist_every=every,
+                             recording_quality=quality)
 
     async def get(self, key: str) -> bytes:
         data = await self.storage.get(key)
@@ -348,6 +350,43 @@ async def test_finalize_makes_vod_and_mp4(rig: Rig, runs: Runs) -> None:
     assert frames == pytest.approx(6 * FPS, abs=3)
     assert not rig.work_dir.exists()
     _check_ops(rig.queue.ops)
+
+
+@pytest.mark.parametrize("quality", ["SD", "HD"])
+async def test_recording_quality_keeps_its_rungs_and_the_sound(rig: Rig, runs: Runs,
+                                                               quality: str) -> None:
+    """SD keeps the SD rung and the audio; HD, with a source too short for any HD rung,
+    keeps the tallest rung there is. The source remux goes once the MP4 is made of it."""
+    output = rig.output(quality=quality)
+    output.start_epoch("tok-a/1", [SD, AUDIO], recording=plan_passthrough(SOURCE_INFO)[0])
+    await feed_run(output, "tok-a/1", runs.a, seed=6)
+    # While live, every rendition is stored as usual (the live ladder is unchanged).
+    assert await rig.keys(f"{REC}/source/")
+    key = await output.finalize(rig.storage)
+    assert key == f"{REC}/recording.mp4"
+    assert await rig.keys(f"{REC}/source/") == []
+    assert await rig.keys(f"{REC}/sd/") and await rig.keys(f"{REC}/audio/")
+    master = (await rig.get(f"{REC}/master.m3u8")).decode()
+    uris = [line for line in master.splitlines() if not line.startswith("#")]
+    assert uris == ["sd/index.m3u8", "audio/index.m3u8"]
+    seconds, _, _ = _mp4(rig.storage.root / "recordings" / str(SID) / "recording.mp4")
+    assert seconds == pytest.approx(6.0, abs=0.5)
+
+
+async def test_recording_quality_source_keeps_the_source_alone(rig: Rig, runs: Runs) -> None:
+    output = rig.output(quality="source")
+    output.start_epoch("tok-a/1", [SD, AUDIO], recording=plan_passthrough(SOURCE_INFO)[0])
+    await feed_run(output, "tok-a/1", runs.a, seed=6)
+    assert await output.finalize(rig.storage) == f"{REC}/recording.mp4"
+    assert await rig.keys(f"{REC}/sd/") == [] and await rig.keys(f"{REC}/audio/") == []
+    texts = {"master": (await rig.get(f"{REC}/master.m3u8")).decode(),
+             "source": (await rig.playlist("source"))[0]}
+    validate_playlists(texts)
+    uris = [line for line in texts["master"].splitlines() if not line.startswith("#")]
+    assert uris == ["source/index.m3u8"]
+    root = rig.storage.root / "recordings" / str(SID)
+    assert _ffprobe_duration(root / "source" / "index.m3u8") == pytest.approx(6.0, abs=0.3)
+    assert (root / "recording.mp4").is_file()
 
 
 @pytest.mark.parametrize("first_ends", [True, False], ids=["ended", "cut-by-the-next-run"])

@@ -11,6 +11,8 @@ import pytest
 from minio import Minio
 
 from config.settings import ServerSettings, Settings, StorageSettings
+from control.storage_policy.usage import measure
+from mediaserver.recording_store import RecordingStore
 from support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
 from support.storage_behaviours import BEHAVIOURS, Behaviour
 from transcode.storage.backend import StorageError
@@ -122,3 +124,21 @@ def test_open_storage_picks_the_configured_backend(tmp_path: Path) -> None:
         open_storage(Settings(storage=StorageSettings(storage_backend="s3")))
     with pytest.raises(ValueError, match="unknown storage_backend 'ftp'"):
         open_storage(Settings(storage=StorageSettings(storage_backend="ftp")))
+
+
+async def test_the_control_planes_port_measures_and_deletes_a_recording_in_s3(
+        storage: S3Storage) -> None:
+    """What GET /storage and the retention job see of a bucket (mediaserver's
+    RecordingStore over S3): every object with its size; a recording deleted whole,
+    nothing beside it."""
+    store = RecordingStore(storage)
+    await storage.put("recordings/3/hd/000001.m4s", b"s" * 300, "video/iso.segment")
+    await storage.put("recordings/3/recording.mp4", b"m" * 700, "video/mp4")
+    await storage.put("recordings/30/hd/000001.m4s", b"k" * 5, "video/iso.segment")
+    await storage.put("resources/3/notes.pdf", b"r" * 9, "application/pdf")
+    usage = measure(await store.objects())
+    assert usage.by_kind == {"live": 0, "recording": 305, "mp4": 700, "resources": 9,
+                             "other": 0}
+    assert await store.delete_recording(3) == 2
+    assert [k for k, _ in await store.objects()] == ["recordings/30/hd/000001.m4s",
+                                                     "resources/3/notes.pdf"]

@@ -19,7 +19,7 @@ import pytest
 from mediaserver.metrics import Metrics
 from support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, s3_server  # noqa: F401
 from transcode.events import Event, SegmentStored, SpoolRefused, UploadFailed
-from transcode.storage.backend import Storage, StorageError
+from transcode.storage.backend import SizedKeys, Storage, StorageError
 from transcode.storage.local import LocalStorage
 from transcode.storage.s3 import S3Storage
 from transcode.storage.spool_budget import SpoolBudget
@@ -78,6 +78,9 @@ class FakeStorage:
         return 0
 
     async def list(self, prefix: str) -> list[str]:
+        raise AssertionError("the queue never reads")
+
+    async def list_sizes(self, prefix: str) -> SizedKeys:
         raise AssertionError("the queue never reads")
 
     async def close(self) -> None:

@@ -103,6 +103,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The scene's session is not live: signed-in callers get 409; only sign-in is checked.
     "attendance.heartbeat": SIGNED_IN,
     "attendance.report": STAFF,
+    # Without storage in the test app an admin gets 503; refusals come before that.
+    "storage.usage": ADMIN,
+    "storage.retention": ADMIN,
+    "privacy.export": SIGNED_IN,
+    "privacy.erase": ADMIN,
 }
 
 
@@ -179,4 +184,5 @@ def valid_body(name: str, scene: Scene) -> Any:
         "chat.ban": {"user_id": w.student3.id},
         "chat.mute": {"user_id": w.student3.id, "minutes": 5},
         "chat.settings": {"slow_mode_seconds": 10},
+        "storage.retention": {"retention_days": 30},
     }.get(name)

@@ -149,6 +149,23 @@ async def byte_ranges(storage: Storage, tmp_path: Path) -> None:
             "recordings/3/missing.mp4", 0, 10)]
 
 
+async def sizes_by_prefix(storage: Storage, tmp_path: Path) -> None:
+    """One listing gives every object's size: what GET /storage and retention measure."""
+    await storage.put("recordings/5/hd/000001.m4s", b"x" * 1000, "video/iso.segment")
+    await storage.put("recordings/5/recording.mp4", b"m" * 2500, "video/mp4")
+    await storage.put("recordings/50/sd/000001.m4s", b"", "video/iso.segment")
+    await storage.put("live/5/x.ts", b"abc", "video/mp2t")
+    assert await storage.list_sizes("recordings/5/") == [
+        ("recordings/5/hd/000001.m4s", 1000), ("recordings/5/recording.mp4", 2500)]
+    assert await storage.list_sizes("") == [
+        ("live/5/x.ts", 3), ("recordings/5/hd/000001.m4s", 1000),
+        ("recordings/5/recording.mp4", 2500), ("recordings/50/sd/000001.m4s", 0)]
+    assert await storage.list_sizes("resources/") == []
+    await storage.delete_prefix("recordings/5/")
+    assert [k for k, _ in await storage.list_sizes("recordings/")] == [
+        "recordings/50/sd/000001.m4s"]
+
+
 BEHAVIOURS: list[Behaviour] = [
     put_get_size,
     put_replaces,
@@ -160,4 +177,5 @@ BEHAVIOURS: list[Behaviour] = [
     bad_keys_refused,
     large_file_put_and_stream,
     byte_ranges,
+    sizes_by_prefix,
 ]

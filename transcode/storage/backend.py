@@ -11,10 +11,13 @@ import re
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-__all__ = ["LIVE_PREFIX", "RECORDINGS_PREFIX", "Storage", "StorageError", "check_key"]
+__all__ = ["LIVE_PREFIX", "RECORDINGS_PREFIX", "SizedKeys", "Storage", "StorageError", "check_key"]
 
 LIVE_PREFIX = "live/"
 RECORDINGS_PREFIX = "recordings/"
+
+# (key, size in bytes) pairs; named here since `list` is a method's name inside a backend.
+SizedKeys = list[tuple[str, int]]
 
 # Used with fullmatch: `$` would also accept a trailing newline.
 _KEY = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
@@ -71,6 +74,11 @@ class Storage(Protocol):
 
     async def list(self, prefix: str) -> list[str]:
         """The keys starting with `prefix`, sorted."""
+        ...
+
+    async def list_sizes(self, prefix: str) -> SizedKeys:
+        """(key, size in bytes) of every object whose key starts with `prefix`, sorted by
+        key: one listing, not a size request per object (measuring what storage holds)."""
         ...
 
     async def close(self) -> None:

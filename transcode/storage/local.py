@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from transcode.storage.backend import StorageError, check_key
+from transcode.storage.backend import SizedKeys, StorageError, check_key
 
 __all__ = ["LocalStorage"]
 
@@ -170,6 +170,18 @@ class LocalStorage:
 
     async def list(self, prefix: str) -> list[str]:
         return await self._run(lambda: self._keys(prefix))
+
+    async def list_sizes(self, prefix: str) -> SizedKeys:
+        def measure() -> SizedKeys:
+            sized: SizedKeys = []
+            for key in self._keys(prefix):
+                try:
+                    sized.append((key, self._path(key).stat().st_size))
+                except FileNotFoundError:
+                    pass  # Deleted since the walk saw it: it holds no bytes now.
+            return sized
+
+        return await self._run(measure)
 
     async def delete_prefix(self, prefix: str) -> int:
         def remove_all() -> int:

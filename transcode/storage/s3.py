@@ -21,7 +21,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
-from transcode.storage.backend import StorageError, check_key
+from transcode.storage.backend import SizedKeys, StorageError, check_key
 
 __all__ = ["S3Storage"]
 
@@ -204,6 +204,17 @@ class S3Storage:
     async def list(self, prefix: str) -> list[str]:
         _check_prefix(prefix)
         return await self._call(lambda: self._keys(prefix))
+
+    async def list_sizes(self, prefix: str) -> SizedKeys:
+        _check_prefix(prefix)
+
+        def measure() -> SizedKeys:
+            # The listing carries each object's size: no request per object.
+            objects = self._client.list_objects(self.bucket, prefix=prefix or None,
+                                                recursive=True)
+            return sorted((str(obj.object_name), int(obj.size or 0)) for obj in objects)
+
+        return await self._call(measure)
 
     async def delete_prefix(self, prefix: str) -> int:
         _check_prefix(prefix)
