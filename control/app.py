@@ -11,6 +11,7 @@ from control.accounts.sign_in_limits import SignInLimits
 from control.api import (
     attendance,
     audit,
+    calendars,
     categories,
     chat,
     chat_presence,
@@ -41,7 +42,7 @@ from control.web.pages import add_page_routes
 
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
-    schedules, sessions, live, playback, chat, chat_presence, attendance, nodes,
+    schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, calendars,
 )
 
 

@@ -103,6 +103,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The scene's session is not live: signed-in callers get 409; only sign-in is checked.
     "attendance.heartbeat": SIGNED_IN,
     "attendance.report": STAFF,
+    "calendars.mine": SIGNED_IN,
+    "calendars.rotate": SIGNED_IN,
+    "calendars.revoke": SIGNED_IN,
+    # The secret in the URL is the credential (404 without the right one; test_calendars).
+    "calendars.feed": EVERYONE,
+    # The scene's course is public; a private course's feed is 404 (test_calendars).
+    "calendars.course": EVERYONE,
 }
 
 
