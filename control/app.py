@@ -22,6 +22,7 @@ from control.api import (
     nodes,
     payments,
     playback,
+    progress,
     schedules,
     sessions,
     stream_keys,
@@ -43,6 +44,7 @@ from control.web.pages import add_page_routes
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
     schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, calendars,
+    progress,
 )
 
 

@@ -16,7 +16,8 @@ class RecordingProgress(Base):
     __tablename__ = "recording_progress"
     __table_args__ = (
         UniqueConstraint("session_id", "user_id"),
-        Index("ix_recording_progress_user_id", "user_id"),
+        # The write limit looks up a person's latest report.
+        Index("ix_recording_progress_user_updated", "user_id", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -26,7 +27,8 @@ class RecordingProgress(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     # Where to resume (the last position reported), in seconds.
     position_seconds: Mapped[float] = mapped_column(Float)
-    # The furthest position ever reported: seeking back does not undo what was watched.
-    furthest_seconds: Mapped[float] = mapped_column(Float)
+    # Seconds played forward at a plausible pace (control.progress.watching), at most the
+    # duration: seeking ahead earns nothing.
+    watched_seconds: Mapped[float] = mapped_column(Float)
     duration_seconds: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

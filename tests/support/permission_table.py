@@ -110,6 +110,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     "calendars.feed": EVERYONE,
     # The scene's course is public; a private course's feed is 404 (test_calendars).
     "calendars.course": EVERYONE,
+    # The scene's course is public and its sessions have no recording: signed-in callers
+    # get 409; refusals (not_enrolled, outside_access_window, locked_recording) are in
+    # test_progress.py and test_access_rules.py.
+    "progress.report": SIGNED_IN,
+    "progress.get": SIGNED_IN,
+    "progress.session_report": STAFF,
+    "progress.completion": STAFF,
 }
 
 
@@ -186,4 +193,5 @@ def valid_body(name: str, scene: Scene) -> Any:
         "chat.ban": {"user_id": w.student3.id},
         "chat.mute": {"user_id": w.student3.id, "minutes": 5},
         "chat.settings": {"slow_mode_seconds": 10},
+        "progress.report": {"position_seconds": 10, "duration_seconds": 100},
     }.get(name)

@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('session_id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('position_seconds', sa.Float(), nullable=False),
-    sa.Column('furthest_seconds', sa.Float(), nullable=False),
+    sa.Column('watched_seconds', sa.Float(), nullable=False),
     sa.Column('duration_seconds', sa.Float(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['session_id'], ['course_sessions.id'], name=op.f('fk_recording_progress_session_id_course_sessions'), ondelete='CASCADE'),
@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('session_id', 'user_id', name=op.f('uq_recording_progress_session_id'))
     )
     with op.batch_alter_table('recording_progress', schema=None) as batch_op:
-        batch_op.create_index('ix_recording_progress_user_id', ['user_id'], unique=False)
+        batch_op.create_index('ix_recording_progress_user_updated', ['user_id', 'updated_at'], unique=False)
     with op.batch_alter_table('courses', schema=None) as batch_op:
         batch_op.add_column(sa.Column('access_opens_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('access_closes_at', sa.DateTime(), nullable=True))
@@ -56,6 +56,6 @@ def downgrade() -> None:
         batch_op.drop_column('access_closes_at')
         batch_op.drop_column('access_opens_at')
     with op.batch_alter_table('recording_progress', schema=None) as batch_op:
-        batch_op.drop_index('ix_recording_progress_user_id')
+        batch_op.drop_index('ix_recording_progress_user_updated')
     op.drop_table('recording_progress')
     op.drop_table('calendar_feeds')
