@@ -104,6 +104,10 @@ async def test_feed_url_is_made_once_rotated_and_revoked(api: Api, world: World)
     await api.get("/me/calendar", expect=401)
     # Each person has their own secret.
     assert await feed_path(api, world.student2) != await feed_path(api, world.student)
+    # A deactivated account's feed is gone with it.
+    path = await feed_path(api, world.student2)
+    await api.delete(f"/users/{world.student2.id}/", world.admin, expect=204)
+    await api.get(path, expect=404)
 
 
 async def test_the_feed_is_what_calendar_apps_expect(api: Api, world: World) -> None:
@@ -156,6 +160,11 @@ async def test_the_feed_is_what_calendar_apps_expect(api: Api, world: World) -> 
         str(e["UID"]) for e in events(cal))
     assert events(await read_feed(api, await feed_path(api, world.student2))) == []
     assert events(await read_feed(api, await feed_path(api, world.other_teacher))) == []
+    # A student removed from the course no longer sees its classes (same URL).
+    path = await feed_path(api, world.student)
+    await api.post(f"/courses/{world.course_id}/remove-student", world.teacher,
+                   json={"student_id": world.student.id}, expect=200)
+    assert events(await read_feed(api, path)) == []
 
 
 async def test_public_course_feed(api: Api, world: World) -> None:
