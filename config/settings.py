@@ -80,6 +80,11 @@ class CourseSettings:
     # (in percent) a student must attend to count as present.
     heartbeat_seconds: int = 30
     attendance_present_percent: int = 50
+    # Recording progress: at most one stored report per person per this many seconds (the
+    # player reports more often; the rest are answered, not written), and the share of a
+    # recording (in percent) a student must watch for the session to count as done.
+    progress_write_seconds: int = 10
+    recording_watched_percent: int = 90
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from control.accounts.sign_in_limits import SignInLimits
 from control.api import (
     attendance,
     audit,
+    calendars,
     categories,
     chat,
     chat_presence,
@@ -22,6 +23,7 @@ from control.api import (
     payments,
     playback,
     privacy,
+    progress,
     schedules,
     sessions,
     storage,
@@ -45,7 +47,7 @@ from control.web.pages import add_page_routes
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
     schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, storage,
-    privacy,
+    privacy, calendars, progress,
 )
 
 

@@ -10,14 +10,14 @@ from aiohttp import web
 
 from control.api.schedule_or_session import load_in_course
 from control.courses.permissions import require_staff
-from control.errors import conflict, forbidden
+from control.errors import ApiError, conflict
 from control.http.bodies import Body, Query
 from control.http.responses import json, no_content
 from control.http.routing import Ctx, Routes
 from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
 from control.sessions.attendance import attendance_report, record_presence
-from control.streaming.playback_access import may_play
+from control.streaming.playback_access import playback_refusal
 
 routes = Routes("attendance")
 
@@ -37,8 +37,9 @@ class ReportQuery(Query):
 async def heartbeat(ctx: Ctx) -> Any:
     me = ctx.me
     session, _ = await load_in_course(ctx, CourseSession, ctx.param("session_id"), "session")
-    if not await may_play(ctx.db, me, session):
-        raise forbidden("you may not watch this session")
+    refusal = await playback_refusal(ctx.db, me, session)
+    if refusal is not None:
+        raise ApiError(403, refusal.value, refusal.message)
     if session.status != SessionStatus.LIVE:
         raise conflict("not_live", f"session {session.id} is not live")
     await record_presence(

@@ -41,6 +41,9 @@ class CourseRow(NamedTuple):
     category_name: str
     enrolled_count: int
     prerequisite_ids: str | None  # "3,1": ids joined by commas, in no promised order
+    access_opens_at: datetime | str | None
+    access_closes_at: datetime | str | None
+    sequential_release: float | None
 
 
 def orm_row(
@@ -58,6 +61,7 @@ def orm_row(
         course.chat_mode.value, course.vod_channel_id, course.is_live, course.is_active,
         course.created_at, course.updated_at, username, display_name, category_name,
         enrolled, ",".join(str(i) for i in prerequisite_ids) or None,
+        course.access_opens_at, course.access_closes_at, course.sequential_release,
     )
 
 
@@ -65,11 +69,16 @@ def _id_list(text: str | None) -> list[int]:
     return sorted(int(part) for part in text.split(",")) if text else []
 
 
+def _moment(value: datetime | str | None) -> str | None:
+    return None if value is None else stored_iso_z(value)
+
+
 def course_json(row: Sequence[Any], public_url: str) -> dict[str, Any]:
     """The course's JSON from its row (a `CourseRow` or a driver tuple in that order)."""
     (course_id, title, description, teacher_id, category_id, access_level, capacity,
      price_cents, currency, chat_mode, vod_channel_id, is_live, is_active, created_at,
-     updated_at, username, display_name, category_name, enrolled, prerequisite_ids) = row
+     updated_at, username, display_name, category_name, enrolled, prerequisite_ids,
+     access_opens_at, access_closes_at, sequential_release) = row
     return {
         "id": course_id,
         "title": title,
@@ -87,6 +96,10 @@ def course_json(row: Sequence[Any], public_url: str) -> dict[str, Any]:
         "vod_channel_id": vod_channel_id,
         "is_live": bool(is_live),
         "is_active": bool(is_active),
+        # The term enrolled students may use the course in, and recordings in order.
+        "access_opens_at": _moment(access_opens_at),
+        "access_closes_at": _moment(access_closes_at),
+        "sequential_release": sequential_release,
         "live_iframe": (
             f'<iframe src="{public_url}/embed/{course_id}" width="960" height="540"'
             ' allow="autoplay; fullscreen" allowfullscreen></iframe>'

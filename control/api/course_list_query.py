@@ -137,6 +137,7 @@ def build(shape: Shape) -> Select[Any]:
             courses.created_at, courses.updated_at,
             users.username, users.display_name, categories.name,
             _enrolled_count(), _prerequisite_ids(),
+            courses.access_opens_at, courses.access_closes_at, courses.sequential_release,
         )
         .join_from(Course.__table__, User.__table__, users.id == courses.teacher_id)
         .join(Category.__table__, categories.id == courses.category_id)

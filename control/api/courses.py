@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from sqlalchemy import ScalarSelect, Select, func, select
 
 from control.api.course_json import course_json, orm_row
@@ -48,6 +48,10 @@ class CourseFields(Body):
     vod_channel_id: str = Field(default="", max_length=100)
     is_active: bool = True
     teacher_id: Id | None = None
+    # A term for enrolled students (either end may be open), and recordings in order.
+    access_opens_at: AwareDatetime | None = None
+    access_closes_at: AwareDatetime | None = None
+    sequential_release: float | None = Field(default=None, gt=0, le=1)
 
 
 class CourseCreate(CourseFields):
@@ -68,6 +72,9 @@ class CoursePatch(Body):
     vod_channel_id: str | None = Field(default=None, max_length=100)
     is_active: bool | None = None
     teacher_id: Id | None = None
+    access_opens_at: AwareDatetime | None = None
+    access_closes_at: AwareDatetime | None = None
+    sequential_release: float | None = Field(default=None, gt=0, le=1)
 
 
 class CourseListQuery(Query):

@@ -3,7 +3,8 @@
 The control plane hands out URLs under {public_url}/play/...; the media server serves the
 bytes behind them and checks the token with the control plane each time. Signed-out
 callers get a URL only for public courses. A session the caller cannot see answers 404,
-one they see but may not play 403 not_enrolled, one with nothing to play 409
+one they see but may not play 403 (not_enrolled, outside_access_window,
+locked_recording: control.streaming.playback_access), one with nothing to play 409
 not_available.
 """
 
@@ -20,20 +21,18 @@ from control.http.responses import json
 from control.http.routing import Ctx, Routes
 from control.models import CourseSession, SessionStatus
 from control.models.base import utcnow
-from control.streaming.playback_access import may_play, playable_kind
+from control.streaming.playback_access import playable_kind, playback_refusal
 
 routes = Routes("playback")
 
 
 async def _playable(ctx: Ctx) -> CourseSession:
     session, _ = await load_in_course(ctx, CourseSession, ctx.param("session_id"), "session")
-    if not await may_play(ctx.db, ctx.user, session):
+    refusal = await playback_refusal(ctx.db, ctx.user, session)
+    if refusal is not None:
         if ctx.user is None:
             raise unauthorized("sign in to watch this course's sessions")
-        raise ApiError(
-            403, "not_enrolled",
-            "only students actively enrolled in this course (and its staff) may watch it",
-        )
+        raise ApiError(403, refusal.value, refusal.message)
     return session
 
 

@@ -1,6 +1,6 @@
 """Who may read and who may post in a session's chat, by the course's chat mode.
 
-public: anyone who may watch the session (see control.streaming.playback_access.may_play) reads;
+public: anyone who may watch the session (control.streaming.playback_access) reads;
 signed-in watchers post. private: the course's staff and its actively enrolled students.
 disabled: nobody. Refusals are ApiErrors: before the upgrade they are HTTP errors.
 """
@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.courses.permissions import can_view, is_staff
-from control.errors import conflict, forbidden, not_found, unauthorized
+from control.errors import ApiError, conflict, forbidden, not_found, unauthorized
 from control.models import ChatMode, Course, CourseSession, Enrollment, EnrollmentStatus, User
-from control.streaming.playback_access import may_play
+from control.streaming.playback_access import Refusal, playback_refusal
 
 ChatRight = Literal["read", "post"]
 
@@ -31,9 +31,12 @@ async def chat_right(
         raise conflict("chat_disabled", "chat is disabled for this course")
     if is_staff(user, course):
         return "post"
-    if not await may_play(db, user, session):
+    refusal = await playback_refusal(db, user, session)
+    if refusal is not None:
         if user is None:
             raise unauthorized()
+        if refusal == Refusal.OUTSIDE_ACCESS_WINDOW:
+            raise ApiError(403, refusal.value, refusal.message)
         raise forbidden("you may not watch this session")
     if course.chat_mode == ChatMode.PUBLIC:
         return "read" if user is None else "post"

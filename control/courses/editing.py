@@ -43,6 +43,16 @@ def _check_price(course: Course) -> None:
         raise unprocessable("only paid courses have a price")
 
 
+# Fields a null clears (elsewhere a null in a patch means "leave as is").
+_CLEARABLE = ("price_cents", "access_opens_at", "access_closes_at", "sequential_release")
+
+
+def _check_term(course: Course) -> None:
+    opens, closes = course.access_opens_at, course.access_closes_at
+    if opens is not None and closes is not None and closes <= opens:
+        raise unprocessable("access_closes_at must come after access_opens_at")
+
+
 async def create_course(
     db: AsyncSession, by: User, fields: dict[str, Any], settings: Settings
 ) -> Course:
@@ -72,8 +82,12 @@ async def create_course(
         chat_mode=fields["chat_mode"],
         vod_channel_id=fields["vod_channel_id"],
         is_active=fields["is_active"],
+        access_opens_at=fields["access_opens_at"],
+        access_closes_at=fields["access_closes_at"],
+        sequential_release=fields["sequential_release"],
     )
     _check_price(course)
+    _check_term(course)
     db.add(course)
     await db.flush()
     await set_prerequisites(db, course, fields["prerequisite_ids"], by=by)
@@ -103,12 +117,13 @@ async def change_course(
     if "capacity" in values and values["capacity"] is None:
         values["capacity"] = settings.courses.course_enrollment_limit
     for name, value in values.items():
-        if value is None and name not in ("price_cents",):
+        if value is None and name not in _CLEARABLE:
             continue
         setattr(course, name, value)
     if course.price_cents and not course.currency:
         course.currency = settings.payments.currency
     _check_price(course)
+    _check_term(course)
     if prerequisites is not None:
         await set_prerequisites(db, course, prerequisites, by=by)
     await db.flush()

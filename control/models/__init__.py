@@ -4,6 +4,7 @@ from control.models.attendance import AttendanceInterval
 from control.models.audit import AuditEntry
 from control.models.auth_token import AuthToken
 from control.models.base import Base
+from control.models.calendar_feed import CalendarFeed
 from control.models.category import Category
 from control.models.chat import ChatBan, ChatMessage, ChatMute
 from control.models.chat_ticket import ChatTicket
@@ -12,6 +13,7 @@ from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentSta
 from control.models.invite import InviteCode
 from control.models.media_node import MediaNodeRecord, MediaNodeSession
 from control.models.payment import Payment, PaymentKind
+from control.models.recording_progress import RecordingProgress
 from control.models.schedule import Schedule
 from control.models.session import CourseSession, SessionStatus
 from control.models.stream_key import StreamKey
@@ -23,6 +25,7 @@ __all__ = [
     "AuditEntry",
     "AuthToken",
     "Base",
+    "CalendarFeed",
     "Category",
     "ChatBan",
     "ChatMessage",
@@ -39,6 +42,7 @@ __all__ = [
     "MediaNodeSession",
     "Payment",
     "PaymentKind",
+    "RecordingProgress",
     "Role",
     "Schedule",
     "SessionStatus",

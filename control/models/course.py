@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import Column, Float, ForeignKey, Index, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control.models.base import Base, enum_column, utcnow
@@ -51,6 +51,13 @@ class Course(Base):
     chat_mode: Mapped[ChatMode] = mapped_column(enum_column(ChatMode), default=ChatMode.PUBLIC)
     # A student may post at most once per this many seconds; 0 is off (staff exempt).
     chat_slow_mode_seconds: Mapped[int] = mapped_column(default=0)
+    # A term: enrolled students may play, chat and read resources only between these
+    # (either may be open-ended); staff and public courses are not bound by them.
+    access_opens_at: Mapped[datetime | None] = mapped_column(default=None)
+    access_closes_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Recordings released in order: a student may play the next once they watched this
+    # share (0 < share <= 1) of the previous one; None plays them in any order.
+    sequential_release: Mapped[float | None] = mapped_column(Float, default=None)
     is_live: Mapped[bool] = mapped_column(default=False)
     # Recordings older than this many days are deleted by the retention job; None keeps
     # them (unless storage is full: control/storage_policy/retention.py).

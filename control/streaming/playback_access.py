@@ -1,10 +1,16 @@
 """Who may play a session, and what there is to play: asked when a playback token is
 issued (GET /sessions/{id}/playback) and again each time the media edge checks one, so a
 student removed from a course loses playback even with a token still in hand.
+
+A refusal says why (`Refusal`), so each caller can answer with the same clear code:
+not_enrolled, outside_access_window (the course's term, `course_terms.py`), and
+locked_recording (recordings released in order, `sequential_release.py`).
 """
 
 from __future__ import annotations
 
+import enum
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
@@ -20,33 +26,64 @@ from control.models import (
     SessionStatus,
     User,
 )
+from control.models.base import utcnow
+from control.streaming.course_terms import within_term
+from control.streaming.sequential_release import recording_locked
 
 PlaybackKind = Literal["live", "recording"]
 
-__all__ = ["PlaybackKind", "may_play", "playable_kind"]
+__all__ = ["PlaybackKind", "Refusal", "may_play", "playable_kind", "playback_refusal"]
 
 
-async def may_play(db: AsyncSession, user: User | None, session: CourseSession) -> bool:
-    """Admins and the course's teacher always; otherwise, for a session that is neither
-    cancelled nor switched off in an active course: anyone when the course is public,
-    else students with an active enrollment."""
+class Refusal(enum.StrEnum):
+    """Why someone may not play a session; the value is the API's error code."""
+
+    NOT_ENROLLED = "not_enrolled"
+    OUTSIDE_ACCESS_WINDOW = "outside_access_window"
+    LOCKED_RECORDING = "locked_recording"
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    Refusal.NOT_ENROLLED:
+        "only students actively enrolled in this course (and its staff) may watch it",
+    Refusal.OUTSIDE_ACCESS_WINDOW:
+        "this course is open to its students only between its access dates",
+    Refusal.LOCKED_RECORDING:
+        "this recording opens once you have watched enough of the previous one",
+}
+
+
+async def playback_refusal(
+    db: AsyncSession, user: User | None, session: CourseSession, *,
+    now: datetime | None = None,
+) -> Refusal | None:
+    """None when `user` may play `session`, else why not.
+
+    Admins and the course's teacher always may; otherwise, for a session that is neither
+    cancelled nor switched off in an active course: anyone when the course is public, else
+    students with an active enrollment, within the course's term, and (for a recording of
+    a course releasing them in order) once the previous recording is watched enough."""
     course = await db.get(Course, session.course_id)
     if course is None:
-        return False
+        return Refusal.NOT_ENROLLED
     if user is not None and not user.is_active:
-        return False
+        return Refusal.NOT_ENROLLED
     if is_staff(user, course):
-        return True
+        return None
     if (
         session.status == SessionStatus.CANCELLED
         or not session.is_active
         or not course.is_active
     ):
-        return False
+        return Refusal.NOT_ENROLLED
     if course.access_level == AccessLevel.PUBLIC:
-        return True
+        return None
     if user is None:
-        return False
+        return Refusal.NOT_ENROLLED
     enrolled = await db.scalar(
         select(Enrollment.id).where(
             Enrollment.course_id == course.id,
@@ -54,7 +91,20 @@ async def may_play(db: AsyncSession, user: User | None, session: CourseSession) 
             Enrollment.status == EnrollmentStatus.ACTIVE,
         )
     )
-    return enrolled is not None
+    if enrolled is None:
+        return Refusal.NOT_ENROLLED
+    if not within_term(course, now or utcnow()):
+        return Refusal.OUTSIDE_ACCESS_WINDOW
+    if playable_kind(session) == "recording" and await recording_locked(
+        db, course, session, user
+    ):
+        return Refusal.LOCKED_RECORDING
+    return None
+
+
+async def may_play(db: AsyncSession, user: User | None, session: CourseSession) -> bool:
+    """Whether `user` may play `session` (see `playback_refusal` for the rules)."""
+    return await playback_refusal(db, user, session) is None
 
 
 def playable_kind(session: CourseSession) -> PlaybackKind | None:

@@ -108,6 +108,20 @@ ALLOWED: dict[str, frozenset[str]] = {
     "storage.retention": ADMIN,
     "privacy.export": SIGNED_IN,
     "privacy.erase": ADMIN,
+    "calendars.mine": SIGNED_IN,
+    "calendars.rotate": SIGNED_IN,
+    "calendars.revoke": SIGNED_IN,
+    # The secret in the URL is the credential (404 without the right one; test_calendars).
+    "calendars.feed": EVERYONE,
+    # The scene's course is public; a private course's feed is 404 (test_calendars).
+    "calendars.course": EVERYONE,
+    # The scene's course is public and its sessions have no recording: signed-in callers
+    # get 409; refusals (not_enrolled, outside_access_window, locked_recording) are in
+    # test_progress.py and test_access_rules.py.
+    "progress.report": SIGNED_IN,
+    "progress.get": SIGNED_IN,
+    "progress.session_report": STAFF,
+    "progress.completion": STAFF,
 }
 
 
@@ -185,4 +199,5 @@ def valid_body(name: str, scene: Scene) -> Any:
         "chat.mute": {"user_id": w.student3.id, "minutes": 5},
         "chat.settings": {"slow_mode_seconds": 10},
         "storage.retention": {"retention_days": 30},
+        "progress.report": {"position_seconds": 10, "duration_seconds": 100},
     }.get(name)

@@ -2,7 +2,7 @@
 users.erased_at (the person was erased: anonymised, never signs in again)
 
 Revision ID: 0008_retention_and_erasure
-Revises: 0005_session_taken_at (0006 and 0007 are written meanwhile: rechained at merge)
+Revises: 0007_calendars_progress
 Create Date: 2026-12-02 05:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0008_retention_and_erasure'
-down_revision: str | None = '0005_session_taken_at'
+down_revision: str | None = '0007_calendars_progress'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,6 +8,7 @@
 
 import { api, currentUser, el, show } from "./api.js";
 import { LiveCatchUp } from "./live_catch_up.js";
+import { RecordingProgress } from "./recording_progress.js";
 
 const HEARTBEAT_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
@@ -114,6 +115,10 @@ export class Player {
       return;
     }
     this.grant = grant;
+    if (this.expect === "recording" && grant.kind === "recording" && !this.progress) {
+      this.progress = new RecordingProgress(this); // resume point and position reports
+      await this.progress.resume();
+    }
     if (grant.download_url) {
       show(this.download, el("a", { href: grant.download_url, download: "" }, "Download MP4"));
     }
@@ -349,6 +354,8 @@ export class Player {
   }
 
   stop() {
+    if (this.progress) this.progress.stop();
+    this.progress = null;
     this.teardown();
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeatTimer);

@@ -1,0 +1,1 @@
+"""Calendars: a person's private iCalendar feed and a public course's feed."""
