@@ -11,11 +11,20 @@ from control.models.course import AccessLevel, ChatMode, Course, course_prerequi
 from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.invite import InviteCode
 from control.models.media_node import MediaNodeRecord, MediaNodeSession
+from control.models.notification import Notification, NotificationPreference
+from control.models.notification_outbox import (
+    Channel,
+    DeliveryAttempt,
+    DeliveryStatus,
+    NotificationEvent,
+    OutboxMessage,
+)
 from control.models.payment import Payment, PaymentKind
 from control.models.schedule import Schedule
 from control.models.session import CourseSession, SessionStatus
 from control.models.stream_key import StreamKey
 from control.models.user import Role, User
+from control.models.webhook import WebhookEndpoint
 
 __all__ = [
     "AccessLevel",
@@ -24,6 +33,7 @@ __all__ = [
     "AuthToken",
     "Base",
     "Category",
+    "Channel",
     "ChatBan",
     "ChatMessage",
     "ChatMode",
@@ -31,12 +41,18 @@ __all__ = [
     "ChatTicket",
     "Course",
     "CourseSession",
+    "DeliveryAttempt",
+    "DeliveryStatus",
     "Enrollment",
     "EnrollmentEvent",
     "EnrollmentStatus",
     "InviteCode",
     "MediaNodeRecord",
     "MediaNodeSession",
+    "Notification",
+    "NotificationEvent",
+    "NotificationPreference",
+    "OutboxMessage",
     "Payment",
     "PaymentKind",
     "Role",
@@ -44,5 +60,6 @@ __all__ = [
     "SessionStatus",
     "StreamKey",
     "User",
+    "WebhookEndpoint",
     "course_prerequisites",
 ]

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from control.models import ChatMessage
+from sqlalchemy import select
+
+from control.models import ChatMessage, Notification
 from control.models.base import utcnow
 from support.api_client import Api, Person
 from support.world import World
@@ -103,6 +105,19 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The scene's session is not live: signed-in callers get 409; only sign-in is checked.
     "attendance.heartbeat": SIGNED_IN,
     "attendance.report": STAFF,
+    "notifications.list": SIGNED_IN,
+    # The scene's notification is the student's (their enrolment): anyone else gets 404.
+    "notifications.read": frozenset({"student"}),
+    "notifications.read_all": SIGNED_IN,
+    "notifications.preferences": SIGNED_IN,
+    "notifications.set_preferences": SIGNED_IN,
+    # Signed by its token, like the payment webhook: refusals are in test_notifications.py.
+    "notifications.unsubscribe": EVERYONE,
+    "webhooks.create": ADMIN,
+    "webhooks.list": ADMIN,
+    "webhooks.update": ADMIN,
+    "webhooks.delete": ADMIN,
+    "webhooks.deliveries": ADMIN,
 }
 
 
@@ -134,6 +149,12 @@ async def build_scene(api: Api, world: World) -> Scene:
         db.add(message)
         await db.flush()
         message_id = message.id
+        # The student's "you are enrolled" notification.
+        notification_id = await db.scalar(
+            select(Notification.id).where(Notification.user_id == world.student.id)
+        )
+    webhook = await api.post("/webhooks", world.admin, json={
+        "url": "https://hooks.example.com/academia", "events": ["*"]}, expect=201)
     people: dict[str, Person | None] = {
         "admin": world.admin, "teacher": world.teacher, "other_teacher": world.other_teacher,
         "student": world.student, "outsider": world.student2, "anonymous": None,
@@ -142,7 +163,8 @@ async def build_scene(api: Api, world: World) -> Scene:
         "course_id": c, "enrollment_id": enrollment["id"], "key_id": key["id"],
         "invite_id": invite["id"], "schedule_id": schedule["id"], "session_id": session["id"],
         "category_id": world.category_id, "user_id": world.student3.id,
-        "message_id": message_id,
+        "message_id": message_id, "notification_id": notification_id,
+        "webhook_id": webhook["id"],
     })
 
 
@@ -179,4 +201,7 @@ def valid_body(name: str, scene: Scene) -> Any:
         "chat.ban": {"user_id": w.student3.id},
         "chat.mute": {"user_id": w.student3.id, "minutes": 5},
         "chat.settings": {"slow_mode_seconds": 10},
+        "notifications.set_preferences": {"email": False},
+        "webhooks.create": {"url": "https://hooks.example.com/more", "events": ["*"]},
+        "webhooks.update": {"enabled": False},
     }.get(name)
