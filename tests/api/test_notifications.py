@@ -23,7 +23,7 @@ from control.notifications.kinds import EventKind
 from control.notifications.worker import NotificationWorker
 from control.streaming.edge_questions import EdgeQuestions
 from support.api_client import Api, Person
-from support.payment_webhook import deliver, event, paid_course, set_settings
+from support.payment_webhook import deliver, event, paid_course
 from support.smtp_server import Mailbox, smtp_server
 from support.world import World
 

@@ -153,6 +153,7 @@ async def build_scene(api: Api, world: World) -> Scene:
         notification_id = await db.scalar(
             select(Notification.id).where(Notification.user_id == world.student.id)
         )
+        assert notification_id is not None
     webhook = await api.post("/webhooks", world.admin, json={
         "url": "https://hooks.example.com/academia", "events": ["*"]}, expect=201)
     people: dict[str, Person | None] = {
