@@ -180,14 +180,27 @@ async def settle(
         endpoint.enabled = False
         endpoint.disabled_at = now
         endpoint.disabled_reason = reason
-        # Its other waiting deliveries would only fail too.
-        await db.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.webhook_id == endpoint.id,
-                   OutboxMessage.status == DeliveryStatus.PENDING,
-                   OutboxMessage.id != row.id)
-            .values(status=DeliveryStatus.FAILED, last_error="the endpoint was disabled")
-            .execution_options(synchronize_session=False)
-        )
+        # Its other waiting deliveries would only fail too. Rows another worker holds (a
+        # lease, or a row lock while it settles one) are left to it: waiting for them here
+        # while holding the endpoint could deadlock; that worker finds the endpoint
+        # disabled at its next claim.
+        waiting = (
+            await db.scalars(
+                select(OutboxMessage.id)
+                .where(OutboxMessage.webhook_id == endpoint.id,
+                       OutboxMessage.status == DeliveryStatus.PENDING,
+                       OutboxMessage.id != row.id,
+                       or_(OutboxMessage.lease_until.is_(None),
+                           OutboxMessage.lease_until < now))
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if waiting:
+            await db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(list(waiting)))
+                .values(status=DeliveryStatus.FAILED, last_error="the endpoint was disabled")
+                .execution_options(synchronize_session=False)
+            )
         await report_disabled(db, endpoint)
         return reason
