@@ -105,9 +105,6 @@ class NotificationSettings:
     delivery_retry_seconds: int = 30
     # How often each process's worker looks for notifications to send.
     outbox_poll_seconds: int = 2
-    # Signs unsubscribe links; empty: a key kept in data_dir (shared by every process
-    # using that folder; several machines need this set alike).
-    unsubscribe_signing_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
-from pathlib import Path
 
 from config.settings import Settings
+from control.streaming.playback_tokens import signing_key
 
 __all__ = ["UnsubscribeError", "make_token", "read_token", "unsubscribe_key"]
-
-KEY_FILE_NAME = "unsubscribe-signing-key"
 
 
 class UnsubscribeError(ValueError):
@@ -22,20 +19,10 @@ class UnsubscribeError(ValueError):
 
 
 def unsubscribe_key(settings: Settings) -> bytes:
-    configured = settings.notifications.unsubscribe_signing_key
-    if configured:
-        return configured.encode("utf-8")
-    path: Path = settings.server.data_dir / KEY_FILE_NAME
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Exclusive create: two processes starting together keep the first one's key.
-        try:
-            with path.open("x", encoding="ascii") as out:
-                out.write(secrets.token_hex(32))
-            path.chmod(0o600)
-        except FileExistsError:
-            pass
-    return path.read_text(encoding="ascii").strip().encode("ascii")
+    """Derived from the playback signing key, which every control process already shares
+    (a link mailed by one process works on any other), and apart from it: an unsubscribe
+    token is never a playback token."""
+    return hmac.new(signing_key(settings), b"academia unsubscribe links", hashlib.sha256).digest()
 
 
 def _mac(key: bytes, payload: str) -> str:
