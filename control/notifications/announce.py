@@ -17,6 +17,7 @@ __all__ = [
     "enrolment_changed",
     "recording_ready",
     "schedule_changed",
+    "schedule_removed",
     "session_cancelled",
     "session_live",
     "session_moved",
@@ -109,6 +110,15 @@ async def schedule_changed(db: AsyncSession, schedule: Schedule, course: Course)
     data = {**_course_data(course), "schedule_id": schedule.id,
             "session_title": schedule.title, "timezone": schedule.timezone,
             "rrule": schedule.rrule, "is_active": schedule.is_active}
+    await announce(db, K.SCHEDULE_CHANGED, recipients=await active_students(db, course.id),
+                   data=data, course_id=course.id)
+
+
+async def schedule_removed(db: AsyncSession, schedule: Schedule, course: Course) -> None:
+    """A deleted schedule took its upcoming classes with it: a change of schedule too."""
+    data = {**_course_data(course), "schedule_id": schedule.id,
+            "session_title": schedule.title, "timezone": schedule.timezone,
+            "rrule": schedule.rrule, "is_active": False}
     await announce(db, K.SCHEDULE_CHANGED, recipients=await active_students(db, course.id),
                    data=data, course_id=course.id)
 

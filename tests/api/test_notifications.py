@@ -184,6 +184,8 @@ async def test_schedule_changes_reach_the_students(api: Api, world: World) -> No
                     json={"description": "new words"}, expect=200)  # same times
     assert await kinds(api, world.student) == [
         "enrolment.active", "schedule.changed", "schedule.changed"]
+    await api.delete(f"/schedules/{schedule['id']}/", world.teacher, expect=204)
+    assert (await kinds(api, world.student))[-1] == "schedule.changed"
 
 
 async def test_reminders_once_even_with_two_workers(
