@@ -110,7 +110,7 @@ async def set_preferences(ctx: Ctx) -> Any:
                  "email_address": ctx.me.email})
 
 
-@routes.route("POST", "/notifications/unsubscribe", name="notifications.unsubscribe",
+@routes.route("POST", "/mail/unsubscribe", name="notifications.unsubscribe",
               query=UnsubscribeQuery, public=True,
               summary="Stop mail through the signed link every mail carries (no sign-in;"
               " RFC 8058 one-click): ?token=")

@@ -32,7 +32,7 @@ def build_mail(
     domain = urlsplit(public_url).hostname or "localhost"
     mail["Message-ID"] = f"<{claimed.message_id}@{domain}>"
     mail["List-Unsubscribe"] = (
-        f"<{public_url}/notifications/unsubscribe?token={quote(unsubscribe_token)}>"
+        f"<{public_url}/mail/unsubscribe?token={quote(unsubscribe_token)}>"
     )
     mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail["X-Academia-Event"] = claimed.kind

@@ -276,10 +276,10 @@ async def test_preferences_and_the_unsubscribe_link(
     await drain(worker_for(settings, api, mailbox))
     text = mailbox.to(address(world.student))[0].get_content()
     token = unquote(re.search(r"/unsubscribe\?token=(\S+)", text)[1])  # type: ignore[index]
-    bad = await api.post("/notifications/unsubscribe?token=1.email.forged", expect=400)
+    bad = await api.post("/mail/unsubscribe?token=1.email.forged", expect=400)
     assert bad["error"]["code"] == "bad_token"
     # No sign-in: the link alone does it.
-    assert await api.post(f"/notifications/unsubscribe?token={token}", expect=200) == {
+    assert await api.post(f"/mail/unsubscribe?token={token}", expect=200) == {
         "unsubscribed": "email"}
     prefs = await api.get("/me/notification-preferences", world.student, expect=200)
     assert prefs["email"] is False and prefs["in_app"] is True

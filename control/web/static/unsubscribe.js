@@ -10,7 +10,7 @@ const token = new URLSearchParams(location.search).get("token") || "";
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    await api("POST", `/notifications/unsubscribe?token=${encodeURIComponent(token)}`);
+    await api("POST", `/mail/unsubscribe?token=${encodeURIComponent(token)}`);
     form.hidden = true;
     message(notice, "Done: you will get no more e-mails. Change this any time in Notifications.",
             "info");
