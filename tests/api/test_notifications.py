@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from config.settings import Settings
+from control.app import build_app
 from control.models import Channel, DeliveryStatus, OutboxMessage, User
 from control.models.base import utcnow
 from control.notifications.announce import enrolment_kind
@@ -312,3 +313,23 @@ async def test_unread_count_and_marking_read(api: Api, world: World) -> None:
         "marked": 1}
     assert (await inbox(api, world.student))["unread"] == 0
     await api.get("/me/notifications", None, expect=401)
+
+
+async def test_the_app_sends_in_the_background(
+    aiohttp_client: Any, api: Api, world: World, settings: Settings, mailbox: Mailbox
+) -> None:
+    """The worker started with the app drains the outbox by itself, after the request."""
+    notify = dataclasses.replace(settings.notifications, smtp_url=mailbox.url,
+                                 outbox_poll_seconds=1)
+    client = await aiohttp_client(
+        build_app(dataclasses.replace(settings, notifications=notify), api.database))
+    await give_email(api, world.student)
+    answer = await client.post(f"/courses/{world.course_id}/enroll",
+                               headers=world.student.headers)
+    assert answer.status == 201
+    for _ in range(100):
+        if mailbox.to(address(world.student)):
+            break
+        await asyncio.sleep(0.1)
+    [mail] = mailbox.to(address(world.student))
+    assert mail["Subject"] == "You are enrolled in Algebra"
