@@ -94,6 +94,25 @@ class PaymentSettings:
 
 
 @dataclass(frozen=True)
+class NotificationSettings:
+    # "smtp://user:password@host:port" (STARTTLS when the server offers it) or "smtps://..."
+    # (TLS from the first byte); empty: no mail is sent (in-app and webhooks still work).
+    smtp_url: str = field(default="", repr=False)
+    mail_from: str = "Academia Live <no-reply@localhost>"
+    reminder_minutes: int = 15
+    # Comma-separated networks ("127.0.0.1/32") webhooks may reach although they are
+    # loopback, private or link-local; empty: none (no webhook reaches an internal address).
+    webhook_allowed_networks: str = ""
+    # Failed deliveries in a row after which a webhook endpoint is disabled and reported.
+    webhook_failure_limit: int = 5
+    delivery_max_attempts: int = 6
+    # The first retry waits this long, each next one twice as long (capped at an hour).
+    delivery_retry_seconds: int = 30
+    # How often each process's worker looks for notifications to send.
+    outbox_poll_seconds: int = 2
+
+
+@dataclass(frozen=True)
 class RungSettings:
     """One rung of the HLS ladder. `height` 0 is the audio-only rung. Rungs sharing a
     `label` are alternatives: the tallest that fits the source is kept (HD is 1080p for a
@@ -212,6 +231,7 @@ class Settings:
     streaming: StreamingSettings = field(default_factory=StreamingSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @property
     def database_url(self) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from aiohttp import web
 
 from config.settings import Settings
@@ -20,6 +23,7 @@ from control.api import (
     invites,
     live,
     nodes,
+    notifications,
     payments,
     playback,
     privacy,
@@ -29,6 +33,7 @@ from control.api import (
     storage,
     stream_keys,
     users,
+    webhooks,
 )
 from control.chat.websocket import install_chat
 from control.db.database import Database
@@ -39,15 +44,18 @@ from control.http.responses import json
 from control.http.routing import Endpoint, add_endpoints
 from control.http.state import STATE, AppState
 from control.node_api.mounting import add_node_api
+from control.notifications.worker import NotificationWorker
 from control.sessions.live_observer import LiveObserver
 from control.storage_policy.media_store import MediaStore
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
 from control.web.pages import add_page_routes
 
+NOTIFICATION_TASK = web.AppKey("notification_worker", asyncio.Task[None])
+
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
     schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, storage,
-    privacy, calendars, progress,
+    privacy, calendars, progress, notifications, webhooks,
 )
 
 
@@ -62,6 +70,30 @@ def _rate_limit_store(settings: Settings) -> RateLimitStore:
 
         return RedisRateLimitStore(settings.server.redis_url)
     return InProcessStore()
+
+
+def _run_notification_worker(
+    app: web.Application, settings: Settings, database: Database
+) -> None:
+    """Every control process sends from the shared outbox (control/notifications/outbox.py
+    keeps that once-only); an outbox_poll_seconds of 0 sends nothing (tests drive it)."""
+    if settings.notifications.outbox_poll_seconds <= 0:
+        return
+    worker = NotificationWorker(settings, database)
+
+    async def start(_app: web.Application) -> None:
+        _app[NOTIFICATION_TASK] = asyncio.create_task(worker.run_forever())
+
+    async def stop(_app: web.Application) -> None:
+        task = _app.get(NOTIFICATION_TASK)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await worker.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
 
 def build_app(
@@ -86,6 +118,7 @@ def build_app(
         passwords.close()
 
     app.on_cleanup.append(release)
+    _run_notification_worker(app, settings, database)
     endpoints = all_endpoints()
     add_endpoints(app, endpoints)
     document = openapi_document(endpoints)

@@ -53,6 +53,8 @@ def settings(tmp_path: Path) -> Settings:
         # Cheap hashing keeps tests fast; production keeps argon2's real cost.
         auth=dataclasses.replace(base.auth, password_time_cost=1, password_memory_cost_kib=64),
         payments=dataclasses.replace(base.payments, payment_webhook_secret="test-webhook-secret"),
+        # No background sender: notification tests run the outbox worker themselves.
+        notifications=dataclasses.replace(base.notifications, outbox_poll_seconds=0),
     )
 
 

@@ -29,6 +29,7 @@ from control.http.responses import json, no_content
 from control.http.routing import Ctx, Routes
 from control.models import Course, Role, Schedule
 from control.models.base import utcnow
+from control.notifications.announce import schedule_removed
 from control.scheduling.recurrence import RecurrenceError, check_rrule, check_timezone
 from control.scheduling.schedule_checks import check_and_generate
 from control.scheduling.session_generation import (
@@ -319,8 +320,10 @@ async def update(ctx: Ctx) -> Any:
               summary="Delete a schedule (its course's teacher or an admin): its future"
               " scheduled sessions go; past, live and ended ones are kept")
 async def delete_schedule(ctx: Ctx) -> Any:
-    schedule, _ = await _schedule(ctx, write=True)
+    schedule, course = await _schedule(ctx, write=True)
     removed = await remove_future_sessions(ctx.db, schedule.id, now=utcnow())
+    if removed:
+        await schedule_removed(ctx.db, schedule, course)
     ctx.audit_detail["removed_sessions"] = removed
     await ctx.db.delete(schedule)
     await ctx.db.flush()

@@ -24,7 +24,7 @@ from control.courses.permissions import (
     visibility_filter,
     visible_course,
 )
-from control.errors import bad_request, conflict, forbidden, unprocessable
+from control.errors import bad_request, forbidden, unprocessable
 from control.http.bodies import Body, Id, Query, QueryDateTime
 from control.http.cursor import decode_cursor, next_link
 from control.http.responses import json, no_content
@@ -43,6 +43,7 @@ from control.scheduling.double_booking import refuse_clash
 from control.scheduling.recurrence import Occurrence
 from control.sessions.deletion import delete_session
 from control.sessions.live import move_session
+from control.sessions.rescheduling import move_times, refuse_unless_scheduled
 
 routes = Routes("sessions")
 
@@ -263,20 +264,9 @@ async def _update(ctx: Ctx, values: dict[str, Any]) -> Any:
     start = values.pop("start_time", None) or session.start_time
     end = values.pop("end_time", None) or session.end_time
     if (start, end) != (session.start_time, session.end_time):
-        if session.status != SessionStatus.SCHEDULED:
-            raise conflict(
-                "session_not_scheduled",
-                f"only a scheduled session can be moved; this one is {session.status.value}",
-            )
+        refuse_unless_scheduled(session)
         check_times(ctx, start, end)
-        await refuse_clash(
-            ctx.db,
-            teacher_id=course.teacher_id,
-            candidate=[Occurrence(start=start, end=end)],
-            exclude_session_id=session.id,
-        )
-        session.start_time = start.astimezone(UTC)
-        session.end_time = end.astimezone(UTC)
+        await move_times(ctx.db, session, course, start, end)
     target = values.pop("status", None)
     for name, value in values.items():
         if value is not None:

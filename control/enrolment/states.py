@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control.errors import ApiError, conflict
 from control.models import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.base import utcnow
+from control.notifications.announce import enrolment_changed
 
 S = EnrollmentStatus
 
@@ -121,6 +122,8 @@ async def start(
     db.add(enrollment)
     await db.flush()
     _record(db, enrollment, None, actor_id, reason)
+    # Told in the same transaction (the outbox): a refused enrolment announces nothing.
+    await enrolment_changed(db, enrollment, None, Action.ENROLL.value)
     return enrollment
 
 
@@ -142,3 +145,4 @@ async def move(
     enrollment.updated_at = utcnow()
     _record(db, enrollment, previous, actor_id, reason or action.value)
     await db.flush()
+    await enrolment_changed(db, enrollment, previous, action.value)

@@ -12,12 +12,21 @@ from control.models.course import AccessLevel, ChatMode, Course, course_prerequi
 from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.invite import InviteCode
 from control.models.media_node import MediaNodeRecord, MediaNodeSession
+from control.models.notification import Notification, NotificationPreference
+from control.models.notification_outbox import (
+    Channel,
+    DeliveryAttempt,
+    DeliveryStatus,
+    NotificationEvent,
+    OutboxMessage,
+)
 from control.models.payment import Payment, PaymentKind
 from control.models.recording_progress import RecordingProgress
 from control.models.schedule import Schedule
 from control.models.session import CourseSession, SessionStatus
 from control.models.stream_key import StreamKey
 from control.models.user import Role, User
+from control.models.webhook import WebhookEndpoint
 
 __all__ = [
     "AccessLevel",
@@ -27,6 +36,7 @@ __all__ = [
     "Base",
     "CalendarFeed",
     "Category",
+    "Channel",
     "ChatBan",
     "ChatMessage",
     "ChatMode",
@@ -34,12 +44,18 @@ __all__ = [
     "ChatTicket",
     "Course",
     "CourseSession",
+    "DeliveryAttempt",
+    "DeliveryStatus",
     "Enrollment",
     "EnrollmentEvent",
     "EnrollmentStatus",
     "InviteCode",
     "MediaNodeRecord",
     "MediaNodeSession",
+    "Notification",
+    "NotificationEvent",
+    "NotificationPreference",
+    "OutboxMessage",
     "Payment",
     "PaymentKind",
     "RecordingProgress",
@@ -48,5 +64,6 @@ __all__ = [
     "SessionStatus",
     "StreamKey",
     "User",
+    "WebhookEndpoint",
     "course_prerequisites",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.settings import CourseSettings
 from control.errors import unprocessable
 from control.models import Course, Schedule
+from control.notifications.announce import schedule_changed
 from control.scheduling.double_booking import refuse_clash
 from control.scheduling.recurrence import Occurrence, RecurrenceError
 from control.scheduling.session_generation import EXPANSION_LIMIT, occurrences, sync_schedule
@@ -42,7 +43,8 @@ async def check_and_generate(
     now: datetime, refresh: bool,
 ) -> None:
     """Refuse overlapping, too many or double-booked classes, then (re)generate the
-    schedule's sessions; every refusal is a 422 naming what is wrong."""
+    schedule's sessions and announce the change; every refusal is a 422 naming what is
+    wrong."""
     days = max(settings.conflict_horizon_days, settings.schedule_horizon_days)
     conflict_end = now + timedelta(days=settings.conflict_horizon_days)
     try:
@@ -64,5 +66,7 @@ async def check_and_generate(
                 horizon=timedelta(days=settings.schedule_horizon_days),
                 refresh=refresh,
             )
+            # New times for the course's classes: its students are told (after commit).
+            await schedule_changed(db, schedule, course)
     except RecurrenceError as exc:
         raise unprocessable(str(exc), "invalid_recurrence") from None

@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.errors import conflict
-from control.models import CourseSession, Schedule, SessionStatus
+from control.models import Course, CourseSession, Schedule, SessionStatus
+from control.models.base import utcnow
+from control.notifications.announce import session_cancelled
 
 __all__ = ["delete_session"]
 
@@ -35,4 +37,9 @@ async def delete_session(db: AsyncSession, session: CourseSession) -> None:
             local = session.occurrence_start.astimezone(ZoneInfo(schedule.timezone))
             skipped = local.replace(tzinfo=None).isoformat()
             schedule.exdates = sorted({*schedule.exdates, skipped})
+    course = await db.get(Course, session.course_id)
+    if (course is not None and session.status == SessionStatus.SCHEDULED
+            and session.is_active and session.start_time > utcnow()):
+        # To its students a deleted upcoming class is a cancelled one.
+        await session_cancelled(db, session, course)
     await db.delete(session)

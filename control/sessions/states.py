@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control.errors import conflict
 from control.models import Course, CourseSession, SessionStatus
+from control.notifications.announce import session_cancelled, session_live
 
 ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
     SessionStatus.SCHEDULED: frozenset({SessionStatus.LIVE, SessionStatus.CANCELLED}),
@@ -83,3 +84,8 @@ async def transition(
         course.is_live = False
     session.status = target
     await db.flush()
+    # Students are told in this transaction's outbox: sent after commit, never awaited here.
+    if target == SessionStatus.LIVE:
+        await session_live(db, session, course)
+    elif target == SessionStatus.CANCELLED:
+        await session_cancelled(db, session, course)

@@ -36,6 +36,7 @@ from control.errors import ApiError
 from control.models import Course, CourseSession, User
 from control.models.base import utcnow
 from control.nodes.registry import carrier_of, take_up
+from control.notifications.announce import recording_ready
 from control.sessions.live import end_live, end_live_session, go_live
 from control.sessions.states import live_session
 from control.streaming.playback_access import may_play, playable_kind
@@ -222,5 +223,9 @@ class EdgeQuestions:
                                 session_id)
                     return
                 session.recording_url = f"{self._public_url}/sessions/{session_id}/recording"
+                await db.flush()
+                # The class's students and teacher are told once (a recording finalised
+                # again after a restart is not announced twice).
+                await recording_ready(db, session)
         except SQLAlchemyError as exc:
             raise CannotAnswer(f"database error while saving a recording: {exc}") from exc

@@ -3,7 +3,8 @@
 Each page is one HTML file whose module script calls the JSON API with the bearer token
 kept in the browser, so a page is the same bytes for every viewer and caches well. Page
 paths never shadow the API's: the API lives under /auth, /courses/, /sessions/ ...,
-the pages under /, /learn/, /embed/, /signin, /register, /teach, /admin, assets under
+the pages under /, /learn/, /embed/, /signin, /register, /teach, /admin, /notifications,
+/unsubscribe, assets under
 /assets/.
 """
 
@@ -28,6 +29,8 @@ PAGES: dict[str, str] = {
     "/embed/{course_id:\\d+}": "embed.html",
     "/teach": "teach.html",
     "/admin": "admin.html",
+    "/notifications": "notifications.html",
+    "/unsubscribe": "unsubscribe.html",
 }
 # Only the player is meant to be framed by other sites (see content_security), and only at
 # its page path: under /assets/ it is as unframeable as the rest.

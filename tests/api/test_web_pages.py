@@ -26,6 +26,8 @@ PAGE_PATHS = {
     "/embed/7": "embed.js",
     "/teach": "teach.js",
     "/admin": "admin.js",
+    "/notifications": "notifications.js",
+    "/unsubscribe": "unsubscribe.js",
 }
 HLS_JS = "/assets/vendor/hls.min.js"
 

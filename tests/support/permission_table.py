@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from control.models import ChatMessage
+from sqlalchemy import select
+
+from control.models import ChatMessage, Notification
 from control.models.base import utcnow
 from support.api_client import Api, Person
 from support.world import World
@@ -122,6 +124,19 @@ ALLOWED: dict[str, frozenset[str]] = {
     "progress.get": SIGNED_IN,
     "progress.session_report": STAFF,
     "progress.completion": STAFF,
+    "notifications.list": SIGNED_IN,
+    # The scene's notification is the student's (their enrolment): anyone else gets 404.
+    "notifications.read": frozenset({"student"}),
+    "notifications.read_all": SIGNED_IN,
+    "notifications.preferences": SIGNED_IN,
+    "notifications.set_preferences": SIGNED_IN,
+    # Signed by its token, like the payment webhook: refusals are in test_notifications.py.
+    "notifications.unsubscribe": EVERYONE,
+    "webhooks.create": ADMIN,
+    "webhooks.list": ADMIN,
+    "webhooks.update": ADMIN,
+    "webhooks.delete": ADMIN,
+    "webhooks.deliveries": ADMIN,
 }
 
 
@@ -153,6 +168,13 @@ async def build_scene(api: Api, world: World) -> Scene:
         db.add(message)
         await db.flush()
         message_id = message.id
+        # The student's "you are enrolled" notification.
+        notification_id = await db.scalar(
+            select(Notification.id).where(Notification.user_id == world.student.id)
+        )
+        assert notification_id is not None
+    webhook = await api.post("/webhooks", world.admin, json={
+        "url": "https://hooks.example.com/academia", "events": ["*"]}, expect=201)
     people: dict[str, Person | None] = {
         "admin": world.admin, "teacher": world.teacher, "other_teacher": world.other_teacher,
         "student": world.student, "outsider": world.student2, "anonymous": None,
@@ -161,7 +183,8 @@ async def build_scene(api: Api, world: World) -> Scene:
         "course_id": c, "enrollment_id": enrollment["id"], "key_id": key["id"],
         "invite_id": invite["id"], "schedule_id": schedule["id"], "session_id": session["id"],
         "category_id": world.category_id, "user_id": world.student3.id,
-        "message_id": message_id,
+        "message_id": message_id, "notification_id": notification_id,
+        "webhook_id": webhook["id"],
     })
 
 
@@ -200,4 +223,7 @@ def valid_body(name: str, scene: Scene) -> Any:
         "chat.settings": {"slow_mode_seconds": 10},
         "storage.retention": {"retention_days": 30},
         "progress.report": {"position_seconds": 10, "duration_seconds": 100},
+        "notifications.set_preferences": {"email": False},
+        "webhooks.create": {"url": "https://hooks.example.com/more", "events": ["*"]},
+        "webhooks.update": {"enabled": False},
     }.get(name)

@@ -2,7 +2,7 @@
 and sequential release
 
 Revision ID: 0007_calendars_progress
-Revises: 0005_session_taken_at
+Revises: 0006_notifications
 Create Date: 2026-12-02 05:20:00.000000
 """
 
@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007_calendars_progress'
-# 0006_notifications is being written beside this; it is rechained when both land.
-down_revision: str | None = '0005_session_taken_at'
+down_revision: str | None = '0006_notifications'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -133,6 +133,8 @@ export function header() {
   }
   if (user && user.role === "admin") links.push(el("a", { href: "/admin" }, "Admin"));
   if (user) {
+    links.push(el("a", { href: "/notifications", id: "notifications-link" }, "Notifications",
+                  el("span", { id: "unread", class: "badge", hidden: true }, "")));
     links.push(el("span", { class: "who", id: "who" }, user.display_name || user.username));
     links.push(el("button", { type: "button", id: "signout", onclick: signOut }, "Sign out"));
   } else {
@@ -141,6 +143,29 @@ export function header() {
     links.push(el("a", { href: "/register" }, "Register"));
   }
   show(nav, links);
+  if (user) watchUnread();
+}
+
+// The unread count in the header, kept fresh while the page is open (one poll per page).
+const UNREAD_POLL_MS = 10000;
+let unreadTimer = null;
+
+export async function refreshUnread() {
+  const badge = document.getElementById("unread");
+  if (!badge || !token()) return;
+  try {
+    const data = await api("GET", "/me/notifications?limit=1");
+    badge.textContent = data.unread ? String(data.unread) : "";
+    badge.hidden = !data.unread;
+    badge.setAttribute("aria-label", `${data.unread} unread`);
+  } catch {
+    // A failed poll keeps the last count; the next one tries again.
+  }
+}
+
+function watchUnread() {
+  refreshUnread();
+  if (unreadTimer === null) unreadTimer = setInterval(refreshUnread, UNREAD_POLL_MS);
 }
 
 async function signOut() {
