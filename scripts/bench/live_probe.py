@@ -67,6 +67,7 @@ class LiveProbe:
         self.listed: dict[str, float] = {}
         self.part_target_s: float | None = None
         self.errors = 0
+        self.requests = 0  # what it asked of the origin (left out of the players' count)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="live-probe", daemon=True)
 
@@ -96,6 +97,7 @@ class LiveProbe:
             request_url = self.playlist_url
             seen_map: str | None = None
             while not self._stop.is_set():
+                self.requests += 1
                 try:
                     async with http.get(request_url) as answer:
                         body = await answer.text()
@@ -130,6 +132,7 @@ class LiveProbe:
         assert self.mirror is not None
         for uri in uris:
             url = urllib.parse.urljoin(self.playlist_url, uri)
+            self.requests += 1
             async with http.get(url) as answer:
                 if answer.status == 200:
                     _write(self.mirror / self._file_path(url), await answer.read())

@@ -67,6 +67,9 @@ TARGETS = ("edge", "direct", "static")
 SETTLE_S = 3.0
 IDLE_S = 5.0
 DELIVERED_MIN = 0.95
+# PART-HOLD-BACK in PART-TARGETs (transcode.hls_playlist): where a player sits behind the
+# live edge; a part later than that after its listing would find its buffer empty.
+HOLD_BACK_PARTS = 3
 # A route label holds braces itself ("/play/{session_id}/..."): split the line, not {}.
 _COUNTER = re.compile(r'^academia_http_requests_total\{.*route="([^"]*)".*\} (\S+)$',
                       re.MULTILINE)
@@ -86,12 +89,15 @@ class Run:
     control_cpu_s: float
     clients_cpu_s: float  # this process: the players (and the probe's thread)
     machine_busy: float  # share of all cores busy, whoever used them
+    others: float  # share of all cores used by processes this benchmark did not start
+    load1: float  # the 1-minute load average when the window opened
     lag_p50_ms: float
     lag_p99_ms: float
     fetch_p99_ms: float
     parts: int  # parts fetched in the window
     late_parts: int
-    late_players: int
+    late_players: int  # players with a part later than --stall-parts PART-TARGETs
+    dry_players: int  # ... later than PART-HOLD-BACK: a player at its target ran dry
     expected_parts: int
     errors: int
     error_kinds: dict[str, int] = field(default_factory=dict)
@@ -109,6 +115,10 @@ class Run:
     @property
     def stalled(self) -> bool:
         return bool(self.late_players or self.errors or self.delivered < DELIVERED_MIN)
+
+    @property
+    def ran_dry(self) -> bool:
+        return bool(self.dry_players or self.errors or self.delivered < DELIVERED_MIN)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -200,19 +210,27 @@ class Bench:
                 t0 = time.monotonic()
                 assert figures.parts is not None
                 figures.parts.record_from, figures.parts.record_until = t0, t0 + window
+                load1 = os.getloadavg()[0]
                 cpu0, mine0, busy0 = (self._servers(live, static), time.process_time(),
                                       machine_busy_seconds())
-                origin0 = await _requests(http, live.media.url, "/play/")
+                # Everything started from here: the cluster, nginx, Redis, moto, ffmpeg
+                # (PostgreSQL daemonises: it counts as others).
+                ours0 = tree_cpu_total([os.getpid()])
+                # The probe's and the mirror's own requests are left out.
+                origin0 = (await _requests(http, live.media.url, "/play/")
+                           - probe.requests - mirror.requests)
                 control0 = await _requests(http, live.control.url, "/")
                 requests0 = figures.playlist_requests + figures.media_requests
                 errors0, kinds0 = figures.errors, dict(figures.error_kinds)
                 await asyncio.sleep(window - (time.monotonic() - t0))
                 cpu1, mine1, busy1 = (self._servers(live, static), time.process_time(),
                                       machine_busy_seconds())
+                ours1 = tree_cpu_total([os.getpid()])
                 elapsed = time.monotonic() - t0
                 requests1 = figures.playlist_requests + figures.media_requests
                 errors1, kinds1 = figures.errors, dict(figures.error_kinds)
-                origin1 = await _requests(http, live.media.url, "/play/")
+                origin1 = (await _requests(http, live.media.url, "/play/")
+                           - probe.requests - mirror.requests)
                 control1 = await _requests(http, live.control.url, "/")
             finally:
                 await task
@@ -220,10 +238,13 @@ class Bench:
         parts = figures.parts
         lags: list[float] = []
         late_players: set[int] = set()
+        dry_players: set[int] = set()
         late = 0
         # The reference's players poll every PART-TARGET: they learn of a part up to one
         # PART-TARGET after it exists, whatever the server does; that much is allowed them.
-        limit = (a.stall_parts + (1 if target == "static" else 0)) * self.part_target_s
+        polling = 1 if target == "static" else 0
+        limit = (a.stall_parts + polling) * self.part_target_s
+        dry = (HOLD_BACK_PARTS + polling) * self.part_target_s
         for uri, done in parts.done.items():
             at = listed.get(uri)
             if at is None:
@@ -234,6 +255,8 @@ class Bench:
                 if lag > limit:
                     late += 1
                     late_players.add(player)
+                if lag > dry:
+                    dry_players.add(player)
         expected = count * (mirror if target == "static" else probe).listed_between(
             t0, t0 + window)
         server = "edge" if target == "edge" else target
@@ -247,9 +270,13 @@ class Bench:
             control_cpu_s=cpu1["control"] - cpu0["control"],
             clients_cpu_s=mine1 - mine0,
             machine_busy=(busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9),
+            others=max(0.0, (busy1[0] - busy0[0]) - (ours1 - ours0))
+            / max(busy1[1] - busy0[1], 1e-9),
+            load1=load1,
             lag_p50_ms=1000 * _percentile(lags, 0.5), lag_p99_ms=1000 * _percentile(lags, 0.99),
             fetch_p99_ms=1000 * _percentile(list(parts.fetch_s), 0.99),
             parts=len(lags), late_parts=late, late_players=len(late_players),
+            dry_players=len(dry_players),
             expected_parts=expected, errors=errors1 - errors0,
             error_kinds={k: v - kinds0.get(k, 0) for k, v in kinds1.items()
                          if v - kinds0.get(k, 0)},
@@ -306,6 +333,16 @@ async def run(bench: Bench) -> None:
                 await static.stop()
 
 
+def _held(runs: list[Run], verdict: str) -> str:
+    """The largest count below the first that failed `verdict` ('none' if the first)."""
+    held = 0
+    for r in sorted(runs, key=lambda r: r.viewers):
+        if getattr(r, verdict):
+            return f"{held or 'none'} (first stall at {r.viewers})"
+        held = r.viewers
+    return f"{held} (no stall)"
+
+
 def _ratio(x: float, reference: float | None) -> str:
     return f"{x / reference:.2f}x" if reference else "-"
 
@@ -318,8 +355,10 @@ def report(bench: Bench) -> None:
           f"{1000 * bench.part_target_s:.0f} ms; stall: a part later than "
           f"{a.stall_parts:g} PART-TARGET, an error, or < {100 * DELIVERED_MIN:.0f}% delivered)")
     print(f"  {'target':<7}{'viewers':>7} {'req/s':>7} {'origin/s':>8} {'ctl/s':>6} "
-          f"{'server%':>7} {'%/viewer':>8} {'vs static':>9} {'lag p50':>7} {'lag p99':>7} "
-          f"{'GET p99':>7} {'deliv':>5} {'late':>5} {'err':>4} {'players%':>8} {'busy':>5}")
+          f"{'server%':>7} {'media%':>6} {'ctl%':>5} {'%/viewer':>8} {'vs static':>9} "
+          f"{'lag p50':>7} {'lag p99':>7} "
+          f"{'GET p99':>7} {'deliv':>5} {'late':>5} {'dry':>4} {'err':>4} {'players%':>8} "
+          f"{'others':>6} {'load':>5}")
     for r in bench.runs:
         ref = next((s for s in bench.runs if s.target == "static" and s.viewers == r.viewers),
                    None)
@@ -327,23 +366,29 @@ def report(bench: Bench) -> None:
             if r.target != "static" else ""
         print(f"  {r.target:<7}{r.viewers:>7} {r.requests / r.window_s:>7.0f} "
               f"{r.origin_requests / r.window_s:>8.1f} {r.control_requests / r.window_s:>6.1f} "
-              f"{100 * r.server_cpu_s / r.window_s:>6.1f}% {r.per_viewer_pct:>7.3f}% "
+              f"{100 * r.server_cpu_s / r.window_s:>6.1f}% "
+              f"{100 * r.media_cpu_s / r.window_s:>5.1f}% "
+              f"{100 * r.control_cpu_s / r.window_s:>4.1f}% "
+              f"{r.per_viewer_pct:>7.3f}% "
               f"{ratio:>9} {r.lag_p50_ms:>5.0f}ms {r.lag_p99_ms:>5.0f}ms "
               f"{r.fetch_p99_ms:>5.0f}ms {100 * r.delivered:>4.0f}% {r.late_players:>5} "
-              f"{r.errors:>4} {100 * r.clients_cpu_s / r.window_s:>7.0f}% "
-              f"{100 * r.machine_busy:>4.0f}%")
+              f"{r.dry_players:>4} {r.errors:>4} {100 * r.clients_cpu_s / r.window_s:>7.0f}% "
+              f"{100 * r.others:>5.0f}% {r.load1:>5.1f}")
     print("  server: the edge's nginx (edge), the media node with its ffmpeg (direct), the"
-          " plain nginx (static);\n  %/viewer: share of one core, idle taken out; late:"
-          " players with a part later than the stall limit; busy: all cores.")
+          " plain nginx (static);"
+          "\n  media%/ctl%: the media node (with ffmpeg), the control process;"
+          "\n  %/viewer: share of one core, idle taken out; late:"
+          " players with a part later than the stall limit; dry: later than\n  PART-HOLD-BACK"
+          " (the reference's polling players are allowed a PART-TARGET more); others:"
+          " share of\n  both cores used by processes this benchmark did not start; load:"
+          " 1-minute load average at the window's start.")
     for target in a.targets:
-        held = [r.viewers for r in bench.runs if r.target == target and not r.stalled]
         tried = [r for r in bench.runs if r.target == target]
         if not tried:
             continue
-        best = max(held) if held else 0
-        first_stall = min((r.viewers for r in tried if r.stalled), default=None)
-        print(f"  {target}: largest count with no stall {best or 'none'}"
-              + (f" (first stall at {first_stall})" if first_stall else ""))
+        print(f"  {target}: largest count with no stall: {_held(tried, 'stalled')} (a part"
+              f" {a.stall_parts:g} PART-TARGET late), {_held(tried, 'ran_dry')} (a part"
+              " PART-HOLD-BACK late)")
     edge = [r for r in bench.runs if r.target == "edge" and r.per_viewer_pct > 0]
     if edge:
         top = max(edge, key=lambda r: r.viewers)
@@ -391,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(
                 {"load_at_start": bench.load_at_start, "part_target_s": bench.part_target_s,
                  "runs": [{**asdict(r), "per_viewer_pct": r.per_viewer_pct,
-                           "delivered": r.delivered, "stalled": r.stalled}
+                           "delivered": r.delivered, "stalled": r.stalled,
+                           "ran_dry": r.ran_dry}
                           for r in bench.runs]}, indent=1))
         print(f"Run time {time.monotonic() - began:.0f} s.")
     return 130 if failed else 0
