@@ -91,9 +91,6 @@ class LiveProbe:
     async def _follow(self) -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            if self.mirror is not None and self.master_url is not None:
-                async with http.get(self.master_url) as answer:
-                    _write(self.mirror / "master.m3u8", await answer.read())
             request_url = self.playlist_url
             seen_map: str | None = None
             while not self._stop.is_set():
@@ -116,8 +113,14 @@ class LiveProbe:
                 if self.mirror is not None:
                     if playlist.map_uri and playlist.map_uri != seen_map:
                         new.insert(0, playlist.map_uri)
-                        seen_map = playlist.map_uri
-                    await self._copy(http, new, body)
+                    try:
+                        await self._copy(http, new, body)
+                    except (aiohttp.ClientError, TimeoutError):
+                        # An overloaded origin: copy these again with the next playlist.
+                        self.errors += 1
+                        await asyncio.sleep(0.1)
+                        continue
+                    seen_map = playlist.map_uri
                     arrived = time.monotonic()
                 for uri in new:
                     self.listed.setdefault(uri, arrived)
@@ -130,11 +133,16 @@ class LiveProbe:
     async def _copy(self, http: aiohttp.ClientSession, uris: list[str], playlist: str
                     ) -> None:
         assert self.mirror is not None
+        if self.master_url is not None and not (self.mirror / "master.m3u8").exists():
+            self.requests += 1
+            async with http.get(self.master_url) as answer:
+                answer.raise_for_status()
+                _write(self.mirror / "master.m3u8", await answer.read())
         for uri in uris:
             url = urllib.parse.urljoin(self.playlist_url, uri)
             self.requests += 1
             async with http.get(url) as answer:
-                if answer.status == 200:
-                    _write(self.mirror / self._file_path(url), await answer.read())
+                answer.raise_for_status()
+                _write(self.mirror / self._file_path(url), await answer.read())
         _write(self.mirror / self._file_path(self.playlist_url),
                _static_playlist(playlist).encode())
