@@ -17,7 +17,9 @@ block) ramp up, settle, then a window measures:
   control process's requests (the edge's and the node's playback checks);
 - CPU, utime + stime over the window (tree_cpu.py): the edge's nginx (master and
   workers), the static nginx, the media node with its ffmpeg, the control process, and
-  this process (the players); per viewer: share of one core, idle cost taken out;
+  this process (the players); per viewer: share of one core, idle cost taken out; per
+  request the players made (the ratio to the reference is taken on this: players that
+  fell behind made fewer requests, not cheaper ones);
 - part lag: from the moment the part was listed at the origin (live_probe.py: one player
   of its own, straight on the media node, in a thread; for the reference, the moment
   its playlist file was in place) to the moment a player had all its bytes; and each
@@ -107,6 +109,13 @@ class Run:
         """Share of one core (%) each viewer costs the server, idle cost taken out."""
         return 100 * max(0.0, self.server_cpu_s - self.server_idle_s) / self.window_s \
             / self.viewers
+
+    @property
+    def per_request_us(self) -> float:
+        """The server's CPU per request the players made (µs), idle cost taken out: a
+        run whose players fell behind made fewer requests, and this stays comparable."""
+        busy = max(0.0, self.server_cpu_s - self.server_idle_s)
+        return 1e6 * busy / self.requests if self.requests else math.nan
 
     @property
     def delivered(self) -> float:
@@ -356,21 +365,22 @@ def report(bench: Bench) -> None:
           f"{1000 * bench.part_target_s:.0f} ms; stall: a part later than "
           f"{a.stall_parts:g} PART-TARGET, an error, or < {100 * DELIVERED_MIN:.0f}% delivered)")
     print(f"  {'target':<7}{'viewers':>7} {'req/s':>7} {'origin/s':>8} {'ctl/s':>6} "
-          f"{'server%':>7} {'media%':>6} {'ctl%':>5} {'%/viewer':>8} {'vs static':>9} "
+          f"{'server%':>7} {'media%':>6} {'ctl%':>5} {'%/viewer':>8} {'us/req':>6} "
+          f"{'vs static':>9} "
           f"{'lag p50':>7} {'lag p99':>7} "
           f"{'GET p99':>7} {'deliv':>5} {'late':>5} {'dry':>4} {'err':>4} {'players%':>8} "
           f"{'others':>6} {'load':>5}")
     for r in bench.runs:
         ref = next((s for s in bench.runs if s.target == "static" and s.viewers == r.viewers),
                    None)
-        ratio = _ratio(r.per_viewer_pct, ref.per_viewer_pct if ref else None) \
+        ratio = _ratio(r.per_request_us, ref.per_request_us if ref else None) \
             if r.target != "static" else ""
         print(f"  {r.target:<7}{r.viewers:>7} {r.requests / r.window_s:>7.0f} "
               f"{r.origin_requests / r.window_s:>8.1f} {r.control_requests / r.window_s:>6.1f} "
               f"{100 * r.server_cpu_s / r.window_s:>6.1f}% "
               f"{100 * r.media_cpu_s / r.window_s:>5.1f}% "
               f"{100 * r.control_cpu_s / r.window_s:>4.1f}% "
-              f"{r.per_viewer_pct:>7.3f}% "
+              f"{r.per_viewer_pct:>7.3f}% {r.per_request_us:>6.0f} "
               f"{ratio:>9} {r.lag_p50_ms:>5.0f}ms {r.lag_p99_ms:>5.0f}ms "
               f"{r.fetch_p99_ms:>5.0f}ms {100 * r.delivered:>4.0f}% {r.late_players:>5} "
               f"{r.dry_players:>4} {r.errors:>4} {100 * r.clients_cpu_s / r.window_s:>7.0f}% "
@@ -378,7 +388,8 @@ def report(bench: Bench) -> None:
     print("  server: the edge's nginx (edge), the media node with its ffmpeg (direct), the"
           " plain nginx (static);"
           "\n  media%/ctl%: the media node (with ffmpeg), the control process;"
-          "\n  %/viewer: share of one core, idle taken out; late:"
+          "\n  %/viewer: share of one core, idle taken out; us/req: CPU per player request;"
+          " vs static:\n  us/req against the reference's at the same count; late:"
           " players with a part later than the stall limit; dry: later than\n  PART-HOLD-BACK"
           " (the reference's polling players are allowed a PART-TARGET more); others:"
           " share of\n  both cores used by processes this benchmark did not start; load:"
@@ -390,16 +401,19 @@ def report(bench: Bench) -> None:
         print(f"  {target}: largest count with no stall: {_held(tried, 'stalled')} (a part"
               f" {a.stall_parts:g} PART-TARGET late), {_held(tried, 'ran_dry')} (a part"
               " PART-HOLD-BACK late)")
-    # From the largest count the edge served whole: a run that fell behind did less work
-    # per viewer than a real one would, and would flatter the edge.
-    served = [r for r in bench.runs if r.target == "edge" and r.per_viewer_pct > 0
-              and not r.ran_dry]
-    if served:
-        top = max(served, key=lambda r: r.viewers)
-        print(f"  one core of edge nginx serves ~{100 / top.per_viewer_pct:.0f} viewers "
-              f"(from {top.viewers} viewers: {top.per_viewer_pct:.3f}% of a core each); the"
-              f" control process answered {top.control_requests / top.window_s:.0f} checks/s"
-              f" for them with {100 * top.control_cpu_s / top.window_s:.0f}% of a core")
+    # Per request, from the busiest edge window without errors (the most requests: idle
+    # and sampling noise weigh least): a viewer at the live edge makes two requests a
+    # part (a blocking reload, the part). A window whose players fell behind made fewer
+    # requests, not cheaper ones.
+    clean = [r for r in bench.runs if r.target == "edge" and not r.errors and r.requests]
+    if clean:
+        top = max(clean, key=lambda r: r.requests)
+        per_viewer_s = 2 / bench.part_target_s * top.per_request_us / 1e6
+        print(f"  one core of edge nginx serves ~{1 / per_viewer_s:.0f} viewers at full "
+              f"cadence ({top.per_request_us:.0f} us per request x {2 / bench.part_target_s:.0f}"
+              f" requests/s each; from {top.viewers} viewers); the control process answered"
+              f" {top.control_requests / top.window_s:.0f} checks/s for them with "
+              f"{100 * top.control_cpu_s / top.window_s:.0f}% of a core")
 
 
 def _as_interrupt(_signum: int, _frame: FrameType | None) -> None:
@@ -442,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(
                 {"load_at_start": bench.load_at_start, "part_target_s": bench.part_target_s,
                  "runs": [{**asdict(r), "per_viewer_pct": r.per_viewer_pct,
+                           "per_request_us": r.per_request_us,
                            "delivered": r.delivered, "stalled": r.stalled,
                            "ran_dry": r.ran_dry}
                           for r in bench.runs]}, indent=1))
