@@ -10,13 +10,24 @@ After each playlist it GETs every part (or segment, without parts) it has not fe
 yet; it starts at the live edge (the last part or segment listed, after the EXT-X-MAP
 initialisation segment if there is one). Bodies are read and
 dropped. Every client stops at its deadline.
+
+A playlist with parts that cannot block (a static server's copy of an LL-HLS playlist)
+is polled every PART-TARGET instead: what an LL-HLS player does without blocking reloads,
+the same number of requests per part as blocking, at up to a part's extra delay.
+
+Each player may have its own URL (its own playback token, as real students have). With
+`PartTimes` in the figures, every part's fetch is recorded (when its bytes were all read,
+by which player, and how long its GET took), for latency against the part's listing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import urllib.parse
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -32,6 +43,7 @@ class Segment:
 @dataclass
 class Playlist:
     target_s: float = 2.0
+    part_target_s: float | None = None  # EXT-X-PART-INF's PART-TARGET
     can_block: bool = False
     ended: bool = False
     map_uri: str | None = None  # fMP4's initialisation segment (EXT-X-MAP)
@@ -73,6 +85,9 @@ def parse(text: str) -> Playlist:
         line = raw.strip()
         if line.startswith("#EXT-X-TARGETDURATION:"):
             playlist.target_s = float(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-PART-INF:"):
+            part_target = _attribute(line, "PART-TARGET")
+            playlist.part_target_s = float(part_target) if part_target else None
         elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             sequence = int(line.split(":", 1)[1])
         elif line.startswith("#EXT-X-SERVER-CONTROL:"):
@@ -95,6 +110,27 @@ def parse(text: str) -> Playlist:
 
 
 @dataclass
+class PartTimes:
+    """Every part fetched inside [record_from, record_until) (monotonic seconds): for each
+    part URI (relative, as listed), when each player had all its bytes and which player;
+    and each part GET's time from request to last byte. Arrays: 2,000 players fetch
+    millions of parts in a long run."""
+
+    record_from: float = 0.0
+    record_until: float = math.inf
+    done: dict[str, array[float]] = field(default_factory=dict)
+    players: dict[str, array[int]] = field(default_factory=dict)
+    fetch_s: array[float] = field(default_factory=lambda: array("d"))
+
+    def add(self, uri: str, player: int, requested: float, done: float) -> None:
+        if not self.record_from <= done < self.record_until:
+            return
+        self.done.setdefault(uri, array("d")).append(done)
+        self.players.setdefault(uri, array("l")).append(player)
+        self.fetch_s.append(done - requested)
+
+
+@dataclass
 class LoadFigures:
     clients: int = 0
     playlist_requests: int = 0
@@ -104,6 +140,7 @@ class LoadFigures:
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     blocking: bool | None = None  # what the server advertised
+    parts: PartTimes | None = None  # recorded when set
 
     def error(self, kind: str) -> None:
         self.errors += 1
@@ -132,7 +169,7 @@ async def _get(session: aiohttp.ClientSession, url: str, figures: LoadFigures,
 
 
 async def _client(session: aiohttp.ClientSession, url: str, deadline: float,
-                  figures: LoadFigures) -> None:
+                  figures: LoadFigures, player: int = 0) -> None:
     fetched: set[str] = set()
     request_url = url
     first = True
@@ -159,30 +196,44 @@ async def _client(session: aiohttp.ClientSession, url: str, deadline: float,
             if uri in fetched or time.monotonic() >= deadline:
                 continue
             fetched.add(uri)
+            requested = time.monotonic()
             data = await _get(session, urllib.parse.urljoin(url, uri), figures, 10)
             figures.media_requests += 1
             figures.media_bytes += len(data or b"")
+            if data is not None and figures.parts is not None and uri != playlist.map_uri:
+                figures.parts.add(uri, player, requested, time.monotonic())
         if playlist.ended or not playlist.segments:
             await asyncio.sleep(0.5)
             request_url = url
         elif playlist.can_block:
             request_url = with_query(url, *playlist.next_request())
+        elif playlist.has_parts and playlist.part_target_s:
+            await asyncio.sleep(playlist.part_target_s)
+            request_url = url
         else:
             await asyncio.sleep(playlist.target_s / 2)
             request_url = url
 
 
-async def run_players(url: str, count: int, seconds: float, *, ramp_s: float = 2.0
+async def run_players(url: str | Sequence[str], count: int, seconds: float, *,
+                      ramp_s: float = 2.0, figures: LoadFigures | None = None
                       ) -> LoadFigures:
-    """`count` players on `url` for `seconds` (their starts spread over `ramp_s`)."""
-    figures = LoadFigures(clients=count)
+    """`count` players for `seconds` (their starts spread over `ramp_s`) on `url`, or
+    player i on `url[i % len(url)]` (one playback token each); into `figures` if given."""
+    urls = [url] if isinstance(url, str) else list(url)
+    figures = figures or LoadFigures()
+    figures.clients = count
     deadline = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    # A player has one request in flight at a time (playlist, then its parts in turn):
+    # a connection each, so the pool never queues one player behind another, and no more
+    # sockets than players.
+    connector = aiohttp.TCPConnector(limit=max(1, count), limit_per_host=0,
+                                     force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(index: int) -> None:
             await asyncio.sleep(ramp_s * index / max(1, count))
-            await _client(session, url, deadline, figures)
+            await _client(session, urls[index % len(urls)], deadline, figures, index)
 
         tasks = [asyncio.create_task(one(i)) for i in range(count)]
         try:

@@ -51,6 +51,11 @@ class NginxEdge:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The master process's id while it runs (a benchmark measures its tree's CPU)."""
+        return self._process.pid if self._process is not None else None
+
     def access_log(self) -> str:
         path = self.prefix / "access.log"
         return path.read_text() if path.exists() else ""
