@@ -3,9 +3,9 @@ is shown once), list, change or re-enable, delete, and read its delivery log."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 from sqlalchemy import select
 
 from control.errors import not_found, unprocessable
@@ -30,6 +30,10 @@ routes = Routes("webhooks")
 SUBSCRIBABLE = sorted(k.value for k in EventKind if k != EventKind.WEBHOOK_DISABLED)
 
 
+# In the API description too, so clients (and schemathesis) know the names.
+EventName = Annotated[str, WithJsonSchema({"type": "string", "enum": [*SUBSCRIBABLE, "*"]})]
+
+
 def _check_events(events: list[str]) -> list[str]:
     unknown = sorted(set(events) - {*SUBSCRIBABLE, "*"})
     if unknown:
@@ -39,7 +43,7 @@ def _check_events(events: list[str]) -> list[str]:
 
 class WebhookBody(Body):
     url: str = Field(min_length=1, max_length=2000)
-    events: list[str] = Field(min_length=1, max_length=len(SUBSCRIBABLE) + 1)
+    events: list[EventName] = Field(min_length=1, max_length=len(SUBSCRIBABLE) + 1)
 
     @field_validator("events")
     @classmethod
@@ -49,7 +53,7 @@ class WebhookBody(Body):
 
 class WebhookPatch(Body):
     url: str | None = Field(default=None, min_length=1, max_length=2000)
-    events: list[str] | None = Field(default=None, min_length=1)
+    events: list[EventName] | None = Field(default=None, min_length=1)
     enabled: bool | None = None
 
     @field_validator("events")
