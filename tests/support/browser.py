@@ -116,8 +116,11 @@ async def wait_playing(page: Page, selector: str = "#player", *, timeout_ms: flo
 # - "hls-error": any hls.js ERROR, fatal or not (detail: its details, such as
 #   "bufferStalledError");
 # - "level": hls.js switched rungs (detail: the rung's height, 0 for audio only).
-# hls.js is watched by wrapping the class its script assigns to window.Hls, so every
-# instance the page makes reports.
+# "waiting", "playing" and "hls-error" also say how much media the live playlist listed
+# that hls.js had not buffered yet (`unloaded`, seconds; null when not live): about none
+# when the player waited for the class itself (an encoder running late), not for the
+# network. hls.js is watched by wrapping the class its script assigns to window.Hls, so
+# every instance the page makes reports.
 FROZEN_MS = 200
 WATCH_PLAYBACK_JS = """
 (() => {
@@ -139,9 +142,17 @@ WATCH_PLAYBACK_JS = """
     };
     video.requestVideoFrameCallback(onFrame);
   };
+  let latest = null; // the page's last hls.js instance
+  const unloaded = () => {
+    const details = latest && latest.latestLevelDetails;
+    const buffer = latest && latest.mainForwardBufferInfo;
+    if (!details || !details.live || !buffer) return null;
+    return Math.max(0, details.edge - buffer.end);
+  };
   for (const kind of ["waiting", "playing"]) {
     document.addEventListener(kind, (event) => {
-      note(kind, event.target.currentTime);
+      const at = performance.now();
+      events.push({ kind, detail: event.target.currentTime, at, unloaded: unloaded() });
       if (kind === "playing") watchFrames(event.target);
     }, true);
   }
@@ -153,7 +164,10 @@ WATCH_PLAYBACK_JS = """
       watched = class extends Hls {
         constructor(config) {
           super(config);
-          this.on(Hls.Events.ERROR, (_event, data) => note("hls-error", data.details));
+          latest = this;
+          this.on(Hls.Events.ERROR, (_event, data) => events.push({
+            kind: "hls-error", detail: data.details, at: performance.now(),
+            unloaded: unloaded() }));
           this.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
             const level = this.levels[data.level];
             note("level", level ? level.height || 0 : -1);
