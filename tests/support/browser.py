@@ -104,6 +104,94 @@ async def wait_playing(page: Page, selector: str = "#player", *, timeout_ms: flo
     return await video_state(page, selector)
 
 
+# Test instrumentation, from outside the player: what a viewer would notice of playback and
+# what hls.js reports, from the page's first script on. `window.__playback` lists, in order,
+# {kind, detail, at (performance.now() ms)}:
+# - "waiting": a <video> has no data to play (detail: its currentTime);
+# - "playing": it plays, first or again (detail: its currentTime);
+# - "frozen": its picture stood still for `detail` ms (at least FROZEN_MS) while it played,
+#   `at` being when it moved again: two frames presented one after the other that far
+#   apart. Chromium lets the picture stop while the sound plays on, for a while, without a
+#   "waiting" event;
+# - "hls-error": any hls.js ERROR, fatal or not (detail: its details, such as
+#   "bufferStalledError");
+# - "level": hls.js switched rungs (detail: the rung's height, 0 for audio only).
+# "waiting", "playing" and "hls-error" also say how much media the live playlist listed
+# that hls.js had not buffered yet (`unloaded`, seconds; null when not live): about none
+# when the player waited for the class itself (an encoder running late), not for the
+# network. hls.js is watched by wrapping the class its script assigns to window.Hls, so
+# every instance the page makes reports.
+FROZEN_MS = 200
+WATCH_PLAYBACK_JS = """
+(() => {
+  const events = [];
+  window.__playback = events;
+  const note = (kind, detail, at) => events.push({ kind, detail, at: at || performance.now() });
+  const framed = new WeakSet();
+  const watchFrames = (video) => {
+    if (framed.has(video) || !video.requestVideoFrameCallback) return;
+    framed.add(video);
+    let last = null;
+    const onFrame = (_now, frame) => {
+      if (last && frame.presentedFrames === last.presentedFrames + 1 && !video.paused) {
+        const still = frame.presentationTime - last.presentationTime;
+        if (still >= FROZEN_MS) note("frozen", Math.round(still), frame.presentationTime);
+      }
+      last = frame;
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  };
+  let latest = null; // the page's last hls.js instance
+  const unloaded = () => {
+    const details = latest && latest.latestLevelDetails;
+    const buffer = latest && latest.mainForwardBufferInfo;
+    if (!details || !details.live || !buffer) return null;
+    return Math.max(0, details.edge - buffer.end);
+  };
+  for (const kind of ["waiting", "playing"]) {
+    document.addEventListener(kind, (event) => {
+      const at = performance.now();
+      events.push({ kind, detail: event.target.currentTime, at, unloaded: unloaded() });
+      if (kind === "playing") watchFrames(event.target);
+    }, true);
+  }
+  let watched;
+  Object.defineProperty(window, "Hls", {
+    configurable: true,
+    get: () => watched,
+    set(Hls) {
+      watched = class extends Hls {
+        constructor(config) {
+          super(config);
+          latest = this;
+          this.on(Hls.Events.ERROR, (_event, data) => events.push({
+            kind: "hls-error", detail: data.details, at: performance.now(),
+            unloaded: unloaded() }));
+          this.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
+            const level = this.levels[data.level];
+            note("level", level ? level.height || 0 : -1);
+          });
+        }
+      };
+    },
+  });
+})();
+""".replace("FROZEN_MS", str(FROZEN_MS))
+
+
+async def watch_playback(page: Page) -> None:
+    """Record `page`'s playback events (WATCH_PLAYBACK_JS) from its next navigation on."""
+    await page.add_init_script(WATCH_PLAYBACK_JS)
+
+
+async def playback_events(page: Page, since_ms: float = 0) -> list[dict[str, Any]]:
+    """The events `watch_playback` recorded at or after `since_ms` (performance.now())."""
+    events: list[dict[str, Any]] = await page.evaluate(
+        "(since) => window.__playback.filter((event) => event.at >= since)", since_ms)
+    return events
+
+
 async def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name

@@ -38,12 +38,105 @@ export const HLS_CONFIG = {
   // (both capped at one target duration): a student on a weak connection backs off in
   // small steps instead of losing the low latency at the first stall.
   liveSyncOnStallIncrease: 0.25,
+  // The first rung: measured (hls.js loads a segment of the lowest rung first, to time
+  // it), not the master playlist's first (HD): on a weak connection HD would start slow
+  // and play in fits until hls.js had measured enough to leave it.
+  startLevel: -1,
+  // Switching up: hls.js counts no download as shorter than 50 ms, so a part of 200 ms
+  // shows at most 4 times its rung's bitrate, and its default (0.7: an estimate 1.43 times
+  // the next rung's) asks more than that to go from SD to HD (2.4 times the bitrate): a
+  // student who fell back to SD would stay there. 0.85 (Shaka's default) climbs back.
+  abrBandWidthUpFactor: 0.85,
   // Should hls.js have to jump forward, it jumps to what is buffered rather than past it.
   liveSyncMode: "buffered",
   // A class lasts hours: keep 30 s behind the playhead (an instant short rewind) and
   // let what is older go; going further back loads it again.
   backBufferLength: 30,
 };
+
+// A weak connection (issue 11): hls.js's ABR alone, in low-latency mode, freezes the
+// picture on the way down (checked against hls.js 1.6's abr-controller.ts,
+// base-stream-controller.ts and fragment-finders.ts, in chromium):
+// - It rates the connection with moving averages whose half-lives are 3 and 9 s of
+//   download time: after the connection weakens it keeps choosing the rung it is on for
+//   seconds, while about a second of media is buffered. The player times each part's
+//   transfer (`watchLink`): when one took longer than it plays, or the last few more than
+//   WEAK_LINK_LOAD_RATIO of that, it sets the estimate to what they measured, and hls.js
+//   picks a rung that fits at its next choice.
+// - Only a segment's first part starts with a keyframe, and a new rung is loaded from a
+//   keyframe: switched in mid-segment, it reloads its segment from the start, replacing
+//   what is buffered, and chromium drops the old rung's frames up to its next keyframe:
+//   the picture freezes (the sound plays on) until the new rung catches up. Behind the
+//   live edge hls.js chooses a rung where a segment starts; at the edge, before each part.
+//   So the player holds a new choice back until a segment starts (`SegmentStartAbr`).
+// - Where a segment starts, hls.js looks the end of the buffer up in the new rung's
+//   playlist. Chromium ends the buffered range a microsecond short of the boundary, which
+//   hls.js absorbs with the last segment's `endDTS`, but a segment loaded as parts never
+//   gets one, and the new rung reloads the segment just played: `keepSegmentEnd` sets it.
+const WEAK_LINK_PARTS = 3;
+const WEAK_LINK_LOAD_RATIO = 0.75;
+
+// Whether hls.js's next load would continue a segment of a live playlist in the middle
+// (see above): the end of the buffer more than half a part past a segment's start and
+// before its end. Far behind the edge, where hls.js loads whole segments, never.
+export function midSegment(hls) {
+  const level = hls.levels[hls.loadLevel];
+  const details = level && level.details;
+  const buffer = hls.mainForwardBufferInfo;
+  const parts = details && details.live && details.partList;
+  if (!parts || !parts.length || !buffer || !buffer.len) return false;
+  const end = buffer.end;
+  if (end < parts[0].start) return false;
+  const tolerance = (details.partTarget || 0.2) / 2;
+  const hint = details.fragmentHint; // the segment in progress
+  if (hint && end > hint.start - tolerance) return end - hint.start > tolerance;
+  const segments = details.fragments;
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const segment = segments[i];
+    if (end > segment.start - tolerance) {
+      return end - segment.start > tolerance && segment.end - end > tolerance;
+    }
+  }
+  return false;
+}
+
+// hls.js's ABR controller, its choice held back while the next load is mid-segment.
+// Its emergency switch too, when a part loads too slowly for the buffer: mid-segment, it
+// freezes the picture until the new rung's next keyframe, longer than the old rung takes
+// to finish its segment unless the connection all but stopped. That rule is the private
+// `_abandonRulesCheck` (hls.js 1.6, the version the Makefile pins).
+function segmentStartAbr(Hls) {
+  return class SegmentStartAbr extends Hls.DefaultConfig.abrController {
+    constructor(hls) {
+      super(hls);
+      this.player = hls;
+      const abandonRules = this._abandonRulesCheck;
+      if (typeof abandonRules === "function") {
+        this._abandonRulesCheck = (...args) => {
+          if (!midSegment(hls)) abandonRules(...args);
+        };
+      }
+    }
+
+    get nextAutoLevel() {
+      const chosen = super.nextAutoLevel;
+      const loading = this.player.loadLevel;
+      if (chosen === loading || loading < 0 || !midSegment(this.player)) return chosen;
+      return loading;
+    }
+
+    set nextAutoLevel(level) {
+      super.nextAutoLevel = level;
+    }
+  };
+}
+
+// After a part is buffered: its segment's end as hls.js records it for a whole segment
+// (`endDTS`, see above), so that a rung switch at the next segment goes on from there.
+export function keepSegmentEnd({ frag, part }) {
+  const video = part && frag.type === "main" && frag.elementaryStreams.video;
+  if (video && Number.isFinite(video.endDTS)) frag.endDTS = video.endDTS;
+}
 
 export function levelName(level) {
   const height = level.height || 0;
@@ -162,7 +255,9 @@ export class Player {
       this.setState("error", "This browser cannot play the class (no HLS support).");
       return;
     }
-    const hls = new Hls({ ...HLS_CONFIG, startPosition: this.resumeAt });
+    const hls = new Hls({ ...HLS_CONFIG, abrController: segmentStartAbr(Hls),
+                          startPosition: this.resumeAt });
+    this.recentParts = [];
     this.hls = hls;
     this.catchUp = new LiveCatchUp(hls, this.video);
     this.container.dataset.lowLatency = String(hls.config.lowLatencyMode);
@@ -176,7 +271,11 @@ export class Player {
       }
       this.autoplay();
     });
-    hls.on(Hls.Events.FRAG_LOADED, () => { this.backoff = 1000; });
+    hls.on(Hls.Events.FRAG_LOADED, (_event, data) => {
+      this.backoff = 1000;
+      this.watchLink(hls, data);
+    });
+    hls.on(Hls.Events.FRAG_BUFFERED, (_event, data) => keepSegmentEnd(data));
     hls.on(Hls.Events.LEVEL_SWITCHED, () => this.describe());
     hls.on(Hls.Events.LEVEL_UPDATED, () => this.showPosition());
     hls.on(Hls.Events.ERROR, (_event, data) => this.onError(data));
@@ -204,6 +303,33 @@ export class Player {
     // Paused, the live edge moves on all the same: the distance is kept up to date.
     clearInterval(this.liveTimer);
     this.liveTimer = setInterval(() => this.showPosition(), LIVE_TICK_MS);
+  }
+
+  // After each part of the main rung: when it took longer to arrive than it plays, or the
+  // last WEAK_LINK_PARTS together more than WEAK_LINK_LOAD_RATIO of their playing time,
+  // hls.js's estimate drops to what they measured (see above). Bytes over transfer time,
+  // from the first byte: a blocking request's wait for its part to exist is not the
+  // connection's.
+  watchLink(hls, { frag, part }) {
+    if (!part || frag.type !== "main" || !hls.autoLevelEnabled) return;
+    const { loading, loaded } = part.stats;
+    const seconds = (loading.end - loading.first) / 1000;
+    if (!(seconds >= 0) || !loaded || !part.duration) return;
+    const recent = this.recentParts;
+    if (recent.length && recent[recent.length - 1].level !== frag.level) recent.length = 0;
+    const last = { level: frag.level, seconds, duration: part.duration, bits: loaded * 8 };
+    recent.push(last);
+    if (recent.length > WEAK_LINK_PARTS) recent.shift();
+    let parts = null;
+    if (last.seconds >= last.duration) parts = [last];
+    else if (recent.length === WEAK_LINK_PARTS) parts = recent;
+    if (!parts) return;
+    const took = parts.reduce((sum, p) => sum + p.seconds, 0);
+    const lasts = parts.reduce((sum, p) => sum + p.duration, 0);
+    if (took < WEAK_LINK_LOAD_RATIO * lasts) return;
+    const measured = parts.reduce((sum, p) => sum + p.bits, 0) / took;
+    if (measured < hls.bandwidthEstimate) hls.bandwidthEstimate = measured;
+    recent.length = 0;
   }
 
   isLive() {
