@@ -247,7 +247,10 @@ async def test_the_encoder_reconnecting_to_another_node_continues_the_class(
               f"kill -> a new segment plays through the edge {playable_again:.1f} s")
         # A's segments (those stored before it died), one discontinuity, B's.
         first_b = next(n for n, s in enumerate(after.segments) if s.discontinuity)
-        assert first_b >= len(before.segments)
+        # A's live playlist lists a segment as soon as it is cut, from memory: the last
+        # one may not have reached storage when A died (lost with A, as the issue allows:
+        # nothing already uploaded is lost). On a loaded machine CI saw 4 of 5 stored.
+        assert first_b >= len(before.segments) - 1
         assert [s.uri for s in after.segments] == [
             f"{n:06d}.m4s" for n in range(len(after.segments))]
         assert [n for n, s in enumerate(after.segments) if s.discontinuity] == [first_b]
