@@ -24,6 +24,8 @@ from control.app import build_app  # noqa: E402
 from control.db.database import Database  # noqa: E402
 from control.models import Role  # noqa: E402
 from support.api_client import Api  # noqa: E402
+from support.browser import chromium  # noqa: E402, F401
+from support.live_stack import stack  # noqa: E402, F401
 from support.redis_server import redis_server  # noqa: E402, F401
 from support.world import World  # noqa: E402
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,11 +28,9 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Request, Route
 
-from control.web.pages import STATIC_DIR
 from support.browser import (
     CHROMIUM,
     csp_violations,
-    launch_chromium,
     screenshot,
     sign_in,
     video_state,
@@ -45,7 +42,6 @@ from support.live_stack import (
     finished,
     media_segments,
     publish_ffmpeg,
-    stack_settings,
     wait_for,
 )
 
@@ -55,19 +51,6 @@ pytestmark = [
 ]
 PASSWORD = "student-password-1"
 RUNGS = {"HD": (1280, 720), "SD": (854, 480), "Mobile": (640, 360)}
-
-
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
-    assert (STATIC_DIR / "vendor" / "hls.min.js").exists(), "run `make assets` first"
-    async with LiveStack(stack_settings(tmp_path / "var")) as live:
-        yield live
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with launch_chromium() as browser:
-        yield browser
 
 
 async def student(stack: LiveStack, username: str) -> int:

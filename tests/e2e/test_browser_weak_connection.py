@@ -34,10 +34,8 @@ import pytest
 from playwright.async_api import Browser, CDPSession, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from control.web.pages import STATIC_DIR
 from support.browser import (
     CHROMIUM,
-    launch_chromium,
     playback_events,
     wait_playing,
     watch_playback,
@@ -46,7 +44,6 @@ from support.live_stack import (
     LiveStack,
     media_segments,
     publish_ffmpeg,
-    stack_settings,
     variants,
     wait_for,
 )
@@ -78,19 +75,6 @@ VIEWER_JS = """() => {
         now: performance.now(),
     };
 }"""
-
-
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
-    assert (STATIC_DIR / "vendor" / "hls.min.js").exists(), "run `make assets` first"
-    async with LiveStack(stack_settings(tmp_path / "var")) as live:
-        yield live
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with launch_chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,6 +43,14 @@ async def launch_chromium(*, fake_media: bool = False) -> AsyncIterator[Browser]
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless chromium for one test (tests/conftest.py offers it to every test; a
+    module wanting a fake camera defines its own)."""
+    async with launch_chromium() as browser:
+        yield browser
 
 
 def csp_violations(page: Page) -> list[str]:

@@ -16,7 +16,7 @@ import io
 import re
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import av
+import pytest
 
 from config.loading import load_settings
 from config.settings import Settings
@@ -300,3 +301,14 @@ async def finished(process: asyncio.subprocess.Process, within: float) -> tuple[
             await process.wait()
     assert process.returncode is not None
     return process.returncode, stderr.decode(errors="replace") if stderr else ""
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[LiveStack]:
+    """A whole node with the demo class, for one test (tests/conftest.py offers it to
+    every test; a module wanting other settings defines its own)."""
+    from control.web.pages import STATIC_DIR
+
+    assert (STATIC_DIR / "vendor" / "hls.min.js").exists(), "run `make assets` first"
+    async with LiveStack(stack_settings(tmp_path / "var")) as live:
+        yield live
