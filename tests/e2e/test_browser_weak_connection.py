@@ -16,10 +16,10 @@ The weak connection: THROTTLE_BETWEEN of the way from what the master playlist d
 for SD to what it declares for HD (2.4 Mb/s of SD's 1.17 and HD's 2.82): SD fits twice
 over, HD does not (its media, the audio and the blocking playlist reloads come to about
 2.7 Mb/s). A rung changes only where a segment starts (a keyframe, every 2 s), so when
-the connection weakens the player finishes its HD segment first; at 2.4 Mb/s that costs
-about half of the second it has buffered. Nearer SD's bandwidth (2.0 Mb/s, half-way) a
-weakening during the last part or two of a segment leaves a whole HD segment to arrive
-slower than it plays, and the picture can stand still for a few hundred ms once.
+the connection weakens the player finishes its HD segment first, playing a little slower
+meanwhile. Nearer SD's bandwidth (2.0 Mb/s, half-way) HD arrives at two thirds of real
+time, slower than the player slows down to, and a weakening early in a segment can still
+freeze the picture for about 300 ms, a few times, before SD plays.
 
 What the page does is recorded from outside the player (`support.browser.watch_playback`).
 """

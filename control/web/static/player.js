@@ -59,7 +59,7 @@ export const HLS_CONFIG = {
 // base-stream-controller.ts and fragment-finders.ts, in chromium):
 // - It rates the connection with moving averages whose half-lives are 3 and 9 s of
 //   download time: after the connection weakens it keeps choosing the rung it is on for
-//   seconds, while about a second of media is buffered. The player times each part's
+//   seconds, while about half a second of media is buffered. The player times each part's
 //   transfer (`watchLink`): when one took longer than it plays, or the last few more than
 //   WEAK_LINK_LOAD_RATIO of that, it sets the estimate to what they measured, and hls.js
 //   picks a rung that fits at its next choice.
@@ -73,8 +73,15 @@ export const HLS_CONFIG = {
 //   playlist. Chromium ends the buffered range a microsecond short of the boundary, which
 //   hls.js absorbs with the last segment's `endDTS`, but a segment loaded as parts never
 //   gets one, and the new rung reloads the segment just played: `keepSegmentEnd` sets it.
+// - A rung can change only where a segment starts, every 2 s, and about half a second is
+//   buffered (live_catch_up.js keeps the player near PART-HOLD-BACK): finishing a segment
+//   on a rung the connection no longer carries could run the buffer dry. So from the slow
+//   parts until the lower rung plays, the player plays a little slower (`easeOff`): as
+//   fast as the media arrives, between WEAK_LINK_MIN_RATE and 1; live_catch_up.js then
+//   catches up again.
 const WEAK_LINK_PARTS = 3;
 const WEAK_LINK_LOAD_RATIO = 0.75;
+const WEAK_LINK_MIN_RATE = 0.8;
 
 // Whether hls.js's next load would continue a segment of a live playlist in the middle
 // (see above): the end of the buffer more than half a part past a segment's start and
@@ -155,6 +162,7 @@ export class Player {
     this.expect = expect;
     this.onEnded = onEnded;
     this.hls = null;
+    this.easing = null; // playing slower while a weakened connection is left (easeOff)
     this.grant = null;
     this.choice = "auto"; // "auto", a level index as a string, or AUDIO_ONLY
     this.backoff = 1000;
@@ -276,7 +284,10 @@ export class Player {
       this.watchLink(hls, data);
     });
     hls.on(Hls.Events.FRAG_BUFFERED, (_event, data) => keepSegmentEnd(data));
-    hls.on(Hls.Events.LEVEL_SWITCHED, () => this.describe());
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_event, { level }) => {
+      this.easeBack(level);
+      this.describe();
+    });
     hls.on(Hls.Events.LEVEL_UPDATED, () => this.showPosition());
     hls.on(Hls.Events.ERROR, (_event, data) => this.onError(data));
     hls.loadSource(url);
@@ -318,6 +329,10 @@ export class Player {
     const recent = this.recentParts;
     if (recent.length && recent[recent.length - 1].level !== frag.level) recent.length = 0;
     const last = { level: frag.level, seconds, duration: part.duration, bits: loaded * 8 };
+    // A part of the slowed rung arriving in good time again: a false alarm (a busy
+    // machine), or a connection that recovered.
+    if (this.easing && this.easing.level === frag.level
+        && seconds < WEAK_LINK_LOAD_RATIO * part.duration) this.easeBack();
     recent.push(last);
     if (recent.length > WEAK_LINK_PARTS) recent.shift();
     let parts = null;
@@ -330,6 +345,30 @@ export class Player {
     const measured = parts.reduce((sum, p) => sum + p.bits, 0) / took;
     if (measured < hls.bandwidthEstimate) hls.bandwidthEstimate = measured;
     recent.length = 0;
+    this.easeOff(hls, frag.level, lasts / took);
+  }
+
+  // Slower, at the rate the media of rung `level` arrives (`arriving`, 1 being real time),
+  // until a lower rung plays (or a few segments' time has passed); never over a speed
+  // the viewer chose, and not on the lowest rung (nothing lower will come).
+  easeOff(hls, level, arriving) {
+    const video = this.video;
+    if (this.easing || level <= hls.minAutoLevel || !this.catchUp) return;
+    if (video.playbackRate !== this.catchUp.applied) return; // the viewer's own speed
+    const rate = Math.min(1, Math.max(WEAK_LINK_MIN_RATE, arriving));
+    if (rate >= 1) return;
+    const details = hls.latestLevelDetails;
+    const limit = 3 * ((details && details.targetduration) || 2) * 1000;
+    this.easing = { level, rate, timer: setTimeout(() => this.easeBack(), limit) };
+    video.playbackRate = rate;
+  }
+
+  easeBack(level = -1) {
+    const easing = this.easing;
+    if (!easing || (level >= 0 && level >= easing.level)) return;
+    clearTimeout(easing.timer);
+    this.easing = null;
+    if (this.video.playbackRate === easing.rate) this.video.playbackRate = 1;
   }
 
   isLive() {
@@ -470,6 +509,7 @@ export class Player {
     // A fresh instance (another playlist, a reconnection) goes on where the viewer was
     // when behind live; at the edge it starts at the (new) edge.
     clearInterval(this.liveTimer);
+    this.easeBack();
     this.liveTimer = null;
     if (this.hls) {
       this.resumeAt = this.behindLive() >= LIVE_SLACK_S ? this.video.currentTime : -1;
