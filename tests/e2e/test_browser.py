@@ -176,7 +176,8 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
         "(after) => document.querySelector('#player video').currentTime > after", arg=heard + 1)
     # Settled on audio only (a stall at the live edge may show "Buffering…" for a moment).
     await ana_page.wait_for_function(
-        "document.querySelector('#player .player-status').textContent === 'Playing audio only'",
+        "() => document.querySelector('#player .player-status').textContent"
+        " === 'Playing audio only'",
         timeout=15_000)
     audio_only = await video_state(ana_page)
     assert audio_only["width"] == 0
