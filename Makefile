@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # npm from Debian only where no npm is on the PATH already (some images ship Node's own).
 NPM_DEB := $(if $(shell command -v npm),,npm)
 RUN_DEBS := python3-venv ffmpeg $(NPM_DEB)
-TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server nginx gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+TEST_DEBS := $(RUN_DEBS) chromium postgresql redis-server nginx libnginx-mod-http-lua gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 
 # The player's hls.js comes from the npm registry at a pinned version, never committed.
 # The full build, not hls.light: the light one cannot play an alternate audio group

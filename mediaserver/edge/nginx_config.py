@@ -26,12 +26,13 @@ The choices, and why:
   without the token, so two students' URLs for `hd/000123.m4s` are one cache entry. The
   URL sent to the origin is rebuilt from the checked parts (session digits, token
   alphabet, file shapes), so the origin reads the same file the key names.
-- `proxy_cache_lock`: identical concurrent requests (twenty students asking for the next
-  part, or for the same blocking playlist) make one origin request; the others wait for
-  it. nginx's waiters look again every 500 ms (ngx_http_file_cache.c), so a collapsed
-  request may be answered up to half a second after the first. Lock timeout and age are
-  longer than the origin holds a blocking request (BLOCK_TARGETS target durations), so
-  waiters never give up and all go to the origin at once.
+- Request flights (request_flights.lua, nginx's Lua module from Debian): identical
+  concurrent requests (twenty students asking for the next part, or for the same blocking
+  playlist) make one origin request; the others wait for it and are answered from the
+  cache the moment it lands. nginx's own `proxy_cache_lock` does the collapsing too, but
+  its waiters look again only every 500 ms (ngx_http_file_cache.c): every student but
+  the first got each part up to half a second late. Waiters wait as long as the origin
+  holds a blocking request (BLOCK_TARGETS target durations) and then ask it themselves.
 - How long things are kept is the origin's word (its Cache-Control, honoured as sent):
   segments, parts and init files are immutable; a blocking playlist (`_HLS_msn`) is kept a
   second, keyed with its query, so students asking the same question share the answer; a
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 from config.loading import SettingsError
@@ -75,6 +77,11 @@ TARGET_SLACK = 2
 # What the media cache may hold, and how long an entry nobody asks for is kept.
 MEDIA_CACHE = "keys_zone=academia_media:64m max_size=8g inactive=10m"
 AUTH_CACHE = "keys_zone=academia_auth:16m max_size=256m inactive=1m"
+# Debian's nginx loads the Lua module (libnginx-mod-http-lua) and the kit it needs from here.
+MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so",
+           "/usr/lib/nginx/modules/ngx_http_lua_module.so")
+# What the waiting requests' flights take in shared memory (a key and a flag each).
+FLIGHTS_ZONE = "4m"
 # A prefix is written into quoted nginx strings: nothing nginx reads inside quotes.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+@:,=-]*")
 
@@ -107,6 +114,21 @@ def _servers(addresses: list[Address], indent: str = "        ") -> str:
 def _hold_seconds(plan: EdgePlan) -> int:
     """The longest the origin holds a blocking request, rounded up."""
     return int(BLOCK_TARGETS * TARGET_SLACK * max(plan.segment_seconds, 1)) + 1
+
+
+def _request_flights() -> str:
+    """request_flights.lua, as a chunk nginx's Lua module runs once in each worker."""
+    return (resources.files("mediaserver.edge") / "request_flights.lua").read_text()
+
+
+def _flights(key: str, hold: int) -> str:
+    """A location's part in the request flights: requests with the same `key` (an nginx
+    value; empty: never collapsed) wait for the first, `hold` seconds at most."""
+    return f"""\
+            set $academia_flight_key "{key}";
+            access_by_lua_block {{ academia_request_flights.board(ngx.var.academia_flight_key, {hold}) }}
+            body_filter_by_lua_block {{ if ngx.arg[2] then academia_request_flights.land() end }}
+            log_by_lua_block {{ academia_request_flights.land() }}"""
 
 
 def _play_location(pattern: str, *, cache: str, upstream_uri: str, hold: int) -> str:
@@ -142,15 +164,14 @@ def render_nginx_config(plan: EdgePlan, prefix: Path) -> str:
                             " digits and ._/+@:,=-")
     root = root.rstrip("/") or ""
     hold = _hold_seconds(plan)
-    lock = (f"            proxy_cache_lock on;\n"
-            f"            proxy_cache_lock_timeout {hold + 3}s;\n"
-            f"            proxy_cache_lock_age {hold + 3}s;")
     media_cache = ("            proxy_cache academia_media;\n"
-                   "            proxy_cache_key $academia_session/$academia_file;\n" + lock)
+                   "            proxy_cache_key $academia_session/$academia_file;\n"
+                   + _flights("$academia_session/$academia_file", hold + 3))
     playlist_cache = ("            proxy_cache academia_media;\n"
                       "            proxy_cache_key $academia_session/$academia_file$is_args$args;\n"
                       "            proxy_cache_bypass $academia_plain_reload;\n"
-                      "            proxy_no_cache $academia_plain_reload;\n" + lock)
+                      "            proxy_no_cache $academia_plain_reload;\n"
+                      + _flights("$academia_playlist_flight", hold + 3))
     download_cache = "            proxy_cache off;"
     play_uri = "/play/$academia_session/$academia_token/$academia_file"
 
@@ -178,6 +199,7 @@ def render_nginx_config(plan: EdgePlan, prefix: Path) -> str:
 #   Grants are kept {GRANT_SECONDS} s, refusals and unknowns {REFUSAL_SECONDS} s, failures never:
 #   a student whose access ends is refused within {GRANT_SECONDS} s.
 
+{"".join(f'load_module "{module}";{chr(10)}' for module in MODULES)}
 worker_processes auto;
 pid "{root}/nginx.pid";
 error_log "{root}/error.log" warn;
@@ -194,6 +216,15 @@ http {{
     fastcgi_temp_path "{root}/temp-fastcgi";
     uwsgi_temp_path "{root}/temp-uwsgi";
     scgi_temp_path "{root}/temp-scgi";
+
+    # Identical concurrent /play/ requests wait for the first (request_flights.lua).
+    lua_package_path "/usr/share/lua/5.1/?.lua;;";
+    lua_shared_dict academia_flights {FLIGHTS_ZONE};
+    init_by_lua_block {{
+        academia_request_flights = (function()
+{_request_flights()}
+        end)()
+    }}
 
     # Media shared between students (key without the token); playback checks per token.
     proxy_cache_path "{root}/cache-media" levels=1:2 use_temp_path=off {MEDIA_CACHE};
@@ -224,6 +255,10 @@ http {{
     map $args $academia_plain_reload {{
         "~(^|&)_HLS_msn=" 0;
         default 1;
+    }}
+    map $academia_plain_reload $academia_playlist_flight {{
+        0 "$academia_session/$academia_file?$args";
+        default "";
     }}
     # The chat WebSocket's upgrade passes through; other requests keep connections open.
     map $http_upgrade $academia_connection {{

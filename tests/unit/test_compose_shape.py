@@ -118,6 +118,14 @@ def test_images_are_pinned_and_only_the_edge_and_rtmp_are_public() -> None:
     assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", minio["image"])
 
 
+def test_the_edge_image_has_the_modules_its_configuration_loads() -> None:
+    edge = services()["edge"]
+    dockerfile = (ROOT / edge["build"]["dockerfile"]).read_text()
+    # A dated Debian base, whose nginx and Lua module are the ones the tests run.
+    assert re.search(r"^FROM debian:bookworm-\d{8}-slim$", dockerfile, re.M), dockerfile
+    assert "nginx libnginx-mod-http-lua" in dockerfile
+
+
 def test_stopping_leaves_media_nodes_time_to_finalise_recordings() -> None:
     """`docker compose stop` sends SIGTERM, then SIGKILL after the grace period: it must
     reach `academia serve` (not a shell that ignores it as PID 1) and leave it time to

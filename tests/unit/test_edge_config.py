@@ -113,10 +113,18 @@ def test_the_secret_goes_to_the_control_plane_only_and_keys_leave_the_token_out(
     assert keys == ["$academia_session/$academia_file",
                     "$academia_session/$academia_file$is_args$args",
                     "$academia_session/$academia_token"]  # the last: the check's answers
-    assert "proxy_cache_lock on;" in config
-    # Every path nginx writes is under the prefix.
+    # Concurrent requests wait for the first with the same key, which leaves the token
+    # out too; a plain playlist reload never waits (its key is empty).
+    flights = re.findall(r'set \$academia_flight_key "(.*)";', config)
+    assert flights == ["$academia_session/$academia_file", "$academia_playlist_flight"]
+    assert '0 "$academia_session/$academia_file?$args";' in _block(
+        config, "map $academia_plain_reload $academia_playlist_flight")
+    # nginx's own lock is not used: its waiters look again every 500 ms.
+    assert re.search(r"^ *proxy_cache_lock", config, re.M) is None
+    # Every path nginx writes is under the prefix (and the modules are Debian's).
     paths = re.findall(r'"(/[^"]*)"', config)
-    written = [p for p in paths if not p.startswith(("/play", "/internal", "/sessions"))]
+    written = [p for p in paths if not p.startswith(
+        ("/play", "/internal", "/sessions", "/usr/lib/nginx/modules/", "/usr/share/lua/"))]
     assert written and all(p.startswith(f"{PREFIX}/") for p in written), written
 
 
