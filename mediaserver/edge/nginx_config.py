@@ -16,7 +16,10 @@ The choices, and why:
   contract is written out in the generated file). Its answer is cached for
   PLAYBACK_GRANT_SECONDS per (session, token) (a refusal for a second), the same window a
   media node keeps its own grants: a removed student is refused within seconds, while one
-  student's many requests cost the control plane one question per window.
+  student's many requests cost the control plane one question per window. Past the window
+  the answer is renewed in the background (`proxy_cache_background_update`) while the old
+  one lets the request through: students never wait on the check after their first
+  request, and a removal is seen a moment after the window, not at its end.
 - The answer names the origin (`X-Academia-Origin`): the media node carrying the live
   session (one upstream per node), or `storage` for a recording (an upstream of every node,
   any of which reads storage). So blocking playlist requests reach the node whose memory
@@ -349,6 +352,11 @@ http {{
             proxy_cache_key $academia_session/$academia_token;
             proxy_cache_valid 204 {GRANT_SECONDS}s;
             proxy_cache_valid 403 404 {REFUSAL_SECONDS}s;
+            # Past its window an answer is renewed in the background, the student's
+            # request answered by the old one meanwhile: a class that joined together
+            # would otherwise wait on the control plane together, every window.
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
             proxy_ignore_headers Cache-Control Expires X-Accel-Expires Set-Cookie Vary;
         }}
         location @academia_refused {{

@@ -73,6 +73,7 @@ class StandInControl:
         self.answers: dict[tuple[int, str], str | int] = {}
         self.checks: list[tuple[int, str]] = []
         self.bad_secrets = 0
+        self.check_delay = 0.0  # seconds each check takes (a busy control process)
         self.app = web.Application()
         self.app.router.add_get("/internal/edge/playback/{sid}/{token}", self.check)
         self.app.router.add_get("/api/whoami", self.whoami)
@@ -85,6 +86,7 @@ class StandInControl:
             return web.Response(status=401)
         key = (int(request.match_info["sid"]), request.match_info["token"])
         self.checks.append(key)
+        await asyncio.sleep(self.check_delay)
         answer = self.answers.get(key, 404)
         if isinstance(answer, str):
             return web.Response(status=204, headers={"X-Academia-Origin": answer})
@@ -334,6 +336,28 @@ async def test_twenty_identical_blocking_reloads_make_one_origin_request(
 
 
 # -- the playback check ----------------------------------------------------------------
+
+
+async def test_a_grant_is_renewed_behind_the_students_back(stage: Stage) -> None:
+    """Once a grant's window is over, the student's next request is answered at once while
+    the edge asks again in the background (all of a class's students joined together,
+    and a busy control process would otherwise hold each of them every window)."""
+    status, _, _ = await stage.get(ON_ALPHA, BOB, "sd/000001.m4s")
+    assert status == 200 and stage.control.checks_of(BOB) == 1
+    stage.control.check_delay = 2.0
+    # nginx counts an answer's life in whole seconds: past the window, whatever the phase.
+    await asyncio.sleep(PLAYBACK_GRANT_SECONDS + 1.2)
+    asked = time.monotonic()
+    status, _, _ = await stage.get(ON_ALPHA, BOB, "sd/000001.m4s")
+    answered = time.monotonic() - asked
+    assert status == 200
+    await until(lambda: stage.control.checks_of(BOB) == 2, "the grant asked for again")
+    assert answered < stage.control.check_delay / 2, answered
+    # Renewed once the background check is answered: the next request asks nothing.
+    await asyncio.sleep(stage.control.check_delay + 0.1)
+    status, _, _ = await stage.get(ON_ALPHA, BOB, "sd/000001.m4s")
+    assert status == 200 and stage.control.checks_of(BOB) == 2
+
 
 
 async def test_refused_tokens_are_refused_at_the_edge_and_a_revocation_within_seconds(
