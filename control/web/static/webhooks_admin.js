@@ -30,7 +30,9 @@ function deliveryLog(hook, rows) {
       el("th", {}, "Last error"))),
     el("tbody", {}, rows.map((d) => el("tr", { "data-delivery-id": d.id },
       el("td", {}, when(d.created_at)), el("td", {}, d.event || ""),
-      el("td", { class: "status" }, d.status), el("td", { class: "attempts" }, String(d.attempts.length)),
+      el("td", { class: "status" }, d.status,
+         d.next_attempt_at ? el("span", { class: "meta" }, ` · next try ${when(d.next_attempt_at)}`) : null),
+      el("td", { class: "attempts" }, String(d.attempts.length)),
       el("td", { class: "code" }, lastCode(d)), el("td", {}, d.last_error || "")))))];
 }
 
@@ -41,10 +43,12 @@ export class WebhooksAdmin {
     this.list = el("div", { id: "webhook-list" });
     this.log = el("div", { id: "webhook-log" });
     this.form = el("form", { id: "new-webhook", class: "stack" });
+    this.all = "*"; // what stands for every event, as GET /webhooks/events names it
   }
 
   async start() {
     const kinds = await api("GET", "/webhooks/events");
+    this.all = kinds.all;
     this.buildForm(kinds.results, kinds.all);
     show(this.box, this.notice, this.list, el("h3", {}, "Add a webhook"), this.form, this.log);
     await this.refresh();
@@ -93,7 +97,8 @@ export class WebhooksAdmin {
                           el("th", {}, "State"), el("th", {}, ""))),
       el("tbody", {}, hooks.map((h) => el("tr", {
         "data-webhook-id": h.id, "data-state": h.enabled ? "active" : "disabled" },
-        el("td", { class: "url" }, h.url), el("td", { class: "events" }, h.events.join(", ")),
+        el("td", { class: "url" }, h.url),
+        el("td", { class: "events" }, h.events.includes(this.all) ? "all events" : h.events.join(", ")),
         el("td", { class: "state" }, stateText(h)),
         el("td", {},
           el("button", { type: "button", class: "small deliveries", onclick: () => this.showLog(h) }, "Deliveries"), " ",
