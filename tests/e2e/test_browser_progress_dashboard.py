@@ -73,6 +73,8 @@ async def test_the_teacher_sees_who_watched_what_and_downloads_completion(
     school: PageSchool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     course_id, session_id = await recorded_course(school)
+    await school.call("PATCH", f"/users/{school.ids['ana']}/", "admin",
+                      {"display_name": "Ana Lima"})
     # The reports' clock: a minute of watching without waiting a minute.
     clock = Clock(utcnow())
     monkeypatch.setattr(progress_api, "utcnow", clock)
@@ -87,6 +89,9 @@ async def test_the_teacher_sees_who_watched_what_and_downloads_completion(
         assert await page.input_value("#progress-session") == str(session_id)
         assert [await cell(page, "progress-watchers", who, "share-value")
                 for who in ("ana", "ben", "cy")] == ["95%", "25%", "0%"]
+        assert await cell(page, "progress-watchers", "ana", "name") == "Ana Lima (ana)"
+        assert await cell(page, "progress-completion", "ana", "name") == "Ana Lima (ana)"
+        assert await cell(page, "progress-watchers", "ben", "name") == "ben"
         bar = page.locator("#progress-watchers tr[data-username='ben'] progress")
         assert await bar.get_attribute("value") == "25"
         assert await cell(page, "progress-watchers", "ben", "position") == "0:25 of 1:40"

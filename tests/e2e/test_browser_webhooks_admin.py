@@ -2,8 +2,8 @@
 webhook in the page (URL and events from the list the API accepts) and sees it listed
 with its signing secret shown once; an endpoint the sender disabled after failed
 deliveries is shown as disabled with the reason, its delivery log shows the failed
-attempt and the response code, and it can be enabled again. No page reports a
-Content-Security-Policy violation."""
+attempt and the response code, and it can be enabled again; one is removed. No page
+reports a Content-Security-Policy violation."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Dialog
 
 from config.settings import Settings
 from control.models import Role
@@ -115,6 +116,18 @@ async def test_an_admin_adds_a_webhook_and_sees_a_disabled_one(
         [again] = [w for w in (await school.call("GET", "/webhooks", "admin"))["results"]
                    if w["id"] == dead]
         assert again["enabled"] is True and again["consecutive_failures"] == 0
+
+        # The new one removed, once the admin confirms.
+        async def confirm(dialog: Dialog) -> None:
+            await dialog.accept()
+
+        page.once("dialog", confirm)
+        new = listed[1]["id"]
+        await page.locator(f"#webhooks tr[data-webhook-id='{new}'] .delete").click()
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#webhooks tbody tr').length === 1")
+        listed = (await school.call("GET", "/webhooks", "admin"))["results"]
+        assert [w["id"] for w in listed] == [dead]
         assert refused == []
 
 

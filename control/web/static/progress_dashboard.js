@@ -8,6 +8,8 @@ import { saveDownload } from "./download.js";
 import { clock } from "./recording_progress.js";
 
 const percent = (share) => `${Math.round(share * 100)}%`;
+// A student by display name, with the username that tells two alike apart.
+const studentName = (r) => (r.display_name ? `${r.display_name} (${r.username})` : r.username);
 
 // A share as a bar and a number: <progress> needs no inline style (the CSP forbids it).
 function shareCell(share, label) {
@@ -22,8 +24,8 @@ function watchersTable(rows) {
     el("thead", {}, el("tr", {}, el("th", {}, "Student"), el("th", {}, "Watched"),
                         el("th", {}, "Last position"), el("th", {}, "Last watched"))),
     el("tbody", {}, rows.map((r) => el("tr", { "data-username": r.username },
-      el("td", {}, r.username),
-      shareCell(r.watched_share, `${r.username} watched ${percent(r.watched_share)}`),
+      el("td", { class: "name" }, studentName(r)),
+      shareCell(r.watched_share, `${studentName(r)} watched ${percent(r.watched_share)}`),
       el("td", { class: "position" }, r.updated_at
         ? `${clock(r.position_seconds)} of ${clock(r.duration_seconds)}` : "not started"),
       el("td", { class: "updated" }, r.updated_at ? when(r.updated_at) : "never")))));
@@ -39,11 +41,11 @@ function completionTable(rows) {
       const live = r.sessions.filter((m) => m.attended).length;
       const watched = r.sessions.filter((m) => m.done && !m.attended).length;
       return el("tr", { "data-username": r.username },
-        el("td", {}, r.username), el("td", { class: "attended" }, String(live)),
+        el("td", { class: "name" }, studentName(r)), el("td", { class: "attended" }, String(live)),
         el("td", { class: "watched" }, String(watched)),
         el("td", { class: "done" }, `${r.done} of ${r.sessions_total}`),
         shareCell(r.completion_percent / 100,
-                  `${r.username} completed ${r.completion_percent}%`));
+                  `${studentName(r)} completed ${r.completion_percent}%`));
     })));
 }
 
