@@ -95,7 +95,8 @@ async def session_report(ctx: Ctx) -> Any:
     require_staff(ctx.me, course)
     rows = await watch_report(ctx.db, session)
     return json([
-        {"user_id": r.user_id, "username": r.username, **_progress_json(r.progress)}
+        {"user_id": r.user_id, "username": r.username, "display_name": r.display_name,
+         **_progress_json(r.progress)}
         for r in rows
     ])
 
@@ -128,7 +129,8 @@ async def completion(ctx: Ctx) -> Any:
                      f'attachment; filename="course-{course.id}-completion.csv"'},
         )
     return json([
-        {"user_id": r.user_id, "username": r.username, "done": r.done,
+        {"user_id": r.user_id, "username": r.username, "display_name": r.display_name,
+         "done": r.done,
          "sessions_total": len(r.sessions), "completion_percent": r.percent,
          "sessions": [{"session_id": m.session_id, "attended": m.attended,
                        "watched_share": m.watched_share, "done": m.done}

@@ -1,5 +1,6 @@
-"""Webhook endpoints, for admins: register one (URL and event kinds; its signing secret
-is shown once), list, change or re-enable, delete, and read its delivery log."""
+"""Webhook endpoints, for admins: the event kinds one may subscribe to; register one (URL
+and event kinds; its signing secret is shown once), list, change or re-enable, delete, and
+read its delivery log."""
 
 from __future__ import annotations
 
@@ -20,22 +21,18 @@ from control.models import (
     WebhookEndpoint,
 )
 from control.notifications.address_guard import AddressRefused, allowed_networks
-from control.notifications.kinds import EventKind
+from control.notifications.kinds import ALL_EVENTS, SUBSCRIBABLE
 from control.notifications.signing import new_secret
 from control.notifications.webhooks import check_url
 
 routes = Routes("webhooks")
 
-# What an endpoint may subscribe to: every kind but the admins' own report.
-SUBSCRIBABLE = sorted(k.value for k in EventKind if k != EventKind.WEBHOOK_DISABLED)
-
-
 # In the API description too, so clients (and schemathesis) know the names.
-EventName = Annotated[str, WithJsonSchema({"type": "string", "enum": [*SUBSCRIBABLE, "*"]})]
+EventName = Annotated[str, WithJsonSchema({"type": "string", "enum": [*SUBSCRIBABLE, ALL_EVENTS]})]
 
 
 def _check_events(events: list[str]) -> list[str]:
-    unknown = sorted(set(events) - {*SUBSCRIBABLE, "*"})
+    unknown = sorted(set(events) - {*SUBSCRIBABLE, ALL_EVENTS})
     if unknown:
         raise ValueError(f"unknown event kinds {unknown}; known: {SUBSCRIBABLE} or '*'")
     return sorted(set(events))
@@ -121,6 +118,14 @@ async def list_webhooks(ctx: Ctx) -> Any:
     ctx.require_role(Role.ADMIN)
     rows = (await ctx.db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))).all()
     return json({"results": [webhook_json(e) for e in rows]})
+
+
+@routes.route("GET", "/webhooks/events", name="webhooks.events",
+              summary="The event kinds a webhook endpoint may subscribe to (admin), and"
+              " the name that stands for all of them")
+async def event_kinds(ctx: Ctx) -> Any:
+    ctx.require_role(Role.ADMIN)
+    return json({"results": SUBSCRIBABLE, "all": ALL_EVENTS})
 
 
 @routes.route("PATCH", "/webhooks/{webhook_id}", name="webhooks.update", body=WebhookPatch,

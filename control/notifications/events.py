@@ -26,7 +26,7 @@ from control.models import (
     WebhookEndpoint,
 )
 from control.models.base import utcnow
-from control.notifications.kinds import EventKind
+from control.notifications.kinds import ALL_EVENTS, EventKind
 from control.notifications.messages import render
 from control.notifications.preferences import channels_of
 
@@ -96,7 +96,7 @@ async def announce(
             select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))
         )
         for endpoint in endpoints:
-            if kind.value in endpoint.events or "*" in endpoint.events:
+            if kind.value in endpoint.events or ALL_EVENTS in endpoint.events:
                 db.add(OutboxMessage(event_id=event_id, channel=Channel.WEBHOOK,
                                      webhook_id=endpoint.id, message_id=new_message_id()))
     await db.flush()

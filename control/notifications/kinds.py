@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["EventKind"]
+__all__ = ["ALL_EVENTS", "SUBSCRIBABLE", "EventKind"]
 
 
 class EventKind(enum.StrEnum):
@@ -25,3 +25,9 @@ class EventKind(enum.StrEnum):
     SCHEDULE_CHANGED = "schedule.changed"
     # Told to admins (in the app) when a webhook endpoint is disabled; never a webhook.
     WEBHOOK_DISABLED = "webhook.disabled"
+
+
+# What a webhook endpoint may subscribe to: every kind but the admins' own report (a
+# disabled endpoint is told to admins in the app, never to another endpoint); "*" is all.
+SUBSCRIBABLE = sorted(k.value for k in EventKind if k != EventKind.WEBHOOK_DISABLED)
+ALL_EVENTS = "*"

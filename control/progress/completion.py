@@ -34,6 +34,7 @@ class SessionMark:
 class StudentCompletion:
     user_id: int
     username: str
+    display_name: str
     sessions: list[SessionMark]
 
     @property
@@ -64,7 +65,7 @@ async def course_completion(
 ) -> list[StudentCompletion]:
     """One row per enrolled (active or completed) student, by username."""
     students = (await db.execute(
-        select(User.id, User.username)
+        select(User.id, User.username, User.display_name)
         .join(Enrollment, Enrollment.student_id == User.id)
         .where(Enrollment.course_id == course.id, Enrollment.status.in_(COUNTED))
         .order_by(User.username)
@@ -82,7 +83,7 @@ async def course_completion(
                 shares[(row.session_id, row.user_id)] = min(
                     1.0, row.watched_seconds / row.duration_seconds)
     result = []
-    for user_id, username in students:
+    for user_id, username, display_name in students:
         marks = []
         for session in sessions:
             attended = user_id in present[session.id]
@@ -90,5 +91,5 @@ async def course_completion(
             watched = bool(session.recording_url) and share * 100 >= watched_percent
             marks.append(SessionMark(session.id, attended, round(share, 3),
                                      attended or watched))
-        result.append(StudentCompletion(user_id, username, marks))
+        result.append(StudentCompletion(user_id, username, display_name, marks))
     return result

@@ -25,6 +25,7 @@ COUNTED = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)
 class Watcher:
     user_id: int
     username: str
+    display_name: str
     progress: Progress
 
 
@@ -44,5 +45,6 @@ async def watch_report(db: AsyncSession, session: CourseSession) -> list[Watcher
         select(RecordingProgress).where(RecordingProgress.session_id == session.id))).all()}
     report = []
     for student in students:
-        report.append(Watcher(student.id, student.username, progress_from(rows.get(student.id))))
+        report.append(Watcher(student.id, student.username, student.display_name,
+                              progress_from(rows.get(student.id))))
     return report

@@ -101,9 +101,12 @@ async def test_staff_see_who_watched_what_share(api: Api, world: World, clock: C
     for position in (20, 40, 60, 80, 90):
         clock.advance(seconds=20)
         await put(api, sid, world.student, position, duration=100)
+    # The teacher's page names students by their display name, where they have one.
+    await api.patch(f"/users/{world.student.id}/", world.admin,
+                    json={"display_name": "Ana Lima"}, expect=200)
     rows = await api.get(f"/sessions/{sid}/progress/report", world.teacher, expect=200)
-    assert [(r["username"], r["watched_share"]) for r in rows] == [
-        ("student1", 0.9), ("student2", 0.0)]
+    assert [(r["username"], r["display_name"], r["watched_share"]) for r in rows] == [
+        ("student1", "Ana Lima", 0.9), ("student2", "", 0.0)]
     await api.get(f"/sessions/{sid}/progress/report", world.admin, expect=200)
     for who in (world.student, world.other_teacher):
         await api.get(f"/sessions/{sid}/progress/report", who, expect=403)
@@ -141,6 +144,7 @@ async def test_completion_from_attendance_and_recordings(
     rows = await api.get(f"/courses/{course}/completion", world.teacher, expect=200)
     summary = {r["username"]: (r["done"], r["sessions_total"], r["completion_percent"])
                for r in rows}
+    assert {r["display_name"] for r in rows} == {""}
     assert summary == {"student1": (2, 2, 100.0), "student2": (1, 2, 50.0),
                        "student3": (0, 2, 0.0)}
     student2 = next(r for r in rows if r["username"] == "student2")

@@ -1,6 +1,7 @@
 """Webhooks: an admin registers an endpoint; deliveries are signed as Standard Webhooks
 says (verified by the reference library on a real HTTP receiver), retried with backoff,
-logged, and a dead endpoint is disabled and reported; no internal address is reached."""
+logged, and a dead endpoint is disabled and reported; no internal address is reached; the
+event kinds to subscribe to are listed for admins."""
 
 from __future__ import annotations
 
@@ -143,3 +144,18 @@ async def test_unknown_event_kinds_are_refused(api: Api, world: World) -> None:
     out = await api.post("/webhooks", world.admin, json={
         "url": "https://hooks.example.com/x", "events": ["enrolment.exploded"]}, expect=422)
     assert set(out) == {"error"} and "unknown event kinds" in out["error"]["message"]
+
+
+async def test_the_event_kinds_to_subscribe_to_are_listed_for_admins(
+    api: Api, world: World
+) -> None:
+    kinds = await api.get("/webhooks/events", world.admin, expect=200)
+    assert kinds["all"] == "*"
+    assert "enrolment.active" in kinds["results"] and "session.live" in kinds["results"]
+    assert "webhook.disabled" not in kinds["results"]  # the admins' own report
+    assert kinds["results"] == sorted(kinds["results"])
+    # Every listed kind is one an endpoint may subscribe to.
+    await api.post("/webhooks", world.admin, expect=201, json={
+        "url": "https://hooks.example.com/all", "events": kinds["results"]})
+    await api.get("/webhooks/events", world.teacher, expect=403)
+    await api.get("/webhooks/events", expect=401)

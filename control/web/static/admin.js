@@ -1,6 +1,8 @@
-// Administration: users and their roles (and deactivation), and course categories.
+// Administration: users and their roles (and deactivation), course categories, and
+// webhooks (webhooks_admin.js).
 
 import { api, currentUser, el, header, message, requireSignIn, results, show } from "./api.js";
+import { WebhooksAdmin } from "./webhooks_admin.js";
 
 header();
 const notice = document.getElementById("notice");
@@ -68,7 +70,8 @@ if (requireSignIn()) {
   if (currentUser().role !== "admin") message(notice, "This page is for admins.");
   else {
     try {
-      await Promise.all([loadUsers(), loadCategories()]);
+      const webhooks = new WebhooksAdmin(document.getElementById("webhooks-admin"));
+      await Promise.all([loadUsers(), loadCategories(), webhooks.start()]);
     } catch (error) {
       message(notice, error.message);
     }

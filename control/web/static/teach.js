@@ -1,13 +1,15 @@
 // The teacher dashboard: their courses; per course the live state with graphs and chat
-// moderation, going live from this browser (golive.js), stream keys with OBS settings, schedules, enrollment requests, and
-// attendance per session.
+// moderation, going live from this browser (golive.js), stream keys with OBS settings, schedules, enrollment requests,
+// attendance per session, and progress: recordings watched and completion (progress_dashboard.js).
 
 import {
-  api, copyButton, currentUser, el, header, message, requireSignIn, results, show, token, when,
+  api, copyButton, currentUser, el, header, message, requireSignIn, results, show, when,
 } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
 import { Chat } from "./chat.js";
+import { saveDownload } from "./download.js";
 import { GoLive } from "./golive.js";
+import { showProgress } from "./progress_dashboard.js";
 
 header();
 const notice = document.getElementById("notice");
@@ -67,6 +69,7 @@ function select(c) {
   loadSchedules();
   loadRequests();
   loadAttendance();
+  showProgress(document.getElementById("progress"), c.id);
 }
 
 // --- live: graphs and moderation -------------------------------------------------
@@ -307,14 +310,12 @@ async function loadAttendance() {
     }
   }
   csv.addEventListener("click", async () => {
-    // The CSV needs the bearer token, so it is fetched, then saved from a blob.
-    const response = await fetch(`/sessions/${picker.value}/attendance?format=csv`,
-                                 { headers: { Authorization: `Bearer ${token()}` } });
-    if (!response.ok) return;
-    const link = el("a", { href: URL.createObjectURL(await response.blob()),
-                           download: `attendance-session-${picker.value}.csv` });
-    link.click();
-    URL.revokeObjectURL(link.href);
+    try {
+      await saveDownload(`/sessions/${picker.value}/attendance?format=csv`,
+                         `attendance-session-${picker.value}.csv`);
+    } catch (error) {
+      message(detail, error.message);
+    }
   });
   picker.addEventListener("change", showSession);
   show(box, el("div", { class: "filters" }, picker, csv), detail);
