@@ -12,6 +12,12 @@ token, and routes by it. So it answers with a status and a header, not a body to
 - 503: no answer now (the database, or a live class whose node is dead and whose encoder
   has not come back on another node yet); the edge keeps none of these.
 
+The node carrying a live session is remembered for CARRIER_MEMO_SECONDS in this process:
+every student of a class asks within the same few seconds (a class starting, and the
+edge renewing their grants), and the question was a third of each check's cost. A node
+that died is forgotten that much later, which the edge's own grant window dwarfs; a
+session no node carries is never remembered (the encoder comes back any moment).
+
 Only for holders of the node secret (the edge's configuration carries it), like the rest
 of the internal API; GET with the token in the path because that is what auth_request
 sends. The control plane keeps no access log, so no token is written down here.
@@ -20,6 +26,7 @@ sends. The control plane keeps no access log, so no token is written down here.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from aiohttp import web
@@ -30,7 +37,7 @@ from control.db.database import Database
 from control.errors import ApiError, forbidden, not_found, unauthorized
 from control.models.base import utcnow
 from control.nodes.node_secret import carries_secret
-from control.nodes.registry import carrier_of
+from control.nodes.registry import NodeAddress, carrier_of
 from control.streaming.edge_questions import CannotAnswer, EdgeQuestions, PlaybackGrant
 
 __all__ = ["CHECK_PATH", "ORIGIN_HEADER", "STORAGE_ORIGIN", "add_edge_check"]
@@ -40,6 +47,9 @@ log = logging.getLogger(__name__)
 CHECK_PATH = "/internal/edge/playback"
 ORIGIN_HEADER = "X-Academia-Origin"
 STORAGE_ORIGIN = "storage"
+CARRIER_MEMO_SECONDS = 1.0
+# Sessions remembered at most (live classes at once are far fewer; past it, start over).
+_CARRIER_MEMO_SIZE = 4096
 # Refusals that mean "nothing here to play" rather than "not for you".
 _NOTHING_TO_PLAY = frozenset({"not_available"})
 
@@ -51,6 +61,22 @@ def add_edge_check(app: web.Application, settings: Settings, database: Database,
     if not secret:
         return
     dead_after = timedelta(seconds=settings.cluster.node_dead_seconds)
+    carriers: dict[int, tuple[float, NodeAddress]] = {}  # session -> (when asked, node)
+
+    async def carrier(session_id: int) -> NodeAddress | None:
+        now = time.monotonic()
+        known = carriers.get(session_id)
+        if known is not None and now - known[0] < CARRIER_MEMO_SECONDS:
+            return known[1]
+        async with database.transaction(write=False) as db:
+            found = await carrier_of(db, session_id, now=utcnow(), dead_after=dead_after)
+        if len(carriers) >= _CARRIER_MEMO_SIZE:
+            carriers.clear()
+        if found is None:
+            carriers.pop(session_id, None)
+        else:
+            carriers[session_id] = (now, found)
+        return found
 
     async def check(request: web.Request) -> web.StreamResponse:
         if not carries_secret(request.headers.get("Authorization"), secret):
@@ -66,13 +92,11 @@ def add_edge_check(app: web.Application, settings: Settings, database: Database,
                 raise forbidden(f"playback refused ({answer.reason})")
             origin = STORAGE_ORIGIN
             if answer.live:
-                async with database.transaction(write=False) as db:
-                    carrier = await carrier_of(db, session_id, now=utcnow(),
-                                               dead_after=dead_after)
-                if carrier is None:
+                node = await carrier(session_id)
+                if node is None:
                     raise ApiError(503, "no_media_node",
                                    "no media node carries this class now; try again shortly")
-                origin = carrier.name
+                origin = node.name
         except (CannotAnswer, SQLAlchemyError) as exc:
             log.error("edge playback check: %s", exc)
             raise ApiError(503, "control_unavailable",

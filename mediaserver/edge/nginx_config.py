@@ -129,7 +129,9 @@ def _flights(key: str, hold: int) -> str:
     value; empty: never collapsed) wait for the first, `hold` seconds at most."""
     return f"""\
             set $academia_flight_key "{key}";
-            access_by_lua_block {{ academia_request_flights.board(ngx.var.academia_flight_key, {hold}) }}
+            access_by_lua_block {{
+                academia_request_flights.board(ngx.var.academia_flight_key, {hold})
+            }}
             body_filter_by_lua_block {{ if ngx.arg[2] then academia_request_flights.land() end }}
             log_by_lua_block {{ academia_request_flights.land() }}"""
 

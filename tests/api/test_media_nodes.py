@@ -6,6 +6,7 @@ keys or shows its stream."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -22,7 +23,12 @@ from config.settings import Settings
 from control.app import build_app
 from control.models import MediaNodeRecord
 from control.models.base import utcnow
-from control.node_api.edge_check import CHECK_PATH, ORIGIN_HEADER, STORAGE_ORIGIN
+from control.node_api.edge_check import (
+    CARRIER_MEMO_SECONDS,
+    CHECK_PATH,
+    ORIGIN_HEADER,
+    STORAGE_ORIGIN,
+)
 from control.nodes.node_calls import NodeCalls
 from control.nodes.registry import carrier_of
 from mediaserver.control_http import HttpControl
@@ -255,6 +261,13 @@ async def test_the_edge_check_names_the_carrying_node_then_storage(
     assert await edge_check(control_server, session_id, token) == (503, None)
     await node_control.heartbeat("node-a", "http://10.0.0.1:8080", [session_id])
     assert await edge_check(control_server, session_id, token) == (204, "node-a")
+    # The carrier is remembered a moment (a class's students ask together), no longer:
+    # another node that took the class over is named within that moment.
+    await node_control.heartbeat("node-b", "http://10.0.0.2:8080", [session_id])
+    deadline = time.monotonic() + CARRIER_MEMO_SECONDS + 1.0
+    while (answer := await edge_check(control_server, session_id, token)) != (204, "node-b"):
+        assert answer == (204, "node-a") and time.monotonic() < deadline, answer
+        await asyncio.sleep(0.1)
 
     # The door: the node secret; a token of nothing, or of another session, is refused.
     assert (await edge_check(control_server, session_id, token, "wrong"))[0] == 401
