@@ -71,10 +71,17 @@ async def _upload(pre: Before, course_id: int) -> StoredFile:
         require_staff(pre.user, course)
     store = _store(pre.state.resource_store)
     limit = pre.state.settings.storage.resource_max_mb * MB
-    check_declared_length(pre.request.content_length, limit)
     query = UploadQuery.model_validate(dict(pre.request.query))
-    return await store_upload(store, pre.request.content.iter_chunked(_CHUNK),
-                              course_id=course_id, filename=query.filename, limit_bytes=limit)
+    try:
+        check_declared_length(pre.request.content_length, limit)
+        return await store_upload(store, pre.request.content.iter_chunked(_CHUNK),
+                                  course_id=course_id, filename=query.filename,
+                                  limit_bytes=limit)
+    except ApiError as exc:
+        # The rest of the body is not wanted: the client should not send it, nor reuse
+        # a connection it is still writing on.
+        exc.headers["Connection"] = "close"
+        raise
 
 
 def _path_id(request: web.Request, name: str) -> int:

@@ -13,7 +13,7 @@ __all__ = ["content_disposition", "extension_of", "safe_filename"]
 
 _MAX_CHARS = 120
 # Letters and digits of any script, and a few harmless marks; the rest become "_".
-_UNSAFE = re.compile(r"[^\w .()+-]")
+_UNSAFE = re.compile(r"[^\w .()+\-\u2010-\u2015]")
 _RUNS = re.compile(r"[_ ]{2,}")
 
 
