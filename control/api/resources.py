@@ -37,8 +37,10 @@ _UPLOAD = ("the file's bytes, streamed (any Content-Type: the type is read from 
 
 
 class UploadQuery(Query):
-    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
-    filename: str = Field(min_length=1, max_length=255)
+    # Both optional, so that who may upload is settled (403) before what they named.
+    title: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+    # The original name (the type still comes from the bytes); without one, "file.<ext>".
+    filename: str = Field(default="file", min_length=1, max_length=255)
 
 
 class ResourcePatch(Body):
@@ -113,7 +115,7 @@ async def _record(ctx: Ctx, course_id: int, session_id: int | None) -> web.Respo
     try:
         course = await visible_course(ctx.db, ctx.me, course_id)
         require_staff(ctx.me, course)
-        title = ctx.parsed_query(UploadQuery).title.strip()
+        title = (ctx.parsed_query(UploadQuery).title or stored.filename).strip()[:200]
         row = CourseResource(course_id=course_id, session_id=session_id,
                              uploaded_by=ctx.me.id, title=title, filename=stored.filename,
                              content_type=stored.content_type, size_bytes=stored.size_bytes,

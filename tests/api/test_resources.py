@@ -276,8 +276,12 @@ async def test_what_is_kept_and_named_from_the_bytes(api: Api, world: World) -> 
     assert text["content_type"] == "text/plain; charset=utf-8"
     out = await upload(api, path, world.teacher, b"", filename="empty.txt", expect=422)
     assert out["error"]["code"] == "empty_file"
-    out = await api.post(f"{path}/resources", world.teacher, data=PDF, expect=422,
-                         params={"filename": "a.pdf"})
+    # Without a title, the file's name is its title; a blank one is refused.
+    untitled = await api.post(f"{path}/resources", world.teacher, data=PDF, expect=201,
+                              params={"filename": "a.pdf"})
+    assert untitled["title"] == "a.pdf"
+    out = await upload(api, path, world.teacher, PDF, filename="a.pdf", title="   ",
+                       expect=422)
     assert set(out["error"]) >= {"code", "message"}
 
 
