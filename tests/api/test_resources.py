@@ -403,3 +403,19 @@ async def test_export_lists_uploads_and_erasure_keeps_the_files(
     assert erased["username"] == f"erased-{uploader.id}"
     grant = await api.get(f"/resources/{row['id']}/download-url", world.student, expect=200)
     assert (await fetch(api, grant["url"]))[2] == PDF
+
+
+async def test_a_deleted_class_leaves_its_files_to_the_course(
+    api: Api, world: World, media: LocalStorage,
+) -> None:
+    start = utcnow() + timedelta(days=2)
+    session = await api.post("/sessions/", world.teacher, expect=201, json={
+        "course_id": world.course_id, "title": "Cancelled before it began",
+        "start_time": start.isoformat(), "end_time": (start + timedelta(hours=1)).isoformat()})
+    row = await upload(api, f"/sessions/{session['id']}", world.teacher, PDF,
+                       filename="handout.pdf")
+    await api.delete(f"/sessions/{session['id']}/", world.teacher, expect=204)
+    listed = await api.get(f"/courses/{world.course_id}/resources", world.student,
+                           expect=200)
+    assert [(r["id"], r["session_id"]) for r in listed["results"]] == [(row["id"], None)]
+    assert len(await stored_keys(media)) == 1
