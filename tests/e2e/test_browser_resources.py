@@ -27,7 +27,7 @@ from control.db.database import Database
 from control.models import Role
 from mediaserver.recording_store import RecordingStore
 from mediaserver.resource_files import ResourceFiles
-from support.browser import CHROMIUM, csp_violations, launch_chromium, sign_in
+from support.browser import CHROMIUM, csp_violations, launch_chromium, screenshot, sign_in
 from support.live_stack import free_port
 from transcode.storage.local import LocalStorage
 
@@ -96,6 +96,14 @@ def slides(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def disguised(tmp_path: Path) -> Path:
+    """A web page dressed as a PDF."""
+    path = tmp_path / "evil.pdf"
+    path.write_bytes(b"<!doctype html><script>alert(document.cookie)</script>")
+    return path
+
+
 def read(path: Path) -> bytes:
     return path.read_bytes()
 
@@ -105,7 +113,7 @@ async def accept(dialog: Dialog) -> None:
 
 
 async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
-    school: School, slides: Path, tmp_path: Path,
+    school: School, slides: Path, disguised: Path, tmp_path: Path,
 ) -> None:
     category = await school.call("POST", "/categories/", "admin", {"name": "Maths"}, 201)
     course = await school.call("POST", "/courses/", "tess", {
@@ -121,12 +129,20 @@ async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
         refused = csp_violations(teacher)
         await sign_in(teacher, base, "tess", PASSWORD, f"/teach?course={cid}")
         await teacher.locator("#new-resource").wait_for()
+        # A refused file says why, and nothing is kept.
+        await teacher.set_input_files("#resource-file", str(disguised))
+        await teacher.click("#new-resource button[type=submit]")
+        alert = teacher.locator("#resource-status [role=alert]")
+        await alert.wait_for()
+        assert "HTML" in (await alert.text_content() or "")
+        assert await school.media.list("resources/") == []
         await teacher.set_input_files("#resource-file", str(slides))
         await teacher.fill("#resource-title", "Week 1 slides")
         await teacher.click("#new-resource button[type=submit]")
         item = teacher.locator("#resource-list li.resource")
         await item.first.wait_for()
         assert "Week 1 slides" in (await item.first.text_content() or "")
+        await screenshot(teacher, "resources-teacher.png")
         [key] = await school.media.list("resources/")
         assert key.startswith(f"resources/{cid}/")
 
@@ -137,6 +153,7 @@ async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
         listed = student.locator("#resource-list li.resource")
         await listed.first.wait_for()
         assert "Week 1 slides" in (await listed.first.text_content() or "")
+        await screenshot(student, "resources-student.png")
         async with student.expect_download() as waiting:
             await listed.first.locator("button.download-resource").click()
         download = await waiting.value
