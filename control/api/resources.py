@@ -270,7 +270,9 @@ async def download(ctx: Ctx) -> Any:
         first = int(wanted.group(1))
         last = min(int(wanted.group(2) or row.size_bytes - 1), row.size_bytes - 1)
         if first > last:
-            raise ApiError(416, "range_not_satisfiable", "the range is outside the file")
+            error = ApiError(416, "range_not_satisfiable", "the range is outside the file")
+            error.headers["Content-Range"] = f"bytes */{row.size_bytes}"
+            raise error
         start, length, status = first, last - first + 1, 206
         headers["Content-Range"] = f"bytes {first}-{last}/{row.size_bytes}"
     headers["Content-Length"] = str(length)

@@ -163,6 +163,9 @@ async def round_trip(api: Api, world: World, storage: Storage, spool: Path) -> N
     status, headers, body = await fetch(api, grant["url"], headers={"Range": "bytes=5-14"})
     assert status == 206 and body == PDF[5:15]
     assert headers["Content-Range"] == f"bytes 5-14/{len(PDF)}"
+    status, headers, body = await fetch(api, grant["url"],
+                                        headers={"Range": f"bytes={len(PDF)}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{len(PDF)}"
     text_grant = await api.get(f"/resources/{notes['id']}/download-url", world.student,
                                expect=200)
     status, headers, body = await fetch(api, text_grant["url"])
