@@ -186,6 +186,8 @@ class StorageSettings:
     vod_storage_limit_gb: int = 1000
     # How often the retention job measures storage and deletes what the policy says.
     storage_check_minutes: int = 60
+    # The largest course resource (slides, notes) a teacher may upload, in MB (10^6 bytes).
+    resource_max_mb: int = 100
 
 
 # What one `academia serve` process does (ClusterSettings.role).

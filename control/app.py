@@ -28,6 +28,7 @@ from control.api import (
     playback,
     privacy,
     progress,
+    resources,
     schedules,
     sessions,
     storage,
@@ -45,6 +46,7 @@ from control.http.routing import Endpoint, add_endpoints
 from control.http.state import STATE, AppState
 from control.node_api.mounting import add_node_api
 from control.notifications.worker import NotificationWorker
+from control.resources.resource_store import ResourceStore
 from control.sessions.live_observer import LiveObserver
 from control.storage_policy.media_store import MediaStore
 from control.streaming.playback_tokens import PlaybackSigner, signing_key
@@ -55,7 +57,7 @@ NOTIFICATION_TASK = web.AppKey("notification_worker", asyncio.Task[None])
 ENDPOINT_MODULES = (
     users, categories, courses, stream_keys, audit, enrollments, invites, payments,
     schedules, sessions, live, playback, chat, chat_presence, attendance, nodes, storage,
-    privacy, calendars, progress, notifications, webhooks,
+    privacy, calendars, progress, notifications, webhooks, resources,
 )
 
 
@@ -98,7 +100,7 @@ def _run_notification_worker(
 
 def build_app(
     settings: Settings, database: Database, *, live_observer: LiveObserver | None = None,
-    media_store: MediaStore | None = None,
+    media_store: MediaStore | None = None, resource_store: ResourceStore | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=settings.server.max_body_bytes
@@ -110,7 +112,7 @@ def build_app(
         settings, database, passwords, dummy_hash(passwords),
         playback_signer=signer, sign_in_limits=limits,
         trusted_proxies=trusted_networks(settings.server.trusted_proxies),
-        live_observer=live_observer, media_store=media_store,
+        live_observer=live_observer, media_store=media_store, resource_store=resource_store,
     )
 
     async def release(_app: web.Application) -> None:

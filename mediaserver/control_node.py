@@ -21,6 +21,7 @@ from mediaserver.http_client_errors import quiet_client_protocol_errors
 from mediaserver.http_service import HttpService
 from mediaserver.metrics import Metrics
 from mediaserver.recording_store import RecordingStore
+from mediaserver.resource_files import ResourceFiles, resource_spool
 from transcode.storage.configured import open_storage
 
 __all__ = ["ControlNode"]
@@ -40,7 +41,9 @@ class ControlNode:
         self.storage = open_storage(settings)
         self.store = RecordingStore(self.storage)
         self.app = build_app(settings, database, live_observer=self.calls,
-                             media_store=self.store)
+                             media_store=self.store,
+                             resource_store=ResourceFiles(self.storage,
+                                                          resource_spool(settings)))
         self.http = HttpService(settings, self.app, self.metrics)
         quiet_client_protocol_errors()  # malformed requests are no server error
 

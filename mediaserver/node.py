@@ -33,6 +33,7 @@ from mediaserver.pending_uploads import PendingUploads
 from mediaserver.publisher_slots import PublisherSlots
 from mediaserver.publishing import Publishing
 from mediaserver.recording_store import RecordingStore
+from mediaserver.resource_files import ResourceFiles, resource_spool
 from mediaserver.rtmp.server import RtmpServer
 from mediaserver.session_media import SessionMedia
 from mediaserver.whip.endpoint import WhipEndpoint
@@ -86,7 +87,9 @@ class MediaNode:
         observer = ClassObserver(self.publishing, self.media)
         if database is not None:
             self.app = build_app(settings, database, live_observer=observer,
-                                 media_store=RecordingStore(self.storage))
+                                 media_store=RecordingStore(self.storage),
+                                 resource_store=ResourceFiles(self.storage,
+                                                              resource_spool(settings)))
         else:
             # No API here: media, and the control plane's calls about its classes.
             self.app = web.Application(middlewares=[error_middleware],

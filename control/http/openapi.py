@@ -67,6 +67,17 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
                 }
             },
         }
+    if endpoint.stream_body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "description": endpoint.stream_body,
+            "content": {"application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"}}},
+        }
+        error = {"content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Error"}}}}
+        op["responses"]["413"] = {"description": "the body passed the size cap", **error}
+        op["responses"]["415"] = {"description": "a type not accepted", **error}
     if not endpoint.public:
         op["security"] = [{"bearer": []}]
     return op

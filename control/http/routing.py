@@ -51,6 +51,9 @@ class Endpoint:
     audited: bool = True
     tag: str = ""
     prepare: Prepare | None = None  # run before the transaction (see the module's docstring)
+    # A raw body the prepare step streams itself (a file upload), described in OpenAPI as
+    # bytes; `body` stays None. Its value says what the bytes are.
+    stream_body: str | None = None
 
 
 @dataclass
@@ -140,6 +143,7 @@ class Routes:
         audit_read: bool = False,
         audited: bool = True,
         prepare: Prepare | None = None,
+        stream_body: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.endpoints.append(
@@ -157,6 +161,7 @@ class Routes:
                     audited=audited,
                     tag=self.tag,
                     prepare=prepare,
+                    stream_body=stream_body,
                 )
             )
             return handler

@@ -12,6 +12,7 @@ from control.accounts.passwords import Passwords
 from control.accounts.sign_in_limits import SignInLimits
 from control.db.database import Database
 from control.http.client_address import Network
+from control.resources.resource_store import ResourceStore
 from control.sessions.live_observer import LiveObserver
 from control.storage_policy.media_store import MediaStore
 from control.streaming.playback_tokens import PlaybackSigner
@@ -32,6 +33,8 @@ class AppState:
     live_observer: LiveObserver | None = None
     # The media storage, measured and pruned through this port (None: no storage here).
     media_store: MediaStore | None = None
+    # Course resources' files, through this port (None: no storage here).
+    resource_store: ResourceStore | None = None
 
 
 STATE = web.AppKey("academia_state", AppState)

@@ -9,6 +9,7 @@ from control.models.category import Category
 from control.models.chat import ChatBan, ChatMessage, ChatMute
 from control.models.chat_ticket import ChatTicket
 from control.models.course import AccessLevel, ChatMode, Course, course_prerequisites
+from control.models.course_resource import CourseResource
 from control.models.enrollment import Enrollment, EnrollmentEvent, EnrollmentStatus
 from control.models.invite import InviteCode
 from control.models.media_node import MediaNodeRecord, MediaNodeSession
@@ -43,6 +44,7 @@ __all__ = [
     "ChatMute",
     "ChatTicket",
     "Course",
+    "CourseResource",
     "CourseSession",
     "DeliveryAttempt",
     "DeliveryStatus",

@@ -9,7 +9,8 @@ is deactivated and marked erased (no admin may reactivate or re-password it:
 users.update refuses), every sign-in token is revoked, chat tickets deleted, the stream
 keys they made stop working. What stays, anonymised by that account: enrollments
 (completed ones as they were) and their history, payments (bookkeeping), attendance, chat
-messages, moderation records, the audit trail.
+messages, moderation records, the audit trail, the course files they uploaded (they are
+the course's: `course_resources.uploaded_by` names the anonymous account).
 
 A teacher who still teaches a course is refused (409 `teaches_courses`, the courses
 named) until an admin hands those courses to someone else: a course must have a teacher.

@@ -19,6 +19,7 @@ from control.models import (
     ChatMessage,
     ChatMute,
     Course,
+    CourseResource,
     Enrollment,
     EnrollmentEvent,
     Payment,
@@ -63,6 +64,8 @@ async def personal_export(db: AsyncSession, user: User) -> dict[str, Any]:
                                .order_by(AuthToken.id))).all()
     keys = (await db.scalars(select(StreamKey).where(StreamKey.created_by == uid)
                              .order_by(StreamKey.id))).all()
+    uploads = (await db.scalars(select(CourseResource).where(CourseResource.uploaded_by == uid)
+                                .order_by(CourseResource.id))).all()
     taught = (await db.scalars(select(Course).where(Course.teacher_id == uid)
                                .order_by(Course.id))).all()
     # Entries they made, and the ones about their account or their enrollments (the path
@@ -100,6 +103,10 @@ async def personal_export(db: AsyncSession, user: User) -> dict[str, Any]:
             "mutes": [{"course_id": m.course_id, "until": m.until,
                        "created_at": m.created_at} for m in mutes]},
         "courses_taught": [{"id": c.id, "title": c.title} for c in taught],
+        "resources_uploaded": [
+            {"id": r.id, "course_id": r.course_id, "session_id": r.session_id,
+             "title": r.title, "filename": r.filename, "content_type": r.content_type,
+             "size_bytes": r.size_bytes, "created_at": r.created_at} for r in uploads],
         "stream_keys": [
             {"id": k.id, "course_id": k.course_id, "label": k.label,
              "created_at": k.created_at, "rotated_at": k.rotated_at,

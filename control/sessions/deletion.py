@@ -2,7 +2,8 @@
 
 A live or ended session is history (attendance, chat, a recording) and is kept. A session
 its schedule generated would come back at the next generation, so its occurrence becomes
-one of the schedule's EXDATEs, in the schedule's own wall-clock time.
+one of the schedule's EXDATEs, in the schedule's own wall-clock time. Files attached to it
+stay, as the course's (control/resources/session_files.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from control.errors import conflict
 from control.models import Course, CourseSession, Schedule, SessionStatus
 from control.models.base import utcnow
 from control.notifications.announce import session_cancelled
+from control.resources.session_files import keep_for_course
 
 __all__ = ["delete_session"]
 
@@ -42,4 +44,5 @@ async def delete_session(db: AsyncSession, session: CourseSession) -> None:
             and session.is_active and session.start_time > utcnow()):
         # To its students a deleted upcoming class is a cancelled one.
         await session_cancelled(db, session, course)
+    await keep_for_course(db, session.id)
     await db.delete(session)

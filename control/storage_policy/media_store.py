@@ -4,7 +4,7 @@ Control never imports the storage backends (the import arrows); the composition 
 the app and the retention job an implementation over the configured storage
 (mediaserver/recording_store.py). Keys follow the media side's layout: `live/{sid}/...`
 (older live media), `recordings/{sid}/...` (segments, playlists, the MP4 and its poster),
-`resources/...` (course files, when they exist).
+`resources/{course_id}/...` (course files: control/resources/resource_store.py).
 """
 
 from __future__ import annotations

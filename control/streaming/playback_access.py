@@ -32,7 +32,14 @@ from control.streaming.sequential_release import recording_locked
 
 PlaybackKind = Literal["live", "recording"]
 
-__all__ = ["PlaybackKind", "Refusal", "may_play", "playable_kind", "playback_refusal"]
+__all__ = [
+    "PlaybackKind",
+    "Refusal",
+    "course_content_refusal",
+    "may_play",
+    "playable_kind",
+    "playback_refusal",
+]
 
 
 class Refusal(enum.StrEnum):
@@ -70,15 +77,34 @@ async def playback_refusal(
     course = await db.get(Course, session.course_id)
     if course is None:
         return Refusal.NOT_ENROLLED
+    if (
+        not is_staff(user, course)
+        and (session.status == SessionStatus.CANCELLED or not session.is_active)
+    ):
+        return Refusal.NOT_ENROLLED
+    refusal = await course_content_refusal(db, user, course, now=now)
+    if refusal is not None or user is None or is_staff(user, course):
+        return refusal
+    if (
+        course.access_level != AccessLevel.PUBLIC
+        and playable_kind(session) == "recording"
+        and await recording_locked(db, course, session, user)
+    ):
+        return Refusal.LOCKED_RECORDING
+    return None
+
+
+async def course_content_refusal(
+    db: AsyncSession, user: User | None, course: Course, *, now: datetime | None = None,
+) -> Refusal | None:
+    """None when `user` may see the course's content (its classes, recordings, files),
+    else why not: staff always; in an active course, anyone when it is public, else
+    students with an active enrollment within the course's term."""
     if user is not None and not user.is_active:
         return Refusal.NOT_ENROLLED
     if is_staff(user, course):
         return None
-    if (
-        session.status == SessionStatus.CANCELLED
-        or not session.is_active
-        or not course.is_active
-    ):
+    if not course.is_active:
         return Refusal.NOT_ENROLLED
     if course.access_level == AccessLevel.PUBLIC:
         return None
@@ -95,10 +121,6 @@ async def playback_refusal(
         return Refusal.NOT_ENROLLED
     if not within_term(course, now or utcnow()):
         return Refusal.OUTSIDE_ACCESS_WINDOW
-    if playable_kind(session) == "recording" and await recording_locked(
-        db, course, session, user
-    ):
-        return Refusal.LOCKED_RECORDING
     return None
 
 

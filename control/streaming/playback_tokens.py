@@ -9,6 +9,10 @@ that person may still watch is asked again when it is used (control.streaming.pl
 The key is settings.streaming.playback_signing_key, else a random key kept in
 <data_dir>/playback-signing.key, so tokens survive a restart and every process sharing
 the data_dir signs alike.
+
+Other short grants (a course resource's download, control/resources/download_tokens.py)
+use the same tokens and key under their own `scope`: the scope is signed with the payload,
+so a grant of one kind never opens another (playback tokens have the empty scope).
 """
 
 from __future__ import annotations
@@ -83,10 +87,12 @@ class PlaybackSigner:
             raise ValueError("a playback signing key must not be empty")
         self._key = key
 
-    def _sign(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()
+    def _sign(self, payload: bytes, scope: bytes = b"") -> bytes:
+        # Every payload has the same length, so a scoped message never equals an unscoped one.
+        return hmac.new(self._key, scope + payload, hashlib.sha256).digest()
 
-    def issue(self, session_id: int, user_id: int | None, expires_at: datetime) -> str:
+    def issue(self, session_id: int, user_id: int | None, expires_at: datetime, *,
+              scope: bytes = b"") -> str:
         """A token for `user_id` (None: signed out) to play `session_id` until `expires_at`
         (an aware datetime; kept to the second, rounded down)."""
         if expires_at.tzinfo is None:
@@ -97,15 +103,16 @@ class PlaybackSigner:
             int(expires_at.timestamp()),
             _ANONYMOUS if user_id is None else user_id,
         )
-        return _b64encode(payload + self._sign(payload))
+        return _b64encode(payload + self._sign(payload, scope))
 
-    def verify(self, token: str, *, session_id: int, now: datetime) -> PlaybackClaim:
+    def verify(self, token: str, *, session_id: int, now: datetime,
+               scope: bytes = b"") -> PlaybackClaim:
         """The token's claim, if it is genuine, for `session_id` and not expired at `now`."""
         raw = _b64decode(token) if len(token) < 120 else None
         if raw is None or len(raw) != _TOKEN_BYTES:
             raise PlaybackTokenError("bad_token")
         payload, signature = raw[: _PAYLOAD.size], raw[_PAYLOAD.size :]
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not hmac.compare_digest(signature, self._sign(payload, scope)):
             raise PlaybackTokenError("bad_token")
         version, token_session, expiry, user = _PAYLOAD.unpack(payload)
         if version != _VERSION:

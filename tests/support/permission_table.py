@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from control.models import ChatMessage, Notification
+from control.models import ChatMessage, CourseResource, Notification
 from control.models.base import utcnow
 from support.api_client import Api, Person
 from support.world import World
@@ -137,6 +137,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "webhooks.update": ADMIN,
     "webhooks.delete": ADMIN,
     "webhooks.deliveries": ADMIN,
+    # Without storage in the test app staff get 503 on uploads; refusals come first.
+    "resources.upload_course": STAFF,
+    "resources.upload_session": STAFF,
+    # The scene's course is public: anyone lists its files and gets a link (refusals on
+    # private courses, terms and locked recordings are in test_resources.py).
+    "resources.list_course": EVERYONE,
+    "resources.list_session": EVERYONE,
+    "resources.download_url": EVERYONE,
+    # The signed token in the URL is the credential (403 without it; test_resources.py).
+    "resources.download": EVERYONE,
+    "resources.rename": STAFF,
+    "resources.delete": STAFF,
 }
 
 
@@ -173,6 +185,13 @@ async def build_scene(api: Api, world: World) -> Scene:
             select(Notification.id).where(Notification.user_id == world.student.id)
         )
         assert notification_id is not None
+        # A course file (its bytes are not needed to be refused).
+        resource = CourseResource(course_id=c, uploaded_by=world.teacher.id, title="Slides",
+                                  filename="slides.pdf", content_type="application/pdf",
+                                  size_bytes=1, storage_key=f"resources/{c}/scene.pdf")
+        db.add(resource)
+        await db.flush()
+        resource_id = resource.id
     webhook = await api.post("/webhooks", world.admin, json={
         "url": "https://hooks.example.com/academia", "events": ["*"]}, expect=201)
     people: dict[str, Person | None] = {
@@ -184,7 +203,7 @@ async def build_scene(api: Api, world: World) -> Scene:
         "invite_id": invite["id"], "schedule_id": schedule["id"], "session_id": session["id"],
         "category_id": world.category_id, "user_id": world.student3.id,
         "message_id": message_id, "notification_id": notification_id,
-        "webhook_id": webhook["id"],
+        "webhook_id": webhook["id"], "resource_id": resource_id,
     })
 
 
@@ -226,4 +245,5 @@ def valid_body(name: str, scene: Scene) -> Any:
         "notifications.set_preferences": {"email": False},
         "webhooks.create": {"url": "https://hooks.example.com/more", "events": ["*"]},
         "webhooks.update": {"enabled": False},
+        "resources.rename": {"title": "Renamed"},
     }.get(name)

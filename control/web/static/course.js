@@ -1,12 +1,14 @@
 // The course page: what the course is, its schedule in the viewer's time zone, how to
-// join it, the live player (or a countdown to the next class), the chat while live, and
-// the recordings of past sessions.
+// join it, the live player (or a countdown to the next class), the chat while live, the
+// course's files (its own and its sessions', downloaded through signed links) and the
+// recordings of past sessions.
 
 import {
   ACCESS_LABELS, api, countdown, currentUser, el, header, message, results, show, when,
 } from "./api.js";
 import { Chat } from "./chat.js";
 import { Player } from "./player.js";
+import { courseResources, showResources } from "./resources.js";
 
 header();
 const courseId = Number(location.pathname.split("/")[2]);
@@ -249,10 +251,34 @@ async function loadSessions() {
   }
 }
 
+// --- resources -------------------------------------------------------------------
+
+async function loadResources() {
+  const box = document.getElementById("resource-files");
+  if (!user && course.access_level !== "public") {
+    show(box, el("p", { class: "meta" }, "Sign in to see the course's files."));
+    return;
+  }
+  try {
+    const [rows, sessions] = await Promise.all([
+      courseResources(courseId),
+      api("GET", `/courses/${courseId}/sessions/?limit=200`).then(results).catch(() => []),
+    ]);
+    const titles = new Map(sessions.map((s) => [s.id, s.title]));
+    showResources(box, rows.map((r) => ({
+      ...r, title: r.session_id ? `${r.title} (${titles.get(r.session_id) || "a class"})` : r.title,
+    })), { id: "resource-list" });
+  } catch (error) {
+    // Those who may not see the course's content see why, not its files.
+    show(box, el("p", { class: "meta", id: "resources-closed" },
+                 error.status === 403 ? "The files are for the course's students." : error.message));
+  }
+}
+
 try {
   course = await api("GET", `/courses/${courseId}/`);
   describe(course);
-  await Promise.all([refreshLive(), loadJoin(), loadSessions()]);
+  await Promise.all([refreshLive(), loadJoin(), loadSessions(), loadResources()]);
   setInterval(refreshLive, LIVE_POLL_MS);
 } catch (error) {
   message(notice, error.status === 404 ? "There is no such course." : error.message);

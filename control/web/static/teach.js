@@ -1,6 +1,8 @@
 // The teacher dashboard: their courses; per course the live state with graphs and chat
-// moderation, going live from this browser (golive.js), stream keys with OBS settings, schedules, enrollment requests,
-// attendance per session, and progress: recordings watched and completion (progress_dashboard.js).
+// moderation, going live from this browser (golive.js), stream keys with OBS settings,
+// resources (files for the course or one of its sessions), schedules, enrollment requests,
+// attendance per session, and progress: recordings watched and completion
+// (progress_dashboard.js).
 
 import {
   api, copyButton, currentUser, el, header, message, requireSignIn, results, show, when,
@@ -10,6 +12,7 @@ import { Chat } from "./chat.js";
 import { saveDownload } from "./download.js";
 import { GoLive } from "./golive.js";
 import { showProgress } from "./progress_dashboard.js";
+import { courseResources, showResources, uploadResource } from "./resources.js";
 
 header();
 const notice = document.getElementById("notice");
@@ -66,6 +69,7 @@ function select(c) {
                         { onKeyChange: () => { if (course && course.id === c.id) loadKeys(); } });
   }
   loadKeys();
+  loadResources();
   loadSchedules();
   loadRequests();
   loadAttendance();
@@ -197,6 +201,68 @@ async function loadKeys(secret = null) {
                   " ", el("button", { type: "button", class: "small", onclick: act(`/stream-keys/${k.id}/revoke`, "revoke") }, "Revoke")]
         : null))),
     form);
+}
+
+// --- resources -------------------------------------------------------------------
+
+async function loadResources() {
+  const box = document.getElementById("resources");
+  const list = el("div", { id: "resource-files" });
+  const status = el("div", { id: "resource-status" });
+  let rows;
+  let sessions;
+  try {
+    [rows, sessions] = await Promise.all([
+      courseResources(course.id),
+      api("GET", `/courses/${course.id}/sessions/?limit=200`).then(results),
+    ]);
+  } catch (error) {
+    message(box, error.message);
+    return;
+  }
+  const titles = new Map(sessions.map((s) => [s.id, s.title]));
+  const f = {
+    file: el("input", { id: "resource-file", type: "file", required: true, "aria-label": "File" }),
+    title: el("input", { id: "resource-title", placeholder: "Title (e.g. Week 1 slides)",
+                         "aria-label": "Title" }),
+    owner: el("select", { id: "resource-owner", "aria-label": "Attach to" },
+      el("option", { value: `/courses/${course.id}` }, "The whole course"),
+      sessions.map((s) => el("option", { value: `/sessions/${s.id}` },
+                             `${s.title} · ${when(s.start_time)}`))),
+  };
+  const form = el("form", { class: "filters", id: "new-resource" }, Object.values(f),
+                  el("button", { type: "submit" }, "Upload"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const [file] = f.file.files;
+    if (!file) return;
+    const button = form.querySelector("button");
+    button.disabled = true;
+    message(status, `Uploading ${file.name}…`, "info");
+    try {
+      await uploadResource(f.owner.value, file, f.title.value.trim());
+      show(status);
+      loadResources();
+    } catch (error) {
+      message(status, error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  const remove = async (r) => {
+    if (!confirm(`Delete "${r.title}"?`)) return;
+    try {
+      await api("DELETE", `/resources/${r.id}`);
+      loadResources();
+    } catch (error) {
+      message(status, error.message);
+    }
+  };
+  const labelled = rows.map((r) => ({
+    ...r, title: r.session_id ? `${r.title} (${titles.get(r.session_id) || "a session"})` : r.title,
+  }));
+  showResources(list, labelled, { id: "resource-list", onDelete: remove });
+  show(box, list, form, status);
 }
 
 // --- schedules -------------------------------------------------------------------
