@@ -134,6 +134,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "notifications.unsubscribe": EVERYONE,
     "webhooks.create": ADMIN,
     "webhooks.list": ADMIN,
+    "webhooks.events": ADMIN,
     "webhooks.update": ADMIN,
     "webhooks.delete": ADMIN,
     "webhooks.deliveries": ADMIN,
