@@ -18,8 +18,9 @@ The choices, and why:
   media node keeps its own grants: a removed student is refused within seconds, while one
   student's many requests cost the control plane one question per window. Past the window
   the answer is renewed in the background (`proxy_cache_background_update`) while the old
-  one lets the request through: students never wait on the check after their first
-  request, and a removal is seen a moment after the window, not at its end.
+  one lets the request through, and a removal is seen a moment after the window, not at
+  its end. nginx takes the next request on that keep-alive connection only once the
+  renewal is done, so a player's next request may still wait (HTTP/2 in front would not).
 - The answer names the origin (`X-Academia-Origin`): the media node carrying the live
   session (one upstream per node), or `storage` for a recording (an upstream of every node,
   any of which reads storage). So blocking playlist requests reach the node whose memory

@@ -281,7 +281,7 @@ async def test_twenty_students_asking_for_the_next_part_make_one_origin_request(
     crowd = [asyncio.create_task(stage.get(ON_ALPHA, token, f"sd/{uri}"))
              for token in STUDENTS]
     # Every student's token checked, the first request waiting at the origin, the others
-    # (a moment later) waiting on the edge's cache lock.
+    # (a moment later) waiting for it at the edge.
     await until(lambda: len(set(stage.control.checks)) == CROWD, "every token checked")
     await until(lambda: stage.alpha.hits_of(uri) == 1, "the origin asked for the part")
     # The part comes just after half a second of waiting, when nginx's own cache lock
