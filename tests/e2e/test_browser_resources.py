@@ -7,86 +7,35 @@ Content-Security-Policy violation."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import Dialog
 
-from config.loading import load_settings
-from config.settings import Settings
-from control.accounts.auth_tokens import issue_token
-from control.accounts.passwords import Passwords
-from control.accounts.user_accounts import create_user
-from control.app import build_app
-from control.db.database import Database
 from control.models import Role
 from mediaserver.recording_store import RecordingStore
 from mediaserver.resource_files import ResourceFiles
 from support.browser import CHROMIUM, csp_violations, launch_chromium, screenshot, sign_in
-from support.live_stack import free_port
+from support.page_school import PASSWORD, PageSchool, page_school
 from transcode.storage.local import LocalStorage
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
-PASSWORD = "resources-password-1"
 PDF = b"%PDF-1.4\n% Week 1 slides\n" + bytes(range(256)) * 64 + b"\n%%EOF\n"
-
-
-@dataclasses.dataclass
-class School:
-    base: str
-    tokens: dict[str, str]
-    ids: dict[str, int]
-    http: aiohttp.ClientSession
-    media: LocalStorage
-
-    async def call(self, method: str, path: str, who: str, body: Any = None,
-                   expect: int = 200) -> Any:
-        async with self.http.request(method, self.base + path, json=body, headers={
-                "Authorization": f"Bearer {self.tokens[who]}"}) as response:
-            assert response.status == expect, await response.text()
-            return await response.json()
+PEOPLE = {"admin": Role.ADMIN, "tess": Role.TEACHER, "sam": Role.STUDENT, "una": Role.STUDENT}
 
 
 @pytest.fixture
-async def school(tmp_path: Path) -> AsyncIterator[School]:
-    base = load_settings(environ={})
-    port = free_port()
-    settings: Settings = dataclasses.replace(
-        base,
-        server=dataclasses.replace(base.server, data_dir=tmp_path / "var", http_port=port),
-        auth=dataclasses.replace(base.auth, password_time_cost=1, password_memory_cost_kib=64),
-        notifications=dataclasses.replace(base.notifications, outbox_poll_seconds=0),
-    )
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'school.sqlite3'}")
-    await database.create_all()
-    passwords = Passwords(settings.auth)
-    tokens: dict[str, str] = {}
-    ids: dict[str, int] = {}
-    async with database.transaction(write=True) as db:
-        for name, role in (("admin", Role.ADMIN), ("tess", Role.TEACHER),
-                           ("sam", Role.STUDENT), ("una", Role.STUDENT)):
-            user = await create_user(db, passwords, username=name, password=PASSWORD,
-                                     role=role)
-            tokens[name], _ = await issue_token(db, user, 3600)
-            ids[name] = user.id
-    passwords.close()
-    media = LocalStorage(tmp_path / "media")
-    app = build_app(settings, database, media_store=RecordingStore(media),
-                    resource_store=ResourceFiles(media, tmp_path / "spool"))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield School(settings.public_url, tokens, ids, http, media)
-    finally:
-        await runner.cleanup()
-        await database.close()
+def media(tmp_path: Path) -> LocalStorage:
+    """The storage folder course files land in."""
+    return LocalStorage(tmp_path / "media")
+
+
+@pytest.fixture
+async def school(tmp_path: Path, media: LocalStorage) -> AsyncIterator[PageSchool]:
+    async with page_school(tmp_path, PEOPLE, media_store=RecordingStore(media),
+                           resource_store=ResourceFiles(media, tmp_path / "spool")) as school:
+        yield school
 
 
 @pytest.fixture
@@ -113,7 +62,7 @@ async def accept(dialog: Dialog) -> None:
 
 
 async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
-    school: School, slides: Path, disguised: Path, tmp_path: Path,
+    school: PageSchool, media: LocalStorage, slides: Path, disguised: Path, tmp_path: Path,
 ) -> None:
     category = await school.call("POST", "/categories/", "admin", {"name": "Maths"}, 201)
     course = await school.call("POST", "/courses/", "tess", {
@@ -135,7 +84,7 @@ async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
         alert = teacher.locator("#resource-status [role=alert]")
         await alert.wait_for()
         assert "HTML" in (await alert.text_content() or "")
-        assert await school.media.list("resources/") == []
+        assert await media.list("resources/") == []
         await teacher.set_input_files("#resource-file", str(slides))
         await teacher.fill("#resource-title", "Week 1 slides")
         await teacher.click("#new-resource button[type=submit]")
@@ -143,7 +92,7 @@ async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
         await item.first.wait_for()
         assert "Week 1 slides" in (await item.first.text_content() or "")
         await screenshot(teacher, "resources-teacher.png")
-        [key] = await school.media.list("resources/")
+        [key] = await media.list("resources/")
         assert key.startswith(f"resources/{cid}/")
 
         # The enrolled student sees it and downloads it, bytes intact.
@@ -173,5 +122,5 @@ async def test_teacher_uploads_enrolled_student_downloads_outsider_sees_nothing(
         teacher.once("dialog", accept)
         await item.first.locator("button.delete-resource").click()
         await teacher.locator("#resource-files p.meta").wait_for()
-        assert await school.media.list("resources/") == []
+        assert await media.list("resources/") == []
     assert refused == []

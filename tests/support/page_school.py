@@ -21,6 +21,8 @@ from control.accounts.user_accounts import create_user
 from control.app import build_app
 from control.db.database import Database
 from control.models import Role
+from control.resources.resource_store import ResourceStore
+from control.storage_policy.media_store import MediaStore
 from support.live_stack import free_port
 
 PASSWORD = "school-password-1"
@@ -48,9 +50,11 @@ class PageSchool:
 async def page_school(
     tmp_path: Path, people: dict[str, Role],
     tune: Callable[[Settings], Settings] = lambda settings: settings,
+    media_store: MediaStore | None = None, resource_store: ResourceStore | None = None,
 ) -> AsyncIterator[PageSchool]:
     """The app on a free port with `people` (username: role; password PASSWORD);
-    `tune` changes the test settings before the app is built."""
+    `tune` changes the test settings before the app is built; the stores, as the
+    composition root would hand them in (none: no storage view, no course files)."""
     base = load_settings(environ={})
     port = free_port()
     settings = tune(dataclasses.replace(
@@ -73,7 +77,8 @@ async def page_school(
             tokens[name], _ = await issue_token(db, user, 3600)
             ids[name] = user.id
     passwords.close()
-    runner = web.AppRunner(build_app(settings, database))
+    runner = web.AppRunner(build_app(settings, database, media_store=media_store,
+                                     resource_store=resource_store))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
