@@ -76,9 +76,10 @@ async def _upload(pre: Before, course_id: int) -> StoredFile:
     query = UploadQuery.model_validate(dict(pre.request.query))
     try:
         check_declared_length(pre.request.content_length, limit)
-        return await store_upload(store, pre.request.content.iter_chunked(_CHUNK),
-                                  course_id=course_id, filename=query.filename,
-                                  limit_bytes=limit)
+        with pre.state.upload_slots.hold(pre.user.id):
+            return await store_upload(store, pre.request.content.iter_chunked(_CHUNK),
+                                      course_id=course_id, filename=query.filename,
+                                      limit_bytes=limit)
     except ApiError as exc:
         # The rest of the body is not wanted: the client should not send it, nor reuse
         # a connection it is still writing on.

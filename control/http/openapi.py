@@ -78,6 +78,8 @@ def _operation(endpoint: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
             "schema": {"$ref": "#/components/schemas/Error"}}}}
         op["responses"]["413"] = {"description": "the body passed the size cap", **error}
         op["responses"]["415"] = {"description": "a type not accepted", **error}
+        op["responses"]["429"] = {"description": "too many uploads of yours at once",
+                                   **error}
     if not endpoint.public:
         op["security"] = [{"bearer": []}]
     return op

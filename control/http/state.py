@@ -3,7 +3,7 @@ sign-in rate limits and the playback token signer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from control.accounts.sign_in_limits import SignInLimits
 from control.db.database import Database
 from control.http.client_address import Network
 from control.resources.resource_store import ResourceStore
+from control.resources.upload_slots import UploadSlots
 from control.sessions.live_observer import LiveObserver
 from control.storage_policy.media_store import MediaStore
 from control.streaming.playback_tokens import PlaybackSigner
@@ -35,6 +36,8 @@ class AppState:
     media_store: MediaStore | None = None
     # Course resources' files, through this port (None: no storage here).
     resource_store: ResourceStore | None = None
+    # Each person's course-file uploads in progress (each may hold a spool file).
+    upload_slots: UploadSlots = field(default_factory=UploadSlots)
 
 
 STATE = web.AppKey("academia_state", AppState)

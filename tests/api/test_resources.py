@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,6 +23,7 @@ from control.app import build_app
 from control.db.database import Database
 from control.http.state import STATE
 from control.models.base import utcnow
+from control.resources.upload_slots import UPLOADS_AT_ONCE
 from control.storage_policy.enforcement import enforce_retention
 from mediaserver.recording_store import RecordingStore
 from mediaserver.resource_files import ResourceFiles
@@ -231,6 +233,33 @@ async def test_an_upload_past_the_cap_stops_there_and_leaves_nothing(
     body = PDF + b"\0" * (MB - len(PDF))
     ok = await upload(api, path, world.teacher, body, filename="full.pdf")
     assert ok["size_bytes"] == MB
+
+
+async def test_one_person_has_a_few_uploads_in_progress_at_most(
+    api: Api, world: World, media: LocalStorage, spool: Path,
+) -> None:
+    """Each upload in progress may hold its cap of the node's disk: slow uploads that
+    never end cost one account UPLOADS_AT_ONCE of them, not the disk."""
+    path = f"/courses/{world.course_id}"
+    stop = asyncio.Event()
+    slow = [asyncio.create_task(upload(api, path, world.teacher, _hanging_after(PDF, stop),
+                                       filename=f"slow{n}.pdf"))
+            for n in range(UPLOADS_AT_ONCE)]
+    try:
+        deadline = time.monotonic() + 30
+        while len(await asyncio.to_thread(entries, spool)) < UPLOADS_AT_ONCE:
+            assert time.monotonic() < deadline, "the slow uploads never reached the spool"
+            await asyncio.sleep(0.05)
+        out = await upload(api, path, world.teacher, PDF, filename="one-more.pdf", expect=429)
+        assert out["error"]["code"] == "too_many_uploads"
+        # Another person is not held up by them.
+        await upload(api, path, world.admin, PDF, filename="admin.pdf")
+    finally:
+        stop.set()
+    # Ended, they are stored, and the slots are free again.
+    assert all(done["size_bytes"] == len(PDF) for done in await asyncio.gather(*slow))
+    await upload(api, path, world.teacher, PDF, filename="after.pdf")
+    assert len(await stored_keys(media)) == UPLOADS_AT_ONCE + 2
 
 
 async def test_only_the_courses_staff_upload_refused_before_any_byte(
