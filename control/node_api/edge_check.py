@@ -18,6 +18,11 @@ edge renewing their grants), and the question was a third of each check's cost. 
 that died is forgotten that much later, which the edge's own grant window dwarfs; a
 session no node carries is never remembered (the encoder comes back any moment).
 
+A grant says how long the edge may keep it (`X-Accel-Expires`, whole seconds): until the
+token expires, at most the grant's window, and one or two seconds less for some tokens
+(by a hash of the token). Students who joined in the same second would otherwise have
+their grants renewed in the same second, every window, all waiting on this check.
+
 Only for holders of the node secret (the edge's configuration carries it), like the rest
 of the internal API; GET with the token in the path because that is what auth_request
 sends. The control plane keeps no access log, so no token is written down here.
@@ -27,7 +32,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+import zlib
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +54,10 @@ CHECK_PATH = "/internal/edge/playback"
 ORIGIN_HEADER = "X-Academia-Origin"
 STORAGE_ORIGIN = "storage"
 CARRIER_MEMO_SECONDS = 1.0
+# How the edge is told to keep an answer (nginx reads it before its own settings).
+KEEP_HEADER = "X-Accel-Expires"
+# Grants are kept up to this many whole seconds less than their window, by token.
+KEEP_SPREAD_SECONDS = 2
 # Sessions remembered at most (live classes at once are far fewer; past it, start over).
 _CARRIER_MEMO_SIZE = 4096
 # Refusals that mean "nothing here to play" rather than "not for you".
@@ -101,7 +111,17 @@ def add_edge_check(app: web.Application, settings: Settings, database: Database,
             log.error("edge playback check: %s", exc)
             raise ApiError(503, "control_unavailable",
                            "the control plane cannot answer now; try again later") from exc
-        return web.Response(status=204, headers={ORIGIN_HEADER: origin})
+        return web.Response(status=204, headers={
+            ORIGIN_HEADER: origin,
+            KEEP_HEADER: str(keep_seconds(request.match_info["token"], answer.expires_at))})
 
     app.router.add_get(CHECK_PATH + r"/{session_id:\d{1,18}}/{token:[A-Za-z0-9_-]{1,256}}",
                        check)
+
+
+def keep_seconds(token: str, expires_at: datetime) -> int:
+    """How long the edge may keep a grant that lasts until `expires_at`: whole seconds,
+    spread over KEEP_SPREAD_SECONDS by the token, at least one."""
+    spread = zlib.crc32(token.encode()) % (KEEP_SPREAD_SECONDS + 1)
+    # Rounded: a grant made for the whole window is a few microseconds old by now.
+    return max(1, round((expires_at - utcnow()).total_seconds()) - spread)

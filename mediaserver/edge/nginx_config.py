@@ -15,8 +15,10 @@ The choices, and why:
   plane (`GET /internal/edge/playback/{session_id}/{token}`, with the node secret; the
   contract is written out in the generated file). Its answer is cached for
   PLAYBACK_GRANT_SECONDS per (session, token) (a refusal for a second), the same window a
-  media node keeps its own grants: a removed student is refused within seconds, while one
-  student's many requests cost the control plane one question per window. Past the window
+  media node keeps its own grants (the check's `X-Accel-Expires` may say less: a token
+  about to expire, or a spread so students who joined together are not asked together):
+  a removed student is refused within seconds, while one student's many requests cost
+  the control plane one question per window. Past the window
   the answer is renewed in the background (`proxy_cache_background_update`) while the old
   one lets the request through, and a removal is seen a moment after the window, not at
   its end. nginx takes the next request on that keep-alive connection only once the
@@ -202,8 +204,9 @@ def render_nginx_config(plan: EdgePlan, prefix: Path) -> str:
 #          session that node carries, or "{ORIGIN_HEADER}: {STORAGE_ORIGIN}" when it may
 #          play the recording (any media node serves it from storage);
 #      403 refused; 404 unknown session or token; 503 the control plane cannot tell now.
-#   Grants are kept {GRANT_SECONDS} s, refusals and unknowns {REFUSAL_SECONDS} s, failures never:
-#   a student whose access ends is refused within {GRANT_SECONDS} s.
+#   Grants are kept {GRANT_SECONDS} s, or the whole seconds a grant's "X-Accel-Expires" says;
+#   refusals and unknowns {REFUSAL_SECONDS} s, failures never: a student whose access ends is
+#   refused within {GRANT_SECONDS} s (and the moment a background renewal takes).
 
 {"".join(f'load_module "{module}";{chr(10)}' for module in MODULES)}
 worker_processes auto;
@@ -360,7 +363,8 @@ http {{
             # would otherwise wait on the control plane together, every window.
             proxy_cache_use_stale updating;
             proxy_cache_background_update on;
-            proxy_ignore_headers Cache-Control Expires X-Accel-Expires Set-Cookie Vary;
+            # X-Accel-Expires is the check's word on how long a grant may be kept.
+            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
         }}
         location @academia_refused {{
             default_type application/json;

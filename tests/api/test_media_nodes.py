@@ -26,11 +26,14 @@ from control.models.base import utcnow
 from control.node_api.edge_check import (
     CARRIER_MEMO_SECONDS,
     CHECK_PATH,
+    KEEP_HEADER,
+    KEEP_SPREAD_SECONDS,
     ORIGIN_HEADER,
     STORAGE_ORIGIN,
 )
 from control.nodes.node_calls import NodeCalls
 from control.nodes.registry import carrier_of
+from control.streaming.edge_questions import PLAYBACK_GRANT_SECONDS
 from mediaserver.control_http import HttpControl
 from mediaserver.control_port import ControlUnavailable
 from support.api_client import Api
@@ -261,6 +264,13 @@ async def test_the_edge_check_names_the_carrying_node_then_storage(
     assert await edge_check(control_server, session_id, token) == (503, None)
     await node_control.heartbeat("node-a", "http://10.0.0.1:8080", [session_id])
     assert await edge_check(control_server, session_id, token) == (204, "node-a")
+    # The edge may keep the grant for whole seconds within its window, spread by token.
+    async with aiohttp.ClientSession() as http, http.get(
+        f"{base_url(control_server)}{CHECK_PATH}/{session_id}/{token}",
+        headers={"Authorization": f"Bearer {NODE_SECRET}"},
+    ) as response:
+        keep = int(response.headers[KEEP_HEADER])
+    assert PLAYBACK_GRANT_SECONDS - KEEP_SPREAD_SECONDS <= keep <= PLAYBACK_GRANT_SECONDS
     # The carrier is remembered a moment (a class's students ask together), no longer:
     # another node that took the class over is named within that moment.
     await node_control.heartbeat("node-b", "http://10.0.0.2:8080", [session_id])
