@@ -360,7 +360,9 @@ async def test_recording_quality_keeps_its_rungs_and_the_sound(rig: Rig, runs: R
     output = rig.output(quality=quality)
     output.start_epoch("tok-a/1", [SD, AUDIO], recording=plan_passthrough(SOURCE_INFO)[0])
     await feed_run(output, "tok-a/1", runs.a, seed=6)
-    # While live, every rendition is stored as usual (the live ladder is unchanged).
+    # While live, every rendition is stored as usual (the live ladder is unchanged), once
+    # the upload queue has written what it was given.
+    assert await rig.queue.flush(30)
     assert await rig.keys(f"{REC}/source/")
     key = await output.finalize(rig.storage)
     assert key == f"{REC}/recording.mp4"
