@@ -41,7 +41,6 @@ from support.live_stack import (
     ADMIN_PASSWORD,
     LiveStack,
     finished,
-    media_segments,
     publish_ffmpeg,
     wait_for,
 )
@@ -76,15 +75,7 @@ async def test_a_class_watched_refused_and_replayed_in_the_browser(
     session_id = await stack.live_session_id()
     grant = await stack.json("GET", f"/sessions/{session_id}/playback")
 
-    async def segments_ready() -> bool:
-        for rung in ("hd", "sd", "mobile"):
-            _, body, _ = await stack.get(grant["url"].replace("master.m3u8",
-                                                              f"{rung}/index.m3u8"))
-            if len(media_segments(body.decode(errors="replace"))) < 2:
-                return False
-        return True
-
-    await wait_for(segments_ready, within=30, what="two segments in each rung")
+    await stack.ladder_ready(grant["url"], within=30)
 
     # The enrolled student watches.
     ana_page = await (await chromium.new_context(viewport={"width": 1100, "height": 900})

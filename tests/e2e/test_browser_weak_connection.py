@@ -42,10 +42,8 @@ from support.browser import (
 )
 from support.live_stack import (
     LiveStack,
-    media_segments,
     publish_ffmpeg,
     variants,
-    wait_for,
 )
 
 pytestmark = [
@@ -85,15 +83,7 @@ async def live_class(stack: LiveStack) -> AsyncIterator[dict[int, int]]:
     try:
         grant = await stack.playback(await stack.live_session_id())
 
-        async def segments_ready() -> bool:
-            for rung in ("hd", "sd", "mobile"):
-                _, body, _ = await stack.get(grant["url"].replace("master.m3u8",
-                                                                  f"{rung}/index.m3u8"))
-                if len(media_segments(body.decode(errors="replace"))) < 2:
-                    return False
-            return True
-
-        await wait_for(segments_ready, within=40, what="two segments in each rung")
+        await stack.ladder_ready(grant["url"], within=40)
         _, master, _ = await stack.get(grant["url"])
         bandwidths = {int(attributes["RESOLUTION"].split("x")[1]): int(attributes["BANDWIDTH"])
                       for attributes, _ in variants(master.decode())

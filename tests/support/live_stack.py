@@ -225,6 +225,20 @@ class LiveStack:
         async with self.http.get(urlsplit(url).path) as response:
             return response.status, await response.read(), response.headers
 
+    async def ladder_ready(self, master_url: str, *, within: float) -> None:
+        """Wait until every video rung under `master_url` lists two segments (a player
+        starting then can measure and switch)."""
+
+        async def ready() -> bool:
+            for rung in ("hd", "sd", "mobile"):
+                _, body, _ = await self.get(master_url.replace("master.m3u8",
+                                                               f"{rung}/index.m3u8"))
+                if len(media_segments(body.decode(errors="replace"))) < 2:
+                    return False
+            return True
+
+        await wait_for(ready, within=within, what="two segments in each rung")
+
     async def segment_media(self, playlist_url: str, segment: Segment) -> bytes:
         """One segment as a player decodes it: its init segment (EXT-X-MAP), then the
         segment, both fetched relative to the media playlist's URL."""
